@@ -1,0 +1,200 @@
+//! Host processes: their slots in the world, and their life — boot, crash, restart,
+//! graceful departure, and new hosts joining.
+//!
+//! A slot outlives its processes. Each process started in a slot gets a new
+//! *generation* (the tag every message and timer for it carries, so nothing addressed
+//! to a dead process reaches its successor) and a higher incarnation than any the host
+//! used before (including incarnations the node renewed itself after being declared
+//! dead).
+
+use crate::layout;
+use crate::queue::Time;
+use crate::resources::{self, Squeeze};
+use crate::view::LiveHost;
+use crate::world::World;
+use colony::core::node::{Input, Node, NodeState};
+use colony::core::types::{HostId, HostInfo, Load};
+use rand::{Rng, RngExt};
+
+/// One host id's place in the world.
+pub struct HostSlot {
+    pub info: HostInfo,
+    /// The running process, if any.
+    pub node: Option<Node>,
+    pub gen: u32,
+    /// The highest incarnation used so far.
+    pub incarnation: u32,
+    pub load: Load,
+    pub squeeze: Squeeze,
+    /// Killed and not restarted yet.
+    pub down: bool,
+    /// Left for good.
+    pub gone: bool,
+    /// A graceful restart: start again this long after the leave completes.
+    pub restart_after_leave: Option<Time>,
+}
+
+impl HostSlot {
+    pub fn new(info: HostInfo) -> Self {
+        HostSlot {
+            info,
+            node: None,
+            gen: 0,
+            incarnation: 0,
+            load: Load::default(),
+            squeeze: Squeeze::default(),
+            down: false,
+            gone: false,
+            restart_after_leave: None,
+        }
+    }
+}
+
+/// The hosts that are up, sorted by id.
+pub fn live_hosts(hosts: &[HostSlot]) -> Vec<LiveHost<'_>> {
+    hosts
+        .iter()
+        .filter_map(|s| {
+            s.node
+                .as_ref()
+                .filter(|n| n.state() != NodeState::Left)
+                .map(|node| LiveHost { node, load: s.load })
+        })
+        .collect()
+}
+
+impl World {
+    /// Ids of running hosts that are not leaving.
+    pub(crate) fn active_ids(&self) -> Vec<HostId> {
+        self.hosts
+            .iter()
+            .filter_map(|s| s.node.as_ref())
+            .filter(|n| n.state() == NodeState::Active)
+            .map(|n| n.id())
+            .collect()
+    }
+
+    /// A random running host (not leaving), except `not`.
+    pub(crate) fn pick_active(&mut self, not: &[HostId]) -> Option<HostId> {
+        let ids: Vec<HostId> = self
+            .active_ids()
+            .into_iter()
+            .filter(|h| !not.contains(h))
+            .collect();
+        if ids.is_empty() {
+            return None;
+        }
+        Some(ids[self.rng.random_range(0..ids.len())])
+    }
+
+    /// Start a process in `host`'s slot: the founder creates the cluster, every other
+    /// start joins through up to three running hosts.
+    pub(crate) fn boot(&mut self, host: HostId) {
+        let founder = host == 1 && self.slot(host).is_some_and(|s| s.gen == 0);
+        let seeds: Vec<HostId> = if founder {
+            Vec::new()
+        } else {
+            let mut seeds = Vec::new();
+            for _ in 0..3 {
+                let mut not = seeds.clone();
+                not.push(host);
+                if let Some(h) = self.pick_active(&not) {
+                    seeds.push(h);
+                }
+            }
+            if seeds.is_empty() {
+                seeds = self
+                    .hosts
+                    .iter()
+                    .map(|s| s.info.id)
+                    .filter(|h| *h != host)
+                    .collect();
+            }
+            seeds.sort_unstable();
+            seeds
+        };
+        let node_seed = self.rng.next_u64();
+        let cfg = self.cfg.clone();
+        let Some(slot) = self.slot_mut(host) else {
+            return;
+        };
+        if slot.node.is_some() || slot.gone {
+            return;
+        }
+        slot.gen += 1;
+        slot.incarnation += 1;
+        slot.down = false;
+        slot.node = Some(Node::new(slot.info.clone(), cfg, slot.incarnation, node_seed));
+        self.step(host, Input::Start { seeds });
+        self.report_load(host);
+    }
+
+    /// Send `host` its current load at once (a fresh process must not look idle).
+    pub(crate) fn report_load(&mut self, host: HostId) {
+        let spec = self.sc.resources.clone();
+        let Some(slot) = self.hosts.get_mut((host as usize).wrapping_sub(1)) else {
+            return;
+        };
+        let Some(node) = slot.node.as_ref() else {
+            return;
+        };
+        let load = resources::load_of(node, &spec, slot.squeeze, &mut self.rng);
+        slot.load = load;
+        self.step(host, Input::Load(load));
+    }
+
+    /// SIGKILL: the process and everything it had in flight are gone.
+    pub(crate) fn kill(&mut self, host: HostId) -> bool {
+        let now = self.now;
+        let Some(slot) = self.slot_mut(host) else {
+            return false;
+        };
+        let Some(node) = slot.node.take() else {
+            return false;
+        };
+        slot.incarnation = slot.incarnation.max(node.incarnation());
+        slot.down = true;
+        let gen = slot.gen;
+        self.crashed.insert((host, gen));
+        self.workload.host_gone(host, now);
+        true
+    }
+
+    /// The node finished a graceful leave: the process exits (what it sent is delivered).
+    pub(crate) fn retire(&mut self, host: HostId) {
+        let now = self.now;
+        let Some(slot) = self.slot_mut(host) else {
+            return;
+        };
+        let Some(node) = slot.node.take() else {
+            return;
+        };
+        slot.incarnation = slot.incarnation.max(node.incarnation());
+        let restart = slot.restart_after_leave.take();
+        if restart.is_none() {
+            slot.gone = true;
+        } else {
+            slot.down = true;
+        }
+        self.workload.host_gone(host, now);
+        if self.verbose {
+            println!(
+                "[{:>8.1}s] host {host} finished leaving",
+                now as f64 / 1000.0
+            );
+        }
+        if let Some(d) = restart {
+            self.schedule(now + d, crate::faults::Action::Revive(host));
+        }
+    }
+
+    /// A new host with the next id, on the given box/zone or continuing the round robin.
+    pub(crate) fn add_host(&mut self, zone: Option<&str>, box_name: Option<&str>) -> HostId {
+        let id = self.hosts.len() as HostId + 1;
+        let info = layout::host_info(&self.sc.cluster, id, box_name, zone);
+        self.net.host_added(id, &info.zone);
+        self.hosts.push(HostSlot::new(info));
+        self.boot(id);
+        id
+    }
+}

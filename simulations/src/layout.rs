@@ -1,0 +1,68 @@
+//! The cluster's shape: which box and zone each host stands on, and its capacity.
+//!
+//! Hosts go round-robin over boxes and boxes round-robin over zones: with 9 hosts on 3
+//! boxes in 3 zones, host 1 is on box b0 in zone z0, host 2 on b1 in z1, host 4 on b0
+//! again. Host ids start at 1; the n-th host ever created (joins included) gets id n.
+
+use crate::scenario::ClusterSpec;
+use colony::core::types::{HostId, HostInfo, HostRole, Resources};
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The box of the host with index `i` (0-based), continuing the round robin.
+pub fn box_of(spec: &ClusterSpec, i: u32) -> u32 {
+    i % spec.boxes()
+}
+
+/// The zone of box `b`.
+pub fn zone_of(spec: &ClusterSpec, b: u32) -> u32 {
+    b % spec.zones.max(1)
+}
+
+pub fn box_name(b: u32) -> String {
+    format!("b{b}")
+}
+
+pub fn zone_name(z: u32) -> String {
+    format!("z{z}")
+}
+
+/// The identity of host id `id` placed by the round robin, or on an explicit box/zone.
+pub fn host_info(
+    spec: &ClusterSpec,
+    id: HostId,
+    box_override: Option<&str>,
+    zone_override: Option<&str>,
+) -> HostInfo {
+    let b = box_of(spec, id - 1);
+    let box_name = box_override.map_or_else(|| box_name(b), str::to_owned);
+    let zone = zone_override.map_or_else(|| zone_name(zone_of(spec, b)), str::to_owned);
+    HostInfo {
+        id,
+        box_name,
+        zone,
+        capacity: Resources {
+            cpu: spec.cpu,
+            memory: (spec.memory_gib * GIB) as u64,
+        },
+        role: HostRole::Normal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_robin_over_boxes_then_zones() {
+        let spec: ClusterSpec = toml::from_str("hosts = 9\nboxes = 3\nzones = 3\ncolonies = 8").unwrap();
+        let h1 = host_info(&spec, 1, None, None);
+        let h4 = host_info(&spec, 4, None, None);
+        let h2 = host_info(&spec, 2, None, None);
+        assert_eq!((h1.box_name.as_str(), h1.zone.as_str()), ("b0", "z0"));
+        assert_eq!((h4.box_name.as_str(), h4.zone.as_str()), ("b0", "z0"));
+        assert_eq!((h2.box_name.as_str(), h2.zone.as_str()), ("b1", "z1"));
+        let j = host_info(&spec, 10, Some("bx"), Some("z9"));
+        assert_eq!((j.box_name.as_str(), j.zone.as_str()), ("bx", "z9"));
+    }
+}

@@ -1,0 +1,195 @@
+//! The simulated network: latency, loss, partitions and slow hosts.
+//!
+//! Every (from, to) link is FIFO, like a TCP connection: a message is delivered at
+//! `max(now + latency, last delivery on that link)`, so it never overtakes an earlier
+//! message on the same link. Loss hits membership (SWIM) packets only, unless the
+//! scenario asks to lose everything. A partition drops every message that crosses it,
+//! checked when the message is sent and again when it would arrive (a cut connection
+//! loses what was in flight).
+
+use crate::queue::Time;
+use crate::scenario::NetworkSpec;
+use colony::core::types::HostId;
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// One side of a cut: these hosts cannot talk to the rest (or, one-way, cannot send to
+/// the rest).
+#[derive(Clone, Debug)]
+pub struct Partition {
+    /// Zones whose hosts are on the cut side, including hosts that join later.
+    pub zones: Vec<String>,
+    pub hosts: BTreeSet<HostId>,
+    pub oneway: bool,
+}
+
+impl Partition {
+    fn blocks(&self, from: HostId, to: HostId) -> bool {
+        let (a, b) = (self.hosts.contains(&from), self.hosts.contains(&to));
+        if self.oneway {
+            a && !b
+        } else {
+            a != b
+        }
+    }
+}
+
+/// Message counts.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NetStats {
+    pub sent: u64,
+    pub lost: u64,
+    pub cut: u64,
+}
+
+/// The network between simulated hosts.
+pub struct Network {
+    spec: NetworkSpec,
+    /// Last delivery time per directed link (looked up, never iterated).
+    last: HashMap<(HostId, HostId), Time>,
+    partitions: Vec<Partition>,
+    slow: BTreeMap<HostId, u64>,
+    pub stats: NetStats,
+}
+
+impl Network {
+    pub fn new(spec: NetworkSpec) -> Self {
+        Network {
+            spec,
+            last: HashMap::new(),
+            partitions: Vec::new(),
+            slow: BTreeMap::new(),
+            stats: NetStats::default(),
+        }
+    }
+
+    /// When a message sent now arrives, or `None` if it is lost or cut.
+    pub fn send(
+        &mut self,
+        now: Time,
+        from: HostId,
+        to: HostId,
+        membership_packet: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<Time> {
+        self.stats.sent += 1;
+        if self.blocked(from, to) {
+            self.stats.cut += 1;
+            return None;
+        }
+        if self.spec.loss > 0.0
+            && (membership_packet || self.spec.loss_all)
+            && rng.random_bool(self.spec.loss)
+        {
+            self.stats.lost += 1;
+            return None;
+        }
+        let [lo, hi] = self.spec.latency_ms;
+        let latency = rng.random_range(lo..=hi)
+            + self.slow.get(&from).copied().unwrap_or(0)
+            + self.slow.get(&to).copied().unwrap_or(0);
+        let last = self.last.entry((from, to)).or_insert(0);
+        let at = (now + latency).max(*last);
+        *last = at;
+        Some(at)
+    }
+
+    /// Whether a partition separates `from` from `to` right now.
+    pub fn blocked(&self, from: HostId, to: HostId) -> bool {
+        self.partitions.iter().any(|p| p.blocks(from, to))
+    }
+
+    /// Whether the delivery of an in-flight message must be dropped.
+    pub fn drop_on_arrival(&mut self, from: HostId, to: HostId) -> bool {
+        let cut = self.blocked(from, to);
+        if cut {
+            self.stats.cut += 1;
+        }
+        cut
+    }
+
+    pub fn partition(&mut self, p: Partition) {
+        self.partitions.push(p);
+    }
+
+    pub fn heal(&mut self) {
+        self.partitions.clear();
+    }
+
+    pub fn partitioned(&self) -> bool {
+        !self.partitions.is_empty()
+    }
+
+    /// A host joined: it is on the cut side of every partition of its zone.
+    pub fn host_added(&mut self, host: HostId, zone: &str) {
+        for p in &mut self.partitions {
+            if p.zones.iter().any(|z| z == zone) {
+                p.hosts.insert(host);
+            }
+        }
+    }
+
+    pub fn set_slow(&mut self, host: HostId, extra_ms: u64) {
+        if extra_ms == 0 {
+            self.slow.remove(&host);
+        } else {
+            self.slow.insert(host, extra_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn links_are_fifo() {
+        let mut net = Network::new(NetworkSpec {
+            latency_ms: [1, 100],
+            ..NetworkSpec::default()
+        });
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut last = 0;
+        for now in 0..1000 {
+            let at = net.send(now, 1, 2, false, &mut rng).unwrap();
+            assert!(at >= last && at > now);
+            last = at;
+        }
+    }
+
+    #[test]
+    fn partitions_cut_both_ways_or_one_way() {
+        let mut net = Network::new(NetworkSpec::default());
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        net.partition(Partition {
+            zones: vec![],
+            hosts: [1].into_iter().collect(),
+            oneway: true,
+        });
+        assert!(net.send(0, 1, 2, false, &mut rng).is_none());
+        assert!(net.send(0, 2, 1, false, &mut rng).is_some());
+        net.heal();
+        net.partition(Partition {
+            zones: vec!["z0".into()],
+            hosts: [1].into_iter().collect(),
+            oneway: false,
+        });
+        net.host_added(3, "z0");
+        assert!(net.send(0, 2, 1, false, &mut rng).is_none());
+        assert!(net.send(0, 3, 1, false, &mut rng).is_some());
+        assert!(net.send(0, 3, 2, false, &mut rng).is_none());
+    }
+
+    #[test]
+    fn loss_hits_membership_packets_only_by_default() {
+        let mut net = Network::new(NetworkSpec {
+            loss: 1.0,
+            ..NetworkSpec::default()
+        });
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        assert!(net.send(0, 1, 2, true, &mut rng).is_none());
+        assert!(net.send(0, 1, 2, false, &mut rng).is_some());
+    }
+}

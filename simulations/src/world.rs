@@ -1,0 +1,586 @@
+//! The simulated world: one process, one virtual clock, one seeded RNG, every host's
+//! core [`Node`], the network between them, the clients, and the checker.
+//!
+//! Everything that happens is an item on the [`Agenda`], ordered by (time, insertion
+//! sequence): message deliveries and timers (tagged with the generation of the host
+//! process they belong to, and dropped if that process is gone), fault actions, client
+//! operations, load reports, checks and plot samples. Processing an item steps at most
+//! one node; its output (messages, timers, events, client replies) is turned into new
+//! items at once. Nothing reads a wall clock (except to report simulated seconds per
+//! wall second) and nothing iterates a hash map, so a scenario and a seed give the same
+//! run, byte for byte.
+
+use crate::checker::{directory_mismatches, CheckCtx, Checker, Violation};
+use crate::events::{EventLog, Sink};
+use crate::expect;
+use crate::faults::{self, Action};
+use crate::hosts::{live_hosts, HostSlot};
+use crate::layout;
+use crate::network::Network;
+use crate::plot::Sample;
+use crate::queue::{Agenda, Time};
+use crate::resources;
+use crate::scenario::{ms, Scenario, SplitBrain};
+use crate::summary::{Failure, RunResult};
+use crate::view::ClusterView;
+use crate::workload::{Outcome, Workload};
+use colony::core::cell::Reply;
+use colony::core::colony::ColonyConfig;
+use colony::core::events::{Event, EventKind};
+use colony::core::membership::MembershipConfig;
+use colony::core::messages::{Msg, ReqId};
+use colony::core::node::{Input, NodeConfig, NodeState, Out, Timer};
+use colony::core::placement::PlacementConfig;
+use colony::core::types::{colony_of, HostId};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How a run is observed.
+pub struct RunOptions {
+    pub sink: Sink,
+    /// Sample once per simulated second for `--plot`.
+    pub plot: bool,
+    /// Print faults and recoveries as they happen.
+    pub verbose: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            sink: Sink::None,
+            plot: false,
+            verbose: false,
+        }
+    }
+}
+
+/// A message on its way.
+pub(crate) struct Delivery {
+    pub from: HostId,
+    pub from_gen: u32,
+    pub to: HostId,
+    pub to_gen: u32,
+    pub msg: Msg,
+}
+
+/// What the agenda holds.
+pub(crate) enum Item {
+    Deliver(Box<Delivery>),
+    Timer { host: HostId, gen: u32, timer: Timer },
+    Fault(Action),
+    ClientOp,
+    LoadReport,
+    Check,
+    Sample,
+}
+
+/// One simulated cluster under one scenario and one seed.
+pub struct World {
+    pub(crate) sc: Scenario,
+    pub(crate) seed: u64,
+    pub(crate) cfg: NodeConfig,
+    pub(crate) now: Time,
+    pub(crate) active_end: Time,
+    pub(crate) end: Time,
+    hard_end: Time,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) agenda: Agenda<Item>,
+    pub(crate) hosts: Vec<HostSlot>,
+    pub(crate) net: Network,
+    /// Host processes that crashed: what they had in flight is lost with them.
+    pub(crate) crashed: BTreeSet<(HostId, u32)>,
+    pub(crate) workload: Workload,
+    pub(crate) log: EventLog,
+    pub(crate) checker: Checker,
+    out: Out,
+    pub(crate) faults: Vec<String>,
+    samples: Option<Vec<Sample>>,
+    /// Squeezed hosts and the replicas they held when squeezed.
+    pub(crate) squeezed: BTreeMap<HostId, u32>,
+    failure: Option<Failure>,
+    done: bool,
+    pub(crate) verbose: bool,
+    items: u64,
+}
+
+/// The node configuration a scenario implies.
+pub fn node_config(sc: &Scenario) -> NodeConfig {
+    let c = &sc.cluster;
+    NodeConfig {
+        colonies: c.colonies,
+        colony: ColonyConfig {
+            replicas: c.replicas,
+            sync_replicas: c.sync_replicas,
+            refuse_writes_without_quorum: c.split_brain == SplitBrain::Refuse,
+            placement: PlacementConfig {
+                replica_memory: sc.resources.replica_memory_mib << 20,
+                ..PlacementConfig::default()
+            },
+            ..ColonyConfig::default()
+        },
+        membership: MembershipConfig::for_cluster_size(c.hosts),
+        ..NodeConfig::default()
+    }
+}
+
+impl World {
+    pub fn new(sc: &Scenario, seed: u64, opts: RunOptions) -> World {
+        let cfg = node_config(sc);
+        let active_end = ms(sc.duration_s);
+        let end = active_end + ms(sc.settle_s);
+        let hard_end =
+            end + ms(sc.checks.recovery_bound_s) + ms(sc.checks.directory_grace_s) + 60_000;
+        let mut w = World {
+            checker: Checker::new(
+                sc.checks.clone(),
+                sc.cluster.replicas,
+                cfg.colony.placement.clone(),
+            ),
+            workload: Workload::new(sc.workload.clone()),
+            net: Network::new(sc.network.clone()),
+            sc: sc.clone(),
+            seed,
+            cfg,
+            now: 0,
+            active_end,
+            end,
+            hard_end,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            agenda: Agenda::default(),
+            hosts: Vec::new(),
+            crashed: BTreeSet::new(),
+            log: EventLog::new(opts.sink),
+            out: Out::default(),
+            faults: Vec::new(),
+            samples: opts.plot.then(Vec::new),
+            squeezed: BTreeMap::new(),
+            failure: None,
+            done: false,
+            verbose: opts.verbose,
+            items: 0,
+        };
+        for i in 0..sc.cluster.hosts {
+            let info = layout::host_info(&sc.cluster, i + 1, None, None);
+            w.hosts.push(HostSlot::new(info));
+            let at = u64::from(i) * sc.cluster.start_stagger_ms;
+            w.agenda.push(at, Item::Fault(Action::Boot(i + 1)));
+        }
+        faults::plan(&mut w);
+        let first_op = ms(sc.workload.start_s) + w.workload.next_delay(&mut w.rng);
+        w.agenda.push(first_op, Item::ClientOp);
+        w.agenda.push(1_000, Item::LoadReport);
+        w.agenda.push(sc.checks.check_every_ms, Item::Check);
+        if w.samples.is_some() {
+            w.agenda.push(1_000, Item::Sample);
+        }
+        w
+    }
+
+    /// Run to the end (or the first violation) and report.
+    pub fn run(mut self) -> RunResult {
+        let wall = std::time::Instant::now();
+        while !self.done {
+            let Some((t, item)) = self.agenda.pop_until(self.hard_end) else {
+                break;
+            };
+            self.now = t;
+            self.items += 1;
+            self.dispatch(item);
+        }
+        if !self.done && self.failure.is_none() {
+            self.fail(Violation {
+                t: self.now,
+                invariant: "run",
+                what: "the run ended without its final checks (agenda exhausted)".into(),
+            });
+        }
+        let wall_seconds = wall.elapsed().as_secs_f64();
+        self.result(wall_seconds)
+    }
+
+    /// Run until virtual time `until` (for tests that inspect the world mid-run).
+    pub fn run_until(&mut self, until: Time) {
+        while !self.done {
+            let Some((t, item)) = self.agenda.pop_until(until) else {
+                break;
+            };
+            self.now = t;
+            self.items += 1;
+            self.dispatch(item);
+        }
+        self.now = self.now.max(until);
+    }
+
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failure.as_ref()
+    }
+
+    fn dispatch(&mut self, item: Item) {
+        match item {
+            Item::Deliver(d) => self.deliver(*d),
+            Item::Timer { host, gen, timer } => {
+                if self.slot(host).is_some_and(|s| s.gen == gen && s.node.is_some()) {
+                    self.step(host, Input::Timer(timer));
+                }
+            }
+            Item::Fault(a) => self.apply(a),
+            Item::ClientOp => self.client_op(),
+            Item::LoadReport => self.load_report(),
+            Item::Check => self.on_check(),
+            Item::Sample => self.on_sample(),
+        }
+    }
+
+    pub(crate) fn slot(&self, host: HostId) -> Option<&HostSlot> {
+        self.hosts.get((host as usize).wrapping_sub(1))
+    }
+
+    pub(crate) fn slot_mut(&mut self, host: HostId) -> Option<&mut HostSlot> {
+        self.hosts.get_mut((host as usize).wrapping_sub(1))
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        if self.crashed.contains(&(d.from, d.from_gen)) {
+            return;
+        }
+        let alive = self
+            .slot(d.to)
+            .is_some_and(|s| s.gen == d.to_gen && s.node.is_some());
+        if !alive || self.net.drop_on_arrival(d.from, d.to) {
+            return;
+        }
+        self.step(
+            d.to,
+            Input::Message {
+                from: d.from,
+                msg: d.msg,
+            },
+        );
+    }
+
+    /// Feed one input to one node and carry out its output.
+    pub(crate) fn step(&mut self, host: HostId, input: Input) {
+        let now = self.now;
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let (gen, left) = {
+            let Some(slot) = self.slot_mut(host) else {
+                self.out = out;
+                return;
+            };
+            let gen = slot.gen;
+            let Some(node) = slot.node.as_mut() else {
+                self.out = out;
+                return;
+            };
+            node.handle(now, input, &mut out);
+            (gen, node.state() == NodeState::Left)
+        };
+        for (to, msg) in out.sends.drain(..) {
+            self.send(host, gen, to, msg);
+        }
+        for (delay, timer) in out.timers.drain(..) {
+            self.agenda
+                .push(now + delay, Item::Timer { host, gen, timer });
+        }
+        for e in out.events.drain(..) {
+            self.on_event(&e);
+        }
+        for (req, reply) in out.replies.drain(..) {
+            self.on_reply(host, req, &reply);
+        }
+        self.out = out;
+        if left {
+            self.retire(host);
+        }
+    }
+
+    fn send(&mut self, from: HostId, from_gen: u32, to: HostId, msg: Msg) {
+        let Some(to_gen) = self
+            .slot(to)
+            .filter(|s| s.node.is_some())
+            .map(|s| s.gen)
+        else {
+            return;
+        };
+        let swim = matches!(msg, Msg::Swim(_));
+        if let Some(at) = self.net.send(self.now, from, to, swim, &mut self.rng) {
+            self.agenda.push(
+                at,
+                Item::Deliver(Box::new(Delivery {
+                    from,
+                    from_gen,
+                    to,
+                    to_gen,
+                    msg,
+                })),
+            );
+        }
+    }
+
+    fn on_event(&mut self, e: &Event) {
+        self.log.record(e);
+        if let EventKind::DataLost {
+            colony,
+            epoch,
+            last_holders,
+        } = &e.kind
+        {
+            if self.verbose {
+                println!(
+                    "[{:>8.1}s] data_lost: colony {colony} recreated at epoch {epoch} by host {} (last holders {last_holders:?})",
+                    e.t as f64 / 1000.0,
+                    e.host
+                );
+            }
+            if !self.sc.checks.data_lost_allowed {
+                self.fail(Violation {
+                    t: self.now,
+                    invariant: "no acknowledged write lost",
+                    what: format!(
+                        "data_lost for colony {colony} (host {} recreated it at epoch {epoch}; last holders {last_holders:?}) in a scenario that never kills every holder",
+                        e.host
+                    ),
+                });
+            }
+        }
+    }
+
+    fn on_reply(&mut self, host: HostId, req: ReqId, reply: &Reply) {
+        if let Outcome::Contradiction { key, since, c } =
+            self.workload.on_reply(self.now, host, req, reply)
+        {
+            let name = &self.workload.ledger.keys[key as usize].name;
+            let colony = colony_of(name.as_bytes(), self.sc.cluster.colonies);
+            self.checker
+                .suspect(self.now, key as usize, colony, since, c.detail);
+        }
+    }
+
+    fn client_op(&mut self) {
+        if self.now >= self.active_end {
+            return;
+        }
+        let hosts: Vec<HostId> = self
+            .hosts
+            .iter()
+            .filter_map(|s| s.node.as_ref())
+            .filter(|n| n.state() == NodeState::Active)
+            .map(|n| n.id())
+            .collect();
+        if let Some((host, req, cmd)) = self.workload.next_op(self.now, &hosts, &mut self.rng) {
+            self.step(host, Input::Client { req, cmd });
+        }
+        let next = self.now + self.workload.next_delay(&mut self.rng);
+        self.agenda.push(next, Item::ClientOp);
+    }
+
+    fn load_report(&mut self) {
+        let spec = self.sc.resources.clone();
+        for i in 0..self.hosts.len() {
+            let slot = &mut self.hosts[i];
+            let Some(node) = slot.node.as_ref() else {
+                continue;
+            };
+            let load = resources::load_of(node, &spec, slot.squeeze, &mut self.rng);
+            slot.load = load;
+            let id = node.id();
+            self.step(id, Input::Load(load));
+        }
+        self.agenda.push(self.now + 1_000, Item::LoadReport);
+    }
+
+    pub(crate) fn fail(&mut self, v: Violation) {
+        if self.failure.is_some() {
+            return;
+        }
+        if self.verbose {
+            println!("[{:>8.1}s] VIOLATION {v}", v.t as f64 / 1000.0);
+        }
+        self.failure = Some(Failure {
+            violation: v,
+            recent_events: self.log.recent(),
+            faults: self.faults.clone(),
+        });
+        self.done = true;
+    }
+
+    fn on_check(&mut self) {
+        let now = self.now;
+        let timeout = self.cfg.request_timeout_ms + 10_000;
+        self.workload.expire(now, timeout);
+        let colonies = self.sc.cluster.colonies;
+        let finishing = now >= self.end;
+        let live = live_hosts(&self.hosts);
+        let view = ClusterView::build(&live, colonies);
+        let target = self.checker.target(&live, colonies);
+        let mut cx = CheckCtx {
+            now,
+            live: &live,
+            view: &view,
+            keys: &mut self.workload.ledger.keys,
+            log: &self.log,
+            colonies,
+            calm: !self.net.partitioned(),
+            last: false,
+        };
+        let mut verdict = self.checker.check(&mut cx, target);
+        let mut reschedule = true;
+        if verdict.is_ok() && finishing && self.checker.recovery.is_healthy() {
+            let (n, first) = directory_mismatches(&live, &view);
+            if n == 0 {
+                cx.last = true;
+                verdict = self.checker.check(&mut cx, target);
+                reschedule = false;
+            } else if now >= self.end + ms(self.sc.checks.directory_grace_s) {
+                verdict = Err(Violation {
+                    t: now,
+                    invariant: "directories converge",
+                    what: format!(
+                        "{n} directory entries disagree with the replicas {:.0} s after the end, e.g. {}",
+                        self.sc.checks.directory_grace_s,
+                        first.join("; ")
+                    ),
+                });
+            }
+        }
+        drop(live);
+        let recovered = std::mem::take(&mut self.checker.recovered);
+        if self.verbose {
+            for (t, what, s) in recovered {
+                println!(
+                    "[{:>8.1}s] recovered: every colony back to {target} in-sync replicas {s:.1} s after {what}",
+                    t as f64 / 1000.0
+                );
+            }
+        }
+        match verdict {
+            Err(v) => self.fail(v),
+            Ok(()) if !reschedule => self.done = true,
+            Ok(()) => self
+                .agenda
+                .push(now + self.sc.checks.check_every_ms, Item::Check),
+        }
+    }
+
+    fn on_sample(&mut self) {
+        let live = live_hosts(&self.hosts);
+        let view = ClusterView::build(&live, self.sc.cluster.colonies);
+        let target = self.checker.target(&live, self.sc.cluster.colonies);
+        let ids: Vec<HostId> = live.iter().map(|h| h.id()).collect();
+        let counts = (
+            self.log.count("colony_migrated"),
+            self.log.count("colony_cloned"),
+            self.log.count("colony_promoted"),
+        );
+        let s = Sample::take(self.now as f64 / 1000.0, &view, target, &ids, counts);
+        drop(live);
+        if let Some(samples) = self.samples.as_mut() {
+            samples.push(s);
+        }
+        self.agenda.push(self.now + 1_000, Item::Sample);
+    }
+
+    /// Record an injected fault.
+    pub(crate) fn note_fault(&mut self, what: String) {
+        if self.verbose {
+            println!("[{:>8.1}s] {what}", self.now as f64 / 1000.0);
+        }
+        self.checker.recovery.fault(self.now, &what);
+        self.faults
+            .push(format!("{:.3} s: {what}", self.now as f64 / 1000.0));
+    }
+
+    /// For tests: the clients' ledger.
+    pub fn ledger_mut(&mut self) -> &mut crate::workload::Ledger {
+        &mut self.workload.ledger
+    }
+
+    /// For tests: run the full ledger scan now, as at the end of a run.
+    pub fn check_ledger_now(&mut self) -> Result<(), Violation> {
+        let colonies = self.sc.cluster.colonies;
+        let live = live_hosts(&self.hosts);
+        let view = ClusterView::build(&live, colonies);
+        let target = self.checker.target(&live, colonies);
+        let mut cx = CheckCtx {
+            now: self.now,
+            live: &live,
+            view: &view,
+            keys: &mut self.workload.ledger.keys,
+            log: &self.log,
+            colonies,
+            calm: true,
+            last: true,
+        };
+        let _ = target;
+        self.checker.scan_ledger(&mut cx)
+    }
+
+    fn result(mut self, wall_seconds: f64) -> RunResult {
+        let events = match self.log.finish() {
+            Ok(ev) => ev,
+            Err(e) => {
+                eprintln!("writing the event stream failed: {e}");
+                None
+            }
+        };
+        let squeezed = self
+            .squeezed
+            .iter()
+            .map(|(h, before)| {
+                let after = self
+                    .slot(*h)
+                    .and_then(|s| s.node.as_ref())
+                    .map(|n| n.replicas().count() as u32);
+                (*h, *before, after)
+            })
+            .collect();
+        let log = &self.log;
+        let mut r = RunResult {
+            scenario: self.sc.name.clone(),
+            seed: self.seed,
+            failure: self.failure.take(),
+            unmet: Vec::new(),
+            writes_acked: self.workload.stats.writes_acked,
+            writes_lost: self.checker.writes_lost,
+            data_lost_events: log.count("data_lost"),
+            promotions: log.count("colony_promoted"),
+            promotions_by_reason: log.promotions.clone(),
+            clones: log.count("colony_cloned"),
+            migrations: log.count("colony_migrated"),
+            recovery_s: self.checker.recovery.samples.clone(),
+            formation_s: self
+                .checker
+                .recovery
+                .formed_at()
+                .map(|t| t as f64 / 1000.0),
+            placement_violations: self.checker.placement_violations,
+            sim_seconds: self.now as f64 / 1000.0,
+            wall_seconds,
+            event_lines: log.lines,
+            event_hash: log.hash(),
+            events,
+            event_counts: log
+                .counts
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            event_seen: log.seen.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            client: self.workload.stats,
+            net: self.net.stats,
+            squeezed,
+            samples: self.samples.take().unwrap_or_default(),
+            faults: std::mem::take(&mut self.faults),
+            items: self.items,
+        };
+        if r.failure.is_none() {
+            r.unmet = expect::unmet(&self.sc.expect, &r);
+        }
+        r
+    }
+}

@@ -1,0 +1,598 @@
+//! Cells: keyed records with DNA, a version and an optional expiry, and the commands a
+//! client can run against them.
+//!
+//! A primary *executes* a [`Command`] against its [`CellStore`]: it gets a [`Reply`]
+//! and, for a write, an [`Op`] that states the cell's new state outright. Ops, not
+//! commands, are what is replicated: applying the same op twice gives the same state,
+//! so a secondary that sees a mutation again after a resync stays correct.
+
+use super::types::{ColonyId, Tick, Version};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub type Key = Vec<u8>;
+
+/// A cell's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Dna {
+    /// A plain value (Redis string).
+    Value(Vec<u8>),
+    /// A map of fields (Redis hash).
+    Map(BTreeMap<Vec<u8>, Vec<u8>>),
+    /// The cell moved to another colony; this colony only forwards.
+    Moved(ColonyId),
+}
+
+impl Dna {
+    /// Approximate bytes held, for memory accounting.
+    pub fn size(&self) -> usize {
+        match self {
+            Dna::Value(v) => v.len(),
+            Dna::Map(m) => m.iter().map(|(k, v)| k.len() + v.len() + 16).sum(),
+            Dna::Moved(_) => 4,
+        }
+    }
+}
+
+/// One keyed record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    pub dna: Dna,
+    /// The position of the mutation that last wrote this cell.
+    pub version: Version,
+    /// Absolute expiry time, if any.
+    pub expires_at: Option<Tick>,
+}
+
+impl Cell {
+    pub fn is_live(&self, now: Tick) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
+/// `SET`'s condition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetCond {
+    #[default]
+    Always,
+    /// NX
+    IfAbsent,
+    /// XX
+    IfPresent,
+}
+
+/// What a client asks of one key. Multi-key commands (MGET, DEL a b) are split by the
+/// client layer into one command per key, because each key may live in another colony.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Get {
+        key: Key,
+    },
+    Exists {
+        key: Key,
+    },
+    /// Remaining time to live in ms: -2 absent, -1 no expiry.
+    Ttl {
+        key: Key,
+    },
+    Set {
+        key: Key,
+        value: Vec<u8>,
+        /// Milliseconds to live.
+        ttl_ms: Option<u64>,
+        cond: SetCond,
+    },
+    Del {
+        key: Key,
+    },
+    Expire {
+        key: Key,
+        ttl_ms: u64,
+    },
+    IncrBy {
+        key: Key,
+        delta: i64,
+    },
+    HSet {
+        key: Key,
+        fields: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    HGet {
+        key: Key,
+        field: Vec<u8>,
+    },
+    HMGet {
+        key: Key,
+        fields: Vec<Vec<u8>>,
+    },
+    HGetAll {
+        key: Key,
+    },
+    HDel {
+        key: Key,
+        fields: Vec<Vec<u8>>,
+    },
+    HExists {
+        key: Key,
+        field: Vec<u8>,
+    },
+    HLen {
+        key: Key,
+    },
+    /// Move the cell (with its secondary copies) to another colony.
+    MoveCell {
+        key: Key,
+        to: ColonyId,
+    },
+}
+
+impl Command {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Command::Get { key }
+            | Command::Exists { key }
+            | Command::Ttl { key }
+            | Command::Set { key, .. }
+            | Command::Del { key }
+            | Command::Expire { key, .. }
+            | Command::IncrBy { key, .. }
+            | Command::HSet { key, .. }
+            | Command::HGet { key, .. }
+            | Command::HMGet { key, .. }
+            | Command::HGetAll { key }
+            | Command::HDel { key, .. }
+            | Command::HExists { key, .. }
+            | Command::HLen { key }
+            | Command::MoveCell { key, .. } => key,
+        }
+    }
+
+    /// Whether the command may change state (and so needs a writable primary).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Command::Set { .. }
+                | Command::Del { .. }
+                | Command::Expire { .. }
+                | Command::IncrBy { .. }
+                | Command::HSet { .. }
+                | Command::HDel { .. }
+                | Command::MoveCell { .. }
+        )
+    }
+}
+
+/// Why a command failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CommandError {
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    #[error("CLUSTERDOWN this side of the cluster has no quorum; writes are refused")]
+    NoQuorum,
+    #[error("TRYAGAIN colony {0} has no primary right now")]
+    NoPrimary(ColonyId),
+    #[error("TRYAGAIN the request timed out before the colony answered")]
+    Timeout,
+    #[error("TRYAGAIN colony {0} is moving; retry")]
+    Busy(ColonyId),
+    #[error("ERR the target colony {0} does not exist")]
+    NoSuchColony(ColonyId),
+}
+
+/// The answer to a command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Ok,
+    Nil,
+    Int(i64),
+    Bulk(Vec<u8>),
+    Array(Vec<Option<Vec<u8>>>),
+    Error(CommandError),
+}
+
+/// The replicated state change a write produced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// The cell is now exactly this.
+    Put { key: Key, cell: Cell },
+    /// The cell is gone.
+    Remove { key: Key, why: RemoveWhy },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RemoveWhy {
+    Deleted,
+    Expired,
+}
+
+impl Op {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Op::Put { key, .. } | Op::Remove { key, .. } => key,
+        }
+    }
+}
+
+/// The cells of one replica.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CellStore {
+    cells: BTreeMap<Key, Cell>,
+    bytes: usize,
+}
+
+fn parse_int(v: &[u8]) -> Result<i64, CommandError> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or(CommandError::NotInteger)
+}
+
+impl CellStore {
+    pub fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// Approximate bytes held by keys and DNA.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&Cell> {
+        self.cells.get(key)
+    }
+
+    /// The live cell at `key`, if any.
+    pub fn live(&self, key: &[u8], now: Tick) -> Option<&Cell> {
+        self.cells.get(key).filter(|c| c.is_live(now))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Cell)> {
+        self.cells.iter()
+    }
+
+    /// Apply a replicated op. Idempotent.
+    pub fn apply(&mut self, op: &Op) {
+        match op {
+            Op::Put { key, cell } => {
+                let add = key.len() + cell.dna.size();
+                if let Some(old) = self.cells.insert(key.clone(), cell.clone()) {
+                    self.bytes -= key.len() + old.dna.size();
+                }
+                self.bytes += add;
+            }
+            Op::Remove { key, .. } => {
+                if let Some(old) = self.cells.remove(key) {
+                    self.bytes -= key.len() + old.dna.size();
+                }
+            }
+        }
+    }
+
+    /// Replace everything (a snapshot arrived).
+    pub fn replace(&mut self, cells: impl IntoIterator<Item = (Key, Cell)>) {
+        self.cells.clear();
+        self.bytes = 0;
+        for (key, cell) in cells {
+            self.apply(&Op::Put { key, cell });
+        }
+    }
+
+    /// Keys whose expiry has passed, at most `limit` of them.
+    pub fn expired(&self, now: Tick, limit: usize) -> Vec<Key> {
+        self.cells
+            .iter()
+            .filter(|(_, c)| !c.is_live(now))
+            .take(limit)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Run a command as the primary at `version` (the position the write would take).
+    /// Returns the reply and, for a write that changes state, the op to replicate.
+    /// The store itself is not changed: the caller applies the op.
+    pub fn execute(&self, cmd: &Command, now: Tick, version: Version) -> (Reply, Option<Op>) {
+        let key = cmd.key().to_vec();
+        let live = self.live(&key, now);
+        let put = |dna: Dna, expires_at: Option<Tick>| Op::Put {
+            key: key.clone(),
+            cell: Cell {
+                dna,
+                version,
+                expires_at,
+            },
+        };
+        let map_of = |c: Option<&Cell>| -> Result<BTreeMap<Vec<u8>, Vec<u8>>, CommandError> {
+            match c.map(|c| &c.dna) {
+                None => Ok(BTreeMap::new()),
+                Some(Dna::Map(m)) => Ok(m.clone()),
+                Some(_) => Err(CommandError::WrongType),
+            }
+        };
+        let err = |e| (Reply::Error(e), None);
+        match cmd {
+            Command::Get { .. } => match live.map(|c| &c.dna) {
+                None => (Reply::Nil, None),
+                Some(Dna::Value(v)) => (Reply::Bulk(v.clone()), None),
+                Some(_) => err(CommandError::WrongType),
+            },
+            Command::Exists { .. } => (Reply::Int(i64::from(live.is_some())), None),
+            Command::Ttl { .. } => match live {
+                None => (Reply::Int(-2), None),
+                Some(Cell {
+                    expires_at: None, ..
+                }) => (Reply::Int(-1), None),
+                Some(Cell {
+                    expires_at: Some(t),
+                    ..
+                }) => (Reply::Int((t - now) as i64), None),
+            },
+            Command::Set {
+                value,
+                ttl_ms,
+                cond,
+                ..
+            } => {
+                let ok = match cond {
+                    SetCond::Always => true,
+                    SetCond::IfAbsent => live.is_none(),
+                    SetCond::IfPresent => live.is_some(),
+                };
+                if !ok {
+                    return (Reply::Nil, None);
+                }
+                let expires_at = ttl_ms.map(|ms| now + ms);
+                (Reply::Ok, Some(put(Dna::Value(value.clone()), expires_at)))
+            }
+            Command::Del { .. } => match live {
+                None => (Reply::Int(0), None),
+                Some(_) => (
+                    Reply::Int(1),
+                    Some(Op::Remove {
+                        key,
+                        why: RemoveWhy::Deleted,
+                    }),
+                ),
+            },
+            Command::Expire { ttl_ms, .. } => match live {
+                None => (Reply::Int(0), None),
+                Some(c) => (Reply::Int(1), Some(put(c.dna.clone(), Some(now + ttl_ms)))),
+            },
+            Command::IncrBy { delta, .. } => {
+                let (cur, exp) = match live {
+                    None => (0, None),
+                    Some(Cell {
+                        dna: Dna::Value(v),
+                        expires_at,
+                        ..
+                    }) => match parse_int(v) {
+                        Ok(n) => (n, *expires_at),
+                        Err(e) => return err(e),
+                    },
+                    Some(_) => return err(CommandError::WrongType),
+                };
+                match cur.checked_add(*delta) {
+                    None => err(CommandError::Overflow),
+                    Some(n) => (
+                        Reply::Int(n),
+                        Some(put(Dna::Value(n.to_string().into_bytes()), exp)),
+                    ),
+                }
+            }
+            Command::HSet { fields, .. } => {
+                let mut m = match map_of(live) {
+                    Ok(m) => m,
+                    Err(e) => return err(e),
+                };
+                let mut added = 0;
+                for (f, v) in fields {
+                    if m.insert(f.clone(), v.clone()).is_none() {
+                        added += 1;
+                    }
+                }
+                let exp = live.and_then(|c| c.expires_at);
+                (Reply::Int(added), Some(put(Dna::Map(m), exp)))
+            }
+            Command::HDel { fields, .. } => {
+                let mut m = match map_of(live) {
+                    Ok(m) => m,
+                    Err(e) => return err(e),
+                };
+                let removed = fields.iter().filter(|f| m.remove(*f).is_some()).count() as i64;
+                if removed == 0 {
+                    return (Reply::Int(0), None);
+                }
+                let op = if m.is_empty() {
+                    Op::Remove {
+                        key,
+                        why: RemoveWhy::Deleted,
+                    }
+                } else {
+                    put(Dna::Map(m), live.and_then(|c| c.expires_at))
+                };
+                (Reply::Int(removed), Some(op))
+            }
+            Command::HGet { field, .. } => match map_of(live) {
+                Ok(m) => (m.get(field).cloned().map_or(Reply::Nil, Reply::Bulk), None),
+                Err(e) => err(e),
+            },
+            Command::HMGet { fields, .. } => match map_of(live) {
+                Ok(m) => (
+                    Reply::Array(fields.iter().map(|f| m.get(f).cloned()).collect()),
+                    None,
+                ),
+                Err(e) => err(e),
+            },
+            Command::HGetAll { .. } => match map_of(live) {
+                Ok(m) => (
+                    Reply::Array(
+                        m.into_iter()
+                            .flat_map(|(k, v)| [Some(k), Some(v)])
+                            .collect(),
+                    ),
+                    None,
+                ),
+                Err(e) => err(e),
+            },
+            Command::HExists { field, .. } => match map_of(live) {
+                Ok(m) => (Reply::Int(i64::from(m.contains_key(field))), None),
+                Err(e) => err(e),
+            },
+            Command::HLen { .. } => match map_of(live) {
+                Ok(m) => (Reply::Int(m.len() as i64), None),
+                Err(e) => err(e),
+            },
+            // Cell migration is driven by the colony machine, not by the store.
+            Command::MoveCell { .. } => (Reply::Nil, None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::types::Epoch;
+
+    fn v(seq: u64) -> Version {
+        Version {
+            epoch: Epoch::genesis(1),
+            seq,
+        }
+    }
+
+    fn run(s: &mut CellStore, cmd: Command, now: Tick, seq: u64) -> Reply {
+        let (r, op) = s.execute(&cmd, now, v(seq));
+        if let Some(op) = op {
+            s.apply(&op);
+        }
+        r
+    }
+
+    #[test]
+    fn set_get_nx_xx_and_ttl() {
+        let mut s = CellStore::default();
+        let k = b"k".to_vec();
+        let set = |value: &str, ttl_ms, cond| Command::Set {
+            key: b"k".to_vec(),
+            value: value.into(),
+            ttl_ms,
+            cond,
+        };
+        assert_eq!(
+            run(&mut s, set("a", None, SetCond::IfPresent), 0, 1),
+            Reply::Nil
+        );
+        assert_eq!(
+            run(&mut s, set("a", None, SetCond::IfAbsent), 0, 2),
+            Reply::Ok
+        );
+        assert_eq!(
+            run(&mut s, set("b", None, SetCond::IfAbsent), 0, 3),
+            Reply::Nil
+        );
+        assert_eq!(
+            run(&mut s, set("c", Some(100), SetCond::IfPresent), 10, 4),
+            Reply::Ok
+        );
+        assert_eq!(
+            run(&mut s, Command::Get { key: k.clone() }, 50, 0),
+            Reply::Bulk(b"c".to_vec())
+        );
+        assert_eq!(
+            run(&mut s, Command::Ttl { key: k.clone() }, 50, 0),
+            Reply::Int(60)
+        );
+        assert_eq!(
+            run(&mut s, Command::Get { key: k.clone() }, 110, 0),
+            Reply::Nil
+        );
+        assert_eq!(s.expired(110, 10), vec![k.clone()]);
+        assert_eq!(s.get(&k).unwrap().version, v(4));
+    }
+
+    #[test]
+    fn incr_and_wrong_type() {
+        let mut s = CellStore::default();
+        let incr = |d| Command::IncrBy {
+            key: b"n".to_vec(),
+            delta: d,
+        };
+        assert_eq!(run(&mut s, incr(5), 0, 1), Reply::Int(5));
+        assert_eq!(run(&mut s, incr(-7), 0, 2), Reply::Int(-2));
+        assert_eq!(run(&mut s, incr(i64::MAX), 0, 3), Reply::Int(i64::MAX - 2));
+        assert_eq!(
+            run(&mut s, incr(10), 0, 4),
+            Reply::Error(CommandError::Overflow)
+        );
+        let hset = Command::HSet {
+            key: b"n".to_vec(),
+            fields: vec![(b"f".to_vec(), b"v".to_vec())],
+        };
+        assert_eq!(
+            run(&mut s, hset, 0, 5),
+            Reply::Error(CommandError::WrongType)
+        );
+    }
+
+    #[test]
+    fn hashes() {
+        let mut s = CellStore::default();
+        let key = b"h".to_vec();
+        let hset = Command::HSet {
+            key: key.clone(),
+            fields: vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"2".to_vec()),
+            ],
+        };
+        assert_eq!(run(&mut s, hset, 0, 1), Reply::Int(2));
+        assert_eq!(
+            run(&mut s, Command::HLen { key: key.clone() }, 0, 0),
+            Reply::Int(2)
+        );
+        assert_eq!(
+            run(
+                &mut s,
+                Command::HMGet {
+                    key: key.clone(),
+                    fields: vec![b"a".to_vec(), b"zz".to_vec()]
+                },
+                0,
+                0
+            ),
+            Reply::Array(vec![Some(b"1".to_vec()), None])
+        );
+        let hdel = |f: &[u8]| Command::HDel {
+            key: b"h".to_vec(),
+            fields: vec![f.to_vec()],
+        };
+        assert_eq!(run(&mut s, hdel(b"a"), 0, 2), Reply::Int(1));
+        assert_eq!(run(&mut s, hdel(b"b"), 0, 3), Reply::Int(1));
+        assert!(s.is_empty(), "a hash with no fields is deleted");
+        assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn apply_is_idempotent_and_accounts_bytes() {
+        let mut s = CellStore::default();
+        let op = Op::Put {
+            key: b"key".to_vec(),
+            cell: Cell {
+                dna: Dna::Value(b"value".to_vec()),
+                version: v(1),
+                expires_at: None,
+            },
+        };
+        s.apply(&op);
+        s.apply(&op);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.bytes(), 8);
+    }
+}

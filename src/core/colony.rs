@@ -1,0 +1,1645 @@
+//! One replica of one colony, as a deterministic state machine.
+//!
+//! A primary numbers every mutation `(epoch, seq)`, applies it, streams it to its
+//! secondaries and answers the client once the required secondaries acknowledged it.
+//! It also looks after its population: it clones onto the best host when below target,
+//! drops the worst replica when above, migrates a replica when another host is better
+//! by more than the hysteresis margin, and hands primacy off before its host leaves.
+//!
+//! A secondary applies mutations in order and acknowledges cumulatively; on a gap or a
+//! new epoch it asks for the tail or a snapshot. When its primary's host is declared
+//! dead, the in-sync secondaries exchange offers and the most advanced (by `(epoch,
+//! seq)`, ties by rank) promotes itself at the next epoch.
+//!
+//! The machine never reads a clock or a socket: the node hands it an [`Env`] with the
+//! time, the cluster view and the output buffers.
+
+use super::cell::{Cell, CellStore, Command, CommandError, Dna, Key, Op, RemoveWhy, Reply};
+use super::directory::DirEntry;
+use super::events::EventKind;
+use super::messages::{ColonyMsg, Lineage, MemberInfo, Msg, Mutation, ReplyTo};
+use super::placement::{self, PlacementConfig};
+use super::topology::{HostState, Topology};
+use super::types::{ColonyId, Epoch, HostId, Role, Seq, Tick, Version};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// What a colony needs to know about the cluster's rules.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ColonyConfig {
+    /// Population N.
+    pub replicas: u32,
+    /// Acks a write waits for; `None` = every in-sync secondary.
+    pub sync_replicas: Option<u32>,
+    /// Whether a side without quorum refuses writes.
+    pub refuse_writes_without_quorum: bool,
+    /// Mutations kept to catch a lagging secondary up without a snapshot.
+    pub log_tail: usize,
+    /// How long secondaries wait for each other's offers before deciding.
+    pub election_timeout_ms: u64,
+    /// How long a clone may take before it is abandoned.
+    pub transfer_timeout_ms: u64,
+    /// How long a refused host is not asked again.
+    pub refusal_backoff_ms: u64,
+    /// Expired cells removed per tick.
+    pub expiry_batch: usize,
+    pub placement: PlacementConfig,
+}
+
+impl Default for ColonyConfig {
+    fn default() -> Self {
+        ColonyConfig {
+            replicas: 3,
+            sync_replicas: None,
+            refuse_writes_without_quorum: true,
+            log_tail: 4096,
+            election_timeout_ms: 300,
+            transfer_timeout_ms: 30_000,
+            refusal_backoff_ms: 10_000,
+            expiry_batch: 256,
+            placement: PlacementConfig::default(),
+        }
+    }
+}
+
+/// Timers a colony asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColonyTimer {
+    /// Decide the election opened in `epoch` (the dead primary's epoch).
+    Election { epoch: Epoch, round: u32 },
+}
+
+/// Side effects the node carries out for a colony.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub sends: Vec<(HostId, Msg)>,
+    pub timers: Vec<(u64, ColonyId, ColonyTimer)>,
+    pub events: Vec<EventKind>,
+    pub replies: Vec<(ReplyTo, Reply)>,
+    /// Directory entries to publish to every host.
+    pub announce: Vec<DirEntry>,
+    /// Messages for the primary of another colony (cell migration).
+    pub to_colony: Vec<(ColonyId, ColonyMsg)>,
+    /// Client commands to route to another colony (a moved cell).
+    pub forward: Vec<(ColonyId, ReplyTo, Command)>,
+    /// Colonies whose replica on this host must be removed.
+    pub remove: Vec<ColonyId>,
+}
+
+/// The world as one colony replica sees it for one step.
+pub struct Env<'a> {
+    pub now: Tick,
+    pub me: HostId,
+    pub cfg: &'a ColonyConfig,
+    pub topo: &'a mut Topology,
+    /// Membership's verdict (this host is always alive).
+    pub alive: &'a dyn Fn(HostId) -> bool,
+    /// Whether this host's side has quorum of the last stable membership.
+    pub quorum: bool,
+    /// min(N, what the cluster can hold).
+    pub target: u32,
+    /// Whether this tick is this colony's turn to weigh migrations (and sweep expired
+    /// cells): spreads the work of thousands of colonies over several ticks.
+    pub placement_turn: bool,
+    pub fx: &'a mut Effects,
+}
+
+impl Env<'_> {
+    fn send(&mut self, to: HostId, colony: ColonyId, epoch: Epoch, body: ColonyMsg) {
+        self.fx.sends.push((
+            to,
+            Msg::Colony {
+                colony,
+                epoch,
+                body,
+            },
+        ));
+    }
+
+    fn event(&mut self, e: EventKind) {
+        self.fx.events.push(e);
+    }
+}
+
+/// How far a secondary is, as its primary sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberSync {
+    /// Asked to hold a replica; no answer yet.
+    Offered {
+        at: Tick,
+    },
+    /// A new replica receiving the snapshot taken at `since`; does not count yet.
+    Cloning {
+        since: Seq,
+        at: Tick,
+    },
+    /// A replica that held acknowledged writes and is catching up on the tail. It
+    /// counts, and writes wait for it.
+    CatchingUp {
+        since: Seq,
+    },
+    InSync,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub host: HostId,
+    pub sync: MemberSync,
+    pub acked: Seq,
+}
+
+impl Member {
+    /// Holds acknowledged writes (or will, from the tail alone).
+    fn counts(&self) -> bool {
+        matches!(
+            self.sync,
+            MemberSync::InSync | MemberSync::CatchingUp { .. }
+        )
+    }
+
+    fn streaming(&self) -> bool {
+        !matches!(self.sync, MemberSync::Offered { .. })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pending {
+    seq: Seq,
+    to: Option<ReplyTo>,
+    reply: Reply,
+}
+
+/// A move in progress: clone onto `to`, then drop `from` (or hand primacy to `to`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Move {
+    from: HostId,
+    to: HostId,
+    role: Role,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HandOff {
+    /// Waiting for pending writes to drain before handing primacy to `to`.
+    Draining {
+        to: HostId,
+        since: Tick,
+        drop_me: bool,
+    },
+    /// HandOff sent; waiting for the new primary's Members.
+    Sent { to: HostId, since: Tick },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Election {
+    /// The dead primary's epoch.
+    epoch: Epoch,
+    open: bool,
+    offers: BTreeMap<HostId, (Version, u32)>,
+}
+
+/// A cell being moved to another colony.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CellMove {
+    to_colony: ColonyId,
+    reply: ReplyTo,
+}
+
+/// A replica's summary, for status pages and the invariant checker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaSummary {
+    pub colony: ColonyId,
+    pub role: Role,
+    pub epoch: Epoch,
+    pub seq: Seq,
+    /// A secondary: caught up (per its primary). A primary: always true.
+    pub in_sync: bool,
+    /// A primary that takes writes now.
+    pub writable: bool,
+    pub cells: u64,
+    pub primary: HostId,
+    /// A primary's view of its set: host and whether it counts.
+    pub members: Vec<MemberInfo>,
+}
+
+/// One replica of one colony on this host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColonyReplica {
+    pub colony: ColonyId,
+    pub role: Role,
+    /// The epoch this replica follows (or leads).
+    pub epoch: Epoch,
+    /// The primary it follows (itself when primary).
+    pub primary: HostId,
+    /// The version of the last applied mutation.
+    pub last: Version,
+    pub cells: CellStore,
+    lineage: Lineage,
+    log: VecDeque<Mutation>,
+    /// Secondary: the snapshot has arrived (or it held data already).
+    synced: bool,
+    /// Secondary: whether the primary counts it (from Members).
+    in_sync: bool,
+    /// Secondary: its view of the set, for elections. Primary: its secondaries.
+    peers: Vec<MemberInfo>,
+    members: Vec<Member>,
+    pending: VecDeque<Pending>,
+    dir_version: u64,
+    election: Election,
+    moving: Option<Move>,
+    hand_off: Option<HandOff>,
+    refused: BTreeMap<HostId, Tick>,
+    reduced: bool,
+    cell_moves: BTreeMap<Key, CellMove>,
+    /// Cells received from another colony, answered once their write is acknowledged.
+    cell_in_waiting: Vec<(Seq, ColonyId, Key)>,
+}
+
+fn lineage_has(lineage: &Lineage, v: Version) -> bool {
+    v.seq == 0 || lineage.get(&v.epoch).is_some_and(|&s| s >= v.seq)
+}
+
+impl ColonyReplica {
+    fn blank(colony: ColonyId, role: Role, epoch: Epoch, primary: HostId) -> Self {
+        ColonyReplica {
+            colony,
+            role,
+            epoch,
+            primary,
+            last: Version::default(),
+            cells: CellStore::default(),
+            lineage: Lineage::new(),
+            log: VecDeque::new(),
+            synced: false,
+            in_sync: false,
+            peers: Vec::new(),
+            members: Vec::new(),
+            pending: VecDeque::new(),
+            dir_version: 0,
+            election: Election::default(),
+            moving: None,
+            hand_off: None,
+            refused: BTreeMap::new(),
+            reduced: false,
+            cell_moves: BTreeMap::new(),
+            cell_in_waiting: Vec::new(),
+        }
+    }
+
+    /// A new, empty colony with this host as primary (cluster creation, or a colony
+    /// recreated after every holder died).
+    pub fn genesis(colony: ColonyId, me: HostId, epoch: Epoch) -> Self {
+        let mut r = Self::blank(colony, Role::Primary, epoch, me);
+        r.synced = true;
+        r.in_sync = true;
+        r
+    }
+
+    /// An empty replica that accepted a clone offer and waits for the snapshot.
+    pub fn syncing(colony: ColonyId, epoch: Epoch, primary: HostId) -> Self {
+        Self::blank(colony, Role::Secondary, epoch, primary)
+    }
+
+    pub fn seq(&self) -> Seq {
+        self.last.seq
+    }
+
+    /// A primary that takes writes now (quorum aside).
+    pub fn serving(&self) -> bool {
+        self.role == Role::Primary && self.hand_off.is_none()
+    }
+
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    pub fn lineage(&self) -> &Lineage {
+        &self.lineage
+    }
+
+    /// Hosts of this colony's set known here (primary: members; secondary: peers).
+    pub fn set_hosts(&self) -> Vec<HostId> {
+        match self.role {
+            Role::Primary => self.members.iter().map(|m| m.host).collect(),
+            Role::Secondary => self.peers.iter().map(|m| m.host).collect(),
+        }
+    }
+
+    pub fn summary(&self, me: HostId) -> ReplicaSummary {
+        ReplicaSummary {
+            colony: self.colony,
+            role: self.role,
+            epoch: self.epoch,
+            seq: self.last.seq,
+            in_sync: self.role == Role::Primary || (self.synced && self.in_sync),
+            writable: self.serving(),
+            cells: self.cells.len() as u64,
+            primary: if self.role == Role::Primary {
+                me
+            } else {
+                self.primary
+            },
+            members: self.member_infos(),
+        }
+    }
+
+    fn member_infos(&self) -> Vec<MemberInfo> {
+        self.members
+            .iter()
+            .filter(|m| m.streaming())
+            .map(|m| MemberInfo {
+                host: m.host,
+                in_sync: m.counts(),
+            })
+            .collect()
+    }
+
+    /// The entry this primary publishes.
+    pub fn dir_entry(&self, me: HostId) -> DirEntry {
+        DirEntry {
+            colony: self.colony,
+            epoch: self.epoch,
+            version: self.dir_version,
+            primary: me,
+            secondaries: self
+                .members
+                .iter()
+                .filter(|m| m.counts())
+                .map(|m| m.host)
+                .collect(),
+        }
+    }
+
+    fn announce(&mut self, env: &mut Env) {
+        self.dir_version += 1;
+        env.fx.announce.push(self.dir_entry(env.me));
+        let infos = self.member_infos();
+        let base = self.last;
+        for m in self.members.iter().filter(|m| m.streaming()) {
+            env.send(
+                m.host,
+                self.colony,
+                self.epoch,
+                ColonyMsg::Members {
+                    members: infos.clone(),
+                    base,
+                },
+            );
+        }
+    }
+
+    fn record(&mut self, m: Mutation, cfg: &ColonyConfig) {
+        self.cells.apply(&m.op);
+        self.last = m.version;
+        let e = self.lineage.entry(m.version.epoch).or_insert(0);
+        *e = (*e).max(m.version.seq);
+        while self.lineage.len() > 32 {
+            let first = *self.lineage.keys().next().expect("non-empty");
+            self.lineage.remove(&first);
+        }
+        self.log.push_back(m);
+        while self.log.len() > cfg.log_tail {
+            self.log.pop_front();
+        }
+    }
+
+    // ----- primary: client writes -------------------------------------------------
+
+    /// A client command for this colony; the node calls this only on a primary.
+    pub fn client(&mut self, env: &mut Env, to: ReplyTo, cmd: Command) {
+        if !self.serving() {
+            env.fx
+                .replies
+                .push((to, Reply::Error(CommandError::Busy(self.colony))));
+            return;
+        }
+        let key = cmd.key().to_vec();
+        // A moved cell: this colony only forwards.
+        if let Some(Cell {
+            dna: Dna::Moved(dest),
+            ..
+        }) = self.cells.get(&key)
+        {
+            env.fx.forward.push((*dest, to, cmd));
+            return;
+        }
+        if !cmd.is_write() {
+            let (reply, _) = self.cells.execute(&cmd, env.now, self.last);
+            env.fx.replies.push((to, reply));
+            return;
+        }
+        if !env.quorum && env.cfg.refuse_writes_without_quorum {
+            env.fx
+                .replies
+                .push((to, Reply::Error(CommandError::NoQuorum)));
+            return;
+        }
+        if self.cell_moves.contains_key(&key) {
+            env.fx
+                .replies
+                .push((to, Reply::Error(CommandError::Busy(self.colony))));
+            return;
+        }
+        if let Command::MoveCell { to: dest, .. } = cmd {
+            self.start_cell_move(env, to, key, dest);
+            return;
+        }
+        let version = Version {
+            epoch: self.epoch,
+            seq: self.last.seq + 1,
+        };
+        let (reply, op) = self.cells.execute(&cmd, env.now, version);
+        match op {
+            None => env.fx.replies.push((to, reply)),
+            Some(op) => self.write(env, op, Some(to), reply),
+        }
+    }
+
+    /// Number, apply and stream one op; answer `to` once acknowledged.
+    fn write(&mut self, env: &mut Env, op: Op, to: Option<ReplyTo>, reply: Reply) {
+        let m = Mutation {
+            version: Version {
+                epoch: self.epoch,
+                seq: self.last.seq + 1,
+            },
+            op,
+        };
+        for mem in self.members.iter().filter(|m| m.streaming()) {
+            env.send(
+                mem.host,
+                self.colony,
+                self.epoch,
+                ColonyMsg::Replicate {
+                    m: m.clone(),
+                    commit: self.pending.front().map_or(m.version.seq, |p| p.seq - 1),
+                },
+            );
+        }
+        self.pending.push_back(Pending {
+            seq: m.version.seq,
+            to,
+            reply,
+        });
+        self.record(m, env.cfg);
+        self.try_complete(env);
+    }
+
+    /// Answer the writes that have enough acks, in order.
+    fn try_complete(&mut self, env: &mut Env) {
+        let counting: Vec<&Member> = self.members.iter().filter(|m| m.counts()).collect();
+        let needed = env
+            .cfg
+            .sync_replicas
+            .map_or(counting.len(), |k| (k as usize).min(counting.len()));
+        while let Some(p) = self.pending.front() {
+            let got = counting.iter().filter(|m| m.acked >= p.seq).count();
+            if got < needed {
+                break;
+            }
+            let p = self.pending.pop_front().expect("front exists");
+            if let Some(to) = p.to {
+                env.fx.replies.push((to, p.reply));
+            }
+        }
+        if !self.cell_in_waiting.is_empty() {
+            self.flush_cell_in(env);
+        }
+        if let Some(HandOff::Draining { to, drop_me, .. }) = self.hand_off {
+            if self.pending.is_empty() {
+                self.send_hand_off(env, to, drop_me.then_some(env.me));
+            }
+        }
+    }
+
+    fn sweep_expired(&mut self, env: &mut Env) {
+        if !env.quorum && env.cfg.refuse_writes_without_quorum {
+            return;
+        }
+        for key in self.cells.expired(env.now, env.cfg.expiry_batch) {
+            if self.cell_moves.contains_key(&key) {
+                continue;
+            }
+            self.write(
+                env,
+                Op::Remove {
+                    key,
+                    why: RemoveWhy::Expired,
+                },
+                None,
+                Reply::Ok,
+            );
+        }
+    }
+
+    // ----- cell migration ----------------------------------------------------------
+
+    fn start_cell_move(&mut self, env: &mut Env, to: ReplyTo, key: Key, dest: ColonyId) {
+        if dest == self.colony {
+            env.fx.replies.push((to, Reply::Ok));
+            return;
+        }
+        let Some(cell) = self.cells.live(&key, env.now).cloned() else {
+            env.fx.replies.push((to, Reply::Nil));
+            return;
+        };
+        self.cell_moves.insert(
+            key.clone(),
+            CellMove {
+                to_colony: dest,
+                reply: to,
+            },
+        );
+        env.fx.to_colony.push((
+            dest,
+            ColonyMsg::CellIn {
+                from_colony: self.colony,
+                key,
+                cell,
+            },
+        ));
+    }
+
+    /// The primary of the target colony takes a migrating cell. Answered once the
+    /// cell is replicated here (see [`Self::finish_cell_in`]).
+    fn accept_cell(&mut self, env: &mut Env, from_colony: ColonyId, key: Key, cell: Cell) {
+        if !self.serving() {
+            env.fx
+                .to_colony
+                .push((from_colony, ColonyMsg::CellInDone { key, ok: false }));
+            return;
+        }
+        let mut cell = cell;
+        cell.version = Version {
+            epoch: self.epoch,
+            seq: self.last.seq + 1,
+        };
+        self.write(
+            env,
+            Op::Put {
+                key: key.clone(),
+                cell,
+            },
+            None,
+            Reply::Ok,
+        );
+        // The ack is sent once this write is acknowledged: piggyback on pending by
+        // remembering which colony waits.
+        let seq = self.last.seq;
+        self.cell_in_waiting.push((seq, from_colony, key));
+        self.flush_cell_in(env);
+    }
+
+    fn flush_cell_in(&mut self, env: &mut Env) {
+        let done_below = self.pending.front().map_or(Seq::MAX, |p| p.seq);
+        let colony_waits = std::mem::take(&mut self.cell_in_waiting);
+        for (seq, from_colony, key) in colony_waits {
+            if seq < done_below {
+                env.fx
+                    .to_colony
+                    .push((from_colony, ColonyMsg::CellInDone { key, ok: true }));
+            } else {
+                self.cell_in_waiting.push((seq, from_colony, key));
+            }
+        }
+    }
+
+    fn finish_cell_move(&mut self, env: &mut Env, key: Key, ok: bool) {
+        let Some(mv) = self.cell_moves.remove(&key) else {
+            return;
+        };
+        if !ok || !self.serving() {
+            env.fx
+                .replies
+                .push((mv.reply, Reply::Error(CommandError::Busy(mv.to_colony))));
+            return;
+        }
+        let expires_at = self.cells.get(&key).and_then(|c| c.expires_at);
+        let version = Version {
+            epoch: self.epoch,
+            seq: self.last.seq + 1,
+        };
+        self.write(
+            env,
+            Op::Put {
+                key: key.clone(),
+                cell: Cell {
+                    dna: Dna::Moved(mv.to_colony),
+                    version,
+                    expires_at,
+                },
+            },
+            Some(mv.reply),
+            Reply::Ok,
+        );
+        env.event(EventKind::CellMigrated {
+            colony: self.colony,
+            to_colony: mv.to_colony,
+            key: String::from_utf8_lossy(&key).into_owned(),
+        });
+    }
+}
+
+// ----- the protocol ------------------------------------------------------------------
+
+impl ColonyReplica {
+    /// A colony-protocol message from `from`, stamped with the sender's `epoch`.
+    pub fn on_msg(&mut self, env: &mut Env, from: HostId, epoch: Epoch, body: ColonyMsg) {
+        match body {
+            // Merges and cell transfers cross epochs and lineages by design.
+            ColonyMsg::Merge { cells, lineage } => return self.merge(env, from, cells, &lineage),
+            ColonyMsg::CellIn {
+                from_colony,
+                key,
+                cell,
+            } => return self.accept_cell(env, from_colony, key, cell),
+            ColonyMsg::CellInDone { key, ok } => return self.finish_cell_move(env, key, ok),
+            ColonyMsg::Offer { have, rank } => return self.on_offer(env, from, epoch, have, rank),
+            _ => {}
+        }
+        if epoch < self.epoch {
+            // A stale sender: fence it, unless it only reports on an old epoch.
+            if !matches!(body, ColonyMsg::Ack { .. } | ColonyMsg::Refuse { .. }) {
+                let primary = if self.role == Role::Primary {
+                    env.me
+                } else {
+                    self.primary
+                };
+                env.send(
+                    from,
+                    self.colony,
+                    self.epoch,
+                    ColonyMsg::Refuse {
+                        current: self.epoch,
+                        primary,
+                    },
+                );
+            }
+            return;
+        }
+        if let ColonyMsg::CloneOffer = body {
+            return self.reset_for_clone(env, from, epoch);
+        }
+        if self.role == Role::Primary && epoch > self.epoch {
+            match body {
+                ColonyMsg::Refuse { current, primary } => {
+                    self.deposed(env, primary, current);
+                    return;
+                }
+                ColonyMsg::Drop { reason } => {
+                    // The new primary after our hand-off drops us.
+                    self.dropped(env, reason);
+                    return;
+                }
+                _ => {
+                    let base = match &body {
+                        ColonyMsg::Members { base, .. } => Some(*base),
+                        _ => None,
+                    };
+                    let diverged = base.is_none_or(|b| self.last > b);
+                    self.step_down(env, from, epoch, diverged);
+                }
+            }
+        }
+        match self.role {
+            Role::Primary => self.primary_msg(env, from, body),
+            Role::Secondary => self.secondary_msg(env, from, epoch, body),
+        }
+    }
+
+    fn primary_msg(&mut self, env: &mut Env, from: HostId, body: ColonyMsg) {
+        match body {
+            ColonyMsg::Ack { seq } => self.on_ack(env, from, seq),
+            ColonyMsg::Resync { have } => {
+                if self.members.iter().any(|m| m.host == from) {
+                    self.catch_up(env, from, have);
+                } else {
+                    env.send(
+                        from,
+                        self.colony,
+                        self.epoch,
+                        ColonyMsg::Drop {
+                            reason: "not in the replica set".into(),
+                        },
+                    );
+                }
+            }
+            ColonyMsg::CloneAccept => {
+                let since = self.last.seq;
+                let now = env.now;
+                let Some(m) = self.members.iter_mut().find(|m| m.host == from) else {
+                    return;
+                };
+                if !matches!(m.sync, MemberSync::Offered { .. }) {
+                    return;
+                }
+                m.sync = MemberSync::Cloning { since, at: now };
+                m.acked = 0;
+                self.announce_members(env);
+                self.send_snapshot(env, from);
+            }
+            ColonyMsg::Gone => self.on_host_down(env, from),
+            ColonyMsg::CloneRefuse { .. } => {
+                self.members.retain(|m| m.host != from);
+                self.refused
+                    .insert(from, env.now + env.cfg.refusal_backoff_ms);
+                if self.moving.is_some_and(|m| m.to == from) {
+                    self.moving = None;
+                }
+            }
+            ColonyMsg::Refuse { .. }
+            | ColonyMsg::Members { .. }
+            | ColonyMsg::Replicate { .. }
+            | ColonyMsg::Snapshot { .. }
+            | ColonyMsg::HandOff { .. }
+            | ColonyMsg::Drop { .. } => {
+                // Same epoch from someone else: only one host opens an epoch, so this
+                // is a confused peer; it will converge through the directory.
+            }
+            _ => {}
+        }
+    }
+
+    fn secondary_msg(&mut self, env: &mut Env, from: HostId, epoch: Epoch, body: ColonyMsg) {
+        let new_epoch = epoch > self.epoch;
+        if new_epoch {
+            self.epoch = epoch;
+            self.primary = from;
+            self.election = Election::default();
+        }
+        match body {
+            ColonyMsg::Replicate { m, .. } => {
+                if !self.synced || from != self.primary {
+                    return;
+                }
+                if new_epoch {
+                    self.resync(env);
+                } else if m.version.seq == self.last.seq + 1 {
+                    self.record(m, env.cfg);
+                    self.ack(env);
+                } else if m.version.seq <= self.last.seq {
+                    self.ack(env);
+                } else {
+                    self.resync(env);
+                }
+            }
+            ColonyMsg::Members { members, .. } => {
+                if from != self.primary {
+                    return;
+                }
+                let Some(mine) = members.iter().find(|m| m.host == env.me) else {
+                    if self.synced {
+                        self.dropped(env, "not in the replica set".into());
+                    }
+                    return;
+                };
+                self.in_sync = mine.in_sync;
+                self.peers = members;
+                if new_epoch && self.synced {
+                    self.resync(env);
+                }
+            }
+            ColonyMsg::Snapshot { at, cells, lineage } => {
+                if from != self.primary {
+                    return;
+                }
+                self.cells.replace(cells);
+                self.last = at;
+                self.lineage = lineage;
+                self.log.clear();
+                self.synced = true;
+                self.ack(env);
+            }
+            ColonyMsg::Drop { reason } if from == self.primary => self.dropped(env, reason),
+            ColonyMsg::HandOff { members, then_drop } => {
+                if !self.synced {
+                    return;
+                }
+                self.peers = members;
+                self.promote(env, "hand_off");
+                if let Some(old) = then_drop {
+                    self.members.retain(|m| m.host != old);
+                    env.send(
+                        old,
+                        self.colony,
+                        self.epoch,
+                        ColonyMsg::Drop {
+                            reason: "primary handed off".into(),
+                        },
+                    );
+                    self.announce(env);
+                    env.event(EventKind::ColonyMigrated {
+                        colony: self.colony,
+                        epoch: self.epoch,
+                        from: old,
+                        to: env.me,
+                        role: Role::Primary,
+                    });
+                }
+            }
+            ColonyMsg::Refuse { current, primary } if current > self.epoch => {
+                self.epoch = current;
+                self.primary = primary;
+                self.election = Election::default();
+                if self.synced {
+                    self.resync(env);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn ack(&mut self, env: &mut Env) {
+        env.send(
+            self.primary,
+            self.colony,
+            self.epoch,
+            ColonyMsg::Ack { seq: self.last.seq },
+        );
+    }
+
+    fn resync(&mut self, env: &mut Env) {
+        env.send(
+            self.primary,
+            self.colony,
+            self.epoch,
+            ColonyMsg::Resync { have: self.last },
+        );
+    }
+
+    fn dropped(&mut self, env: &mut Env, reason: String) {
+        env.fx.remove.push(self.colony);
+        env.event(EventKind::ReplicaDropped {
+            colony: self.colony,
+            epoch: self.epoch,
+            reason,
+        });
+    }
+
+    /// Someone offered us a (new) replica of a colony we already hold: they are the
+    /// primary now; start over as their syncing replica.
+    fn reset_for_clone(&mut self, env: &mut Env, from: HostId, epoch: Epoch) {
+        if self.role == Role::Primary {
+            if epoch == self.epoch {
+                return;
+            }
+            self.step_down(env, from, epoch, true);
+        }
+        let keep = self.clone();
+        *self = Self::syncing(self.colony, epoch, from);
+        self.refused = keep.refused;
+        env.send(from, self.colony, epoch, ColonyMsg::CloneAccept);
+    }
+
+    /// A primary learns that a newer one exists: it gives its cells to be merged (if
+    /// they may hold writes the new one lacks) and becomes a secondary.
+    fn step_down(&mut self, env: &mut Env, to: HostId, epoch: Epoch, merge: bool) {
+        if merge && !self.cells.is_empty() {
+            env.send(
+                to,
+                self.colony,
+                self.epoch,
+                ColonyMsg::Merge {
+                    cells: self
+                        .cells
+                        .iter()
+                        .map(|(k, c)| (k.clone(), c.clone()))
+                        .collect(),
+                    lineage: self.lineage.clone(),
+                },
+            );
+        }
+        for p in std::mem::take(&mut self.pending) {
+            if let Some(to) = p.to {
+                env.fx
+                    .replies
+                    .push((to, Reply::Error(CommandError::Timeout)));
+            }
+        }
+        for (_, mv) in std::mem::take(&mut self.cell_moves) {
+            env.fx
+                .replies
+                .push((mv.reply, Reply::Error(CommandError::Busy(self.colony))));
+        }
+        self.role = Role::Secondary;
+        self.primary = to;
+        self.epoch = epoch;
+        self.members.clear();
+        self.moving = None;
+        self.hand_off = None;
+        self.election = Election::default();
+        self.in_sync = false;
+    }
+
+    /// This host was declared dead: stop serving. Pending writes get an uncertain
+    /// outcome (timeout); the node keeps the cells aside to merge them later.
+    pub fn fence(&mut self, fx: &mut Effects) {
+        for p in std::mem::take(&mut self.pending) {
+            if let Some(to) = p.to {
+                fx.replies.push((to, Reply::Error(CommandError::Timeout)));
+            }
+        }
+        for (_, mv) in std::mem::take(&mut self.cell_moves) {
+            fx.replies
+                .push((mv.reply, Reply::Error(CommandError::Busy(self.colony))));
+        }
+        self.members.clear();
+        self.moving = None;
+        self.hand_off = None;
+        self.role = Role::Secondary;
+    }
+
+    /// The directory names a newer primary that turned out not to exist: open an
+    /// epoch above it and announce, so every host follows this primary again.
+    pub fn reclaim(&mut self, env: &mut Env, stale: Epoch) {
+        if self.role != Role::Primary || stale <= self.epoch {
+            return;
+        }
+        self.epoch = stale.next(env.me);
+        self.dir_version = 0;
+        env.event(EventKind::ColonyPromoted {
+            colony: self.colony,
+            epoch: self.epoch,
+            seq: self.last.seq,
+            reason: "reclaimed".into(),
+        });
+        self.announce(env);
+    }
+
+    /// A newer primary refused us: merge into it and leave.
+    fn deposed(&mut self, env: &mut Env, primary: HostId, current: Epoch) {
+        self.step_down(env, primary, current, true);
+        self.dropped(env, "deposed by a newer epoch".into());
+    }
+
+    // ----- primary: the replica set -----------------------------------------------
+
+    fn announce_members(&mut self, env: &mut Env) {
+        let infos = self.member_infos();
+        let base = self.last;
+        for m in self.members.iter().filter(|m| m.streaming()) {
+            env.send(
+                m.host,
+                self.colony,
+                self.epoch,
+                ColonyMsg::Members {
+                    members: infos.clone(),
+                    base,
+                },
+            );
+        }
+    }
+
+    fn send_snapshot(&mut self, env: &mut Env, to: HostId) {
+        env.send(
+            to,
+            self.colony,
+            self.epoch,
+            ColonyMsg::Snapshot {
+                at: self.last,
+                cells: self
+                    .cells
+                    .iter()
+                    .map(|(k, c)| (k.clone(), c.clone()))
+                    .collect(),
+                lineage: self.lineage.clone(),
+            },
+        );
+    }
+
+    /// Bring `host` up to date from `have`: the tail if the log covers it and its
+    /// history is a prefix of ours, a snapshot otherwise.
+    fn catch_up(&mut self, env: &mut Env, host: HostId, have: Version) {
+        let last = self.last.seq;
+        let tail_ok = have.seq <= last
+            && lineage_has(&self.lineage, have)
+            && (have.seq == last
+                || self
+                    .log
+                    .front()
+                    .is_some_and(|m| m.version.seq <= have.seq + 1));
+        let now = env.now;
+        let Some(idx) = self.members.iter().position(|m| m.host == host) else {
+            return;
+        };
+        let counted = self.members[idx].counts();
+        if tail_ok {
+            for m in self.log.iter().filter(|m| m.version.seq > have.seq) {
+                env.send(
+                    host,
+                    self.colony,
+                    self.epoch,
+                    ColonyMsg::Replicate {
+                        m: m.clone(),
+                        commit: last,
+                    },
+                );
+            }
+            let mem = &mut self.members[idx];
+            mem.acked = have.seq;
+            mem.sync = if counted {
+                MemberSync::CatchingUp { since: last }
+            } else {
+                MemberSync::Cloning {
+                    since: last,
+                    at: now,
+                }
+            };
+            if have.seq == last {
+                self.on_ack(env, host, last);
+            }
+        } else {
+            let mem = &mut self.members[idx];
+            mem.acked = 0;
+            mem.sync = MemberSync::Cloning {
+                since: last,
+                at: now,
+            };
+            if counted {
+                self.announce(env);
+            }
+            self.send_snapshot(env, host);
+        }
+    }
+
+    fn on_ack(&mut self, env: &mut Env, from: HostId, seq: Seq) {
+        let Some(m) = self.members.iter_mut().find(|m| m.host == from) else {
+            return;
+        };
+        m.acked = m.acked.max(seq);
+        let caught_up = match m.sync {
+            MemberSync::Cloning { since, .. } | MemberSync::CatchingUp { since } => seq >= since,
+            _ => false,
+        };
+        let was_clone = matches!(m.sync, MemberSync::Cloning { .. });
+        if caught_up {
+            m.sync = MemberSync::InSync;
+            self.announce(env);
+            match self.moving {
+                Some(mv) if mv.to == from => self.finish_move(env, mv),
+                _ if was_clone => env.event(EventKind::ColonyCloned {
+                    colony: self.colony,
+                    epoch: self.epoch,
+                    to: from,
+                    cells: self.cells.len() as u64,
+                }),
+                _ => {}
+            }
+        }
+        self.try_complete(env);
+    }
+
+    fn finish_move(&mut self, env: &mut Env, mv: Move) {
+        self.moving = None;
+        match mv.role {
+            Role::Secondary => {
+                self.members.retain(|m| m.host != mv.from);
+                env.send(
+                    mv.from,
+                    self.colony,
+                    self.epoch,
+                    ColonyMsg::Drop {
+                        reason: "migrated".into(),
+                    },
+                );
+                self.announce(env);
+                env.event(EventKind::ColonyMigrated {
+                    colony: self.colony,
+                    epoch: self.epoch,
+                    from: mv.from,
+                    to: mv.to,
+                    role: Role::Secondary,
+                });
+            }
+            Role::Primary => {
+                self.hand_off = Some(HandOff::Draining {
+                    to: mv.to,
+                    since: env.now,
+                    drop_me: true,
+                });
+            }
+        }
+    }
+
+    fn send_hand_off(&mut self, env: &mut Env, to: HostId, then_drop: Option<HostId>) {
+        let mut members: Vec<MemberInfo> = self
+            .member_infos()
+            .into_iter()
+            .filter(|m| m.host != to)
+            .collect();
+        members.push(MemberInfo {
+            host: env.me,
+            in_sync: true,
+        });
+        self.hand_off = Some(HandOff::Sent { to, since: env.now });
+        env.send(
+            to,
+            self.colony,
+            self.epoch,
+            ColonyMsg::HandOff { members, then_drop },
+        );
+    }
+
+    /// Become primary at the next epoch, with the other in-sync peers as members.
+    fn promote(&mut self, env: &mut Env, reason: &str) {
+        let me = env.me;
+        let since = self.last.seq;
+        self.role = Role::Primary;
+        self.primary = me;
+        self.epoch = self.epoch.next(me);
+        self.members = self
+            .peers
+            .iter()
+            .filter(|p| p.host != me && p.in_sync && (env.alive)(p.host))
+            .map(|p| Member {
+                host: p.host,
+                sync: MemberSync::CatchingUp { since },
+                acked: 0,
+            })
+            .collect();
+        self.peers.clear();
+        self.election = Election::default();
+        self.dir_version = 0;
+        self.synced = true;
+        self.in_sync = true;
+        env.event(EventKind::ColonyPromoted {
+            colony: self.colony,
+            epoch: self.epoch,
+            seq: since,
+            reason: reason.into(),
+        });
+        self.announce(env);
+    }
+
+    // ----- failure: elections -------------------------------------------------------
+
+    /// Membership declared `host` dead (or it left).
+    pub fn on_host_down(&mut self, env: &mut Env, host: HostId) {
+        match self.role {
+            Role::Primary => {
+                let before = self.members.len();
+                let counted = self.members.iter().any(|m| m.host == host && m.counts());
+                self.members.retain(|m| m.host != host);
+                if self.moving.is_some_and(|m| m.to == host || m.from == host) {
+                    self.moving = None;
+                }
+                if let Some(HandOff::Draining { to, .. } | HandOff::Sent { to, .. }) = self.hand_off
+                {
+                    if to == host {
+                        self.hand_off = None;
+                    }
+                }
+                if counted {
+                    self.announce(env);
+                } else if before != self.members.len() {
+                    self.announce_members(env);
+                }
+                self.try_complete(env);
+            }
+            Role::Secondary => {
+                self.peers.retain(|p| p.host != host);
+                if host == self.primary {
+                    if self.synced && self.in_sync {
+                        self.open_election(env);
+                    } else {
+                        self.dropped(env, "primary died before this replica caught up".into());
+                    }
+                } else if self.election.open {
+                    self.try_decide(env, false);
+                }
+            }
+        }
+    }
+
+    fn my_rank(&self, me: HostId) -> u32 {
+        self.peers
+            .iter()
+            .position(|p| p.host == me)
+            .map_or(u32::MAX, |i| i as u32)
+    }
+
+    fn open_election(&mut self, env: &mut Env) {
+        if self.election.epoch != self.epoch {
+            self.election = Election {
+                epoch: self.epoch,
+                ..Election::default()
+            };
+        }
+        self.election.open = true;
+        let rank = self.my_rank(env.me);
+        self.election.offers.insert(env.me, (self.last, rank));
+        let others: Vec<HostId> = self
+            .peers
+            .iter()
+            .map(|p| p.host)
+            .filter(|&h| h != env.me && (env.alive)(h))
+            .collect();
+        for h in others {
+            env.send(
+                h,
+                self.colony,
+                self.epoch,
+                ColonyMsg::Offer {
+                    have: self.last,
+                    rank,
+                },
+            );
+        }
+        env.fx.timers.push((
+            env.cfg.election_timeout_ms,
+            self.colony,
+            ColonyTimer::Election {
+                epoch: self.epoch,
+                round: 0,
+            },
+        ));
+        self.try_decide(env, false);
+    }
+
+    fn on_offer(&mut self, env: &mut Env, from: HostId, epoch: Epoch, have: Version, rank: u32) {
+        if self.role != Role::Secondary || epoch != self.epoch {
+            return;
+        }
+        if self.election.epoch != epoch {
+            self.election = Election {
+                epoch,
+                ..Election::default()
+            };
+        }
+        self.election.offers.insert(from, (have, rank));
+        if self.election.open {
+            self.try_decide(env, false);
+        }
+    }
+
+    fn try_decide(&mut self, env: &mut Env, timed_out: bool) {
+        if !self.election.open || self.role != Role::Secondary || !env.quorum {
+            return;
+        }
+        let me = env.me;
+        let candidates: Vec<HostId> = self
+            .peers
+            .iter()
+            .filter(|p| p.in_sync && (p.host == me || (env.alive)(p.host)))
+            .map(|p| p.host)
+            .collect();
+        let all_in = candidates
+            .iter()
+            .all(|h| self.election.offers.contains_key(h));
+        if !all_in && !timed_out {
+            return;
+        }
+        let best = self
+            .election
+            .offers
+            .iter()
+            .filter(|(h, _)| **h == me || (env.alive)(**h))
+            .max_by_key(|(h, (v, rank))| (*v, std::cmp::Reverse(*rank), std::cmp::Reverse(**h)))
+            .map(|(h, _)| *h);
+        if best == Some(me) {
+            self.promote(env, "failover");
+        }
+    }
+
+    /// A colony timer fired.
+    pub fn on_timer(&mut self, env: &mut Env, timer: ColonyTimer) {
+        match timer {
+            ColonyTimer::Election { epoch, round } => {
+                if self.role != Role::Secondary || !self.election.open || epoch != self.epoch {
+                    return;
+                }
+                self.try_decide(env, true);
+                if self.role == Role::Secondary && self.election.open && round < 100 {
+                    env.fx.timers.push((
+                        env.cfg.election_timeout_ms,
+                        self.colony,
+                        ColonyTimer::Election {
+                            epoch,
+                            round: round + 1,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+
+    // ----- split brain: merging divergent primaries ---------------------------------
+
+    /// Cells from a fenced or deposed primary. Per cell: history we share is skipped; a
+    /// cell only they changed is adopted; a cell both changed is a conflict, won by
+    /// the higher version, and reported.
+    fn merge(&mut self, env: &mut Env, from: HostId, cells: Vec<(Key, Cell)>, theirs: &Lineage) {
+        if self.role != Role::Primary {
+            if self.primary != env.me {
+                env.send(
+                    self.primary,
+                    self.colony,
+                    self.epoch,
+                    ColonyMsg::Merge {
+                        cells,
+                        lineage: theirs.clone(),
+                    },
+                );
+            }
+            return;
+        }
+        let _ = from;
+        for (key, inc) in cells {
+            if lineage_has(&self.lineage, inc.version) {
+                continue;
+            }
+            let adopt = match self.cells.get(&key) {
+                None => true,
+                Some(local) if *local == inc => false,
+                Some(local) if lineage_has(theirs, local.version) => true,
+                Some(local) => {
+                    env.event(EventKind::MergeConflict {
+                        colony: self.colony,
+                        epoch: self.epoch,
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                    });
+                    inc.version > local.version
+                }
+            };
+            if adopt && inc.is_live(env.now) {
+                self.write(env, Op::Put { key, cell: inc }, None, Reply::Ok);
+            }
+        }
+    }
+
+    // ----- the periodic step: expiry, watchdogs, population, placement --------------
+
+    /// Called on every node tick.
+    pub fn tick(&mut self, env: &mut Env) {
+        if self.role != Role::Primary {
+            return;
+        }
+        self.refused.retain(|_, until| *until > env.now);
+        if !env.quorum {
+            return;
+        }
+        if env.placement_turn {
+            self.sweep_expired(env);
+        }
+        self.watchdogs(env);
+        self.population_events(env);
+        if self.hand_off.is_some() || !self.cell_moves.is_empty() {
+            return;
+        }
+        let me = env.me;
+        let leaving = env
+            .topo
+            .get(me)
+            .is_some_and(|v| v.state == HostState::Leaving);
+        if leaving {
+            let best = self
+                .members
+                .iter()
+                .filter(|m| m.sync == MemberSync::InSync)
+                .filter(|m| {
+                    env.topo
+                        .get(m.host)
+                        .is_some_and(|v| v.state == HostState::Alive)
+                })
+                .map(|m| m.host)
+                .max_by(|a, b| {
+                    let sa = env
+                        .topo
+                        .get(*a)
+                        .map_or(0.0, |v| placement::attraction(v, &env.cfg.placement));
+                    let sb = env
+                        .topo
+                        .get(*b)
+                        .map_or(0.0, |v| placement::attraction(v, &env.cfg.placement));
+                    sa.total_cmp(&sb).then(b.cmp(a))
+                });
+            if let Some(to) = best {
+                self.moving = None;
+                self.hand_off = Some(HandOff::Draining {
+                    to,
+                    since: env.now,
+                    drop_me: true,
+                });
+                self.try_complete(env);
+                return;
+            }
+        }
+        let in_flight = self.members.iter().any(|m| {
+            matches!(
+                m.sync,
+                MemberSync::Offered { .. } | MemberSync::Cloning { .. }
+            )
+        });
+        if in_flight {
+            return;
+        }
+        let counted = 1 + self.members.iter().filter(|m| m.counts()).count() as u32;
+        let all_in_sync = self.members.iter().all(|m| m.sync == MemberSync::InSync);
+        let mut set: Vec<HostId> = vec![me];
+        set.extend(self.members.iter().map(|m| m.host));
+        let exclude: Vec<HostId> = self.refused.keys().copied().collect();
+        if counted < env.target {
+            if let Some(to) =
+                placement::choose_clone_target(env.topo, &set, &exclude, &env.cfg.placement)
+            {
+                self.offer_clone(env, to);
+            }
+            return;
+        }
+        if !all_in_sync {
+            return;
+        }
+        if counted > env.target.max(1) {
+            self.drop_worst(env, &set);
+            return;
+        }
+        if self.moving.is_none() && env.placement_turn {
+            let roles: Vec<(HostId, Role)> = std::iter::once((me, Role::Primary))
+                .chain(self.members.iter().map(|m| (m.host, Role::Secondary)))
+                .collect();
+            if let Some(m) =
+                placement::choose_migration(env.topo, &roles, &exclude, &env.cfg.placement)
+            {
+                self.moving = Some(Move {
+                    from: m.from,
+                    to: m.to,
+                    role: m.role,
+                });
+                self.offer_clone(env, m.to);
+                return;
+            }
+            if self.balance_primaries(env) {
+                return;
+            }
+            // A secondary on a leaving host with nowhere to go is dropped: the leave
+            // must finish, and the population settles on what fits.
+            let stuck: Vec<HostId> = self
+                .members
+                .iter()
+                .map(|m| m.host)
+                .filter(|h| {
+                    env.topo
+                        .get(*h)
+                        .is_none_or(|v| v.state == HostState::Leaving)
+                })
+                .collect();
+            for h in stuck {
+                self.members.retain(|m| m.host != h);
+                env.send(
+                    h,
+                    self.colony,
+                    self.epoch,
+                    ColonyMsg::Drop {
+                        reason: "host leaving, no other host can take it".into(),
+                    },
+                );
+                self.announce(env);
+            }
+        }
+    }
+
+    /// Hand primacy to an in-sync secondary whose host holds at least two primaries
+    /// fewer than ours: spreads client load without moving data.
+    fn balance_primaries(&mut self, env: &mut Env) -> bool {
+        let mine = env.topo.get(env.me).map_or(0, |v| v.primaries);
+        let best = self
+            .members
+            .iter()
+            .filter(|m| m.sync == MemberSync::InSync)
+            .filter_map(|m| {
+                env.topo
+                    .get(m.host)
+                    .filter(|v| v.state == HostState::Alive)
+                    .map(|v| (v.primaries, m.host))
+            })
+            .min();
+        match best {
+            Some((theirs, to)) if theirs + 2 <= mine => {
+                self.hand_off = Some(HandOff::Draining {
+                    to,
+                    since: env.now,
+                    drop_me: false,
+                });
+                self.try_complete(env);
+                // Count the move now, so the other colonies of this host do not all
+                // pick the same host before the next load report.
+                adjust_primaries(env.topo, env.me, to);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn offer_clone(&mut self, env: &mut Env, to: HostId) {
+        self.members.push(Member {
+            host: to,
+            sync: MemberSync::Offered { at: env.now },
+            acked: 0,
+        });
+        env.send(to, self.colony, self.epoch, ColonyMsg::CloneOffer);
+    }
+
+    fn drop_worst(&mut self, env: &mut Env, set: &[HostId]) {
+        let me = env.me;
+        let worst = self.members.iter().map(|m| m.host).max_by(|a, b| {
+            let without =
+                |x: HostId| -> Vec<HostId> { set.iter().copied().filter(|h| *h != x).collect() };
+            let sa = placement::set_score(env.topo, &without(*a), &env.cfg.placement);
+            let sb = placement::set_score(env.topo, &without(*b), &env.cfg.placement);
+            sa.total_cmp(&sb).then(a.cmp(b))
+        });
+        if let Some(h) = worst {
+            debug_assert_ne!(h, me);
+            self.members.retain(|m| m.host != h);
+            env.send(
+                h,
+                self.colony,
+                self.epoch,
+                ColonyMsg::Drop {
+                    reason: "above target population".into(),
+                },
+            );
+            self.announce(env);
+        }
+    }
+
+    fn watchdogs(&mut self, env: &mut Env) {
+        let timeout = env.cfg.transfer_timeout_ms;
+        let now = env.now;
+        let stale: Vec<HostId> = self
+            .members
+            .iter()
+            .filter(|m| match m.sync {
+                MemberSync::Offered { at } | MemberSync::Cloning { at, .. } => {
+                    now.saturating_sub(at) > timeout
+                }
+                _ => false,
+            })
+            .map(|m| m.host)
+            .collect();
+        for h in stale {
+            self.members.retain(|m| m.host != h);
+            self.refused.insert(h, now + env.cfg.refusal_backoff_ms);
+            if self.moving.is_some_and(|m| m.to == h) {
+                self.moving = None;
+            }
+            env.send(
+                h,
+                self.colony,
+                self.epoch,
+                ColonyMsg::Drop {
+                    reason: "clone timed out".into(),
+                },
+            );
+            self.announce_members(env);
+        }
+        if let Some(HandOff::Draining { since, .. } | HandOff::Sent { since, .. }) = self.hand_off {
+            if now.saturating_sub(since) > timeout {
+                self.hand_off = None;
+            }
+        }
+    }
+
+    fn population_events(&mut self, env: &mut Env) {
+        let wanted = env.cfg.replicas;
+        if env.target < wanted && !self.reduced {
+            self.reduced = true;
+            env.event(EventKind::PopulationReduced {
+                colony: self.colony,
+                epoch: self.epoch,
+                target: env.target,
+                wanted,
+            });
+        } else if env.target >= wanted && self.reduced {
+            let population = 1 + self.members.iter().filter(|m| m.counts()).count() as u32;
+            if population >= wanted {
+                self.reduced = false;
+                env.event(EventKind::PopulationRestored {
+                    colony: self.colony,
+                    epoch: self.epoch,
+                    population,
+                });
+            }
+        }
+    }
+}
+
+fn adjust_primaries(topo: &mut Topology, from: HostId, to: HostId) {
+    if let Some(mut v) = topo.get(from).cloned() {
+        v.primaries = v.primaries.saturating_sub(1);
+        topo.upsert(v);
+    }
+    if let Some(mut v) = topo.get(to).cloned() {
+        v.primaries += 1;
+        topo.upsert(v);
+    }
+}
+
+/// Whether a secondary holding `have` (from the primary's `lineage`) can continue from
+/// the tail: its history is a prefix of the primary's.
+pub fn shares_history(lineage: &Lineage, have: Version) -> bool {
+    lineage_has(lineage, have)
+}
+
+/// Hosts of a set, for the placement checks of callers.
+pub fn hosts_of(set: &[MemberInfo]) -> BTreeSet<HostId> {
+    set.iter().map(|m| m.host).collect()
+}

@@ -1,0 +1,244 @@
+//! Every host's map of the cluster: where every colony lives (`colony -> (epoch,
+//! primary, secondaries)`) and what every host is (labels, capacity, load, state).
+//!
+//! Both tables are last-writer-wins by a stamp the owner raises: a colony entry is
+//! stamped `(epoch, version)` by the colony's primary, a host record `(incarnation,
+//! version)` by the host itself. Updates are pushed when they happen; anti-entropy
+//! repairs what was missed: hosts exchange XOR digests of fixed ranges and send each
+//! other only the entries of the ranges that differ, so a converged pair exchanges a
+//! few hundred bytes however large the cluster is.
+
+use super::topology::HostView;
+use super::types::{mix64, ColonyId, Epoch, HostId};
+use serde::{Deserialize, Serialize};
+
+/// Where one colony lives, as announced by its primary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub colony: ColonyId,
+    pub epoch: Epoch,
+    /// Raised by the primary at every change of the replica set within one epoch.
+    pub version: u64,
+    pub primary: HostId,
+    /// In-sync secondaries (a replica still catching up is not listed: it does not
+    /// hold the acknowledged writes yet).
+    pub secondaries: Vec<HostId>,
+}
+
+impl DirEntry {
+    /// Every host that holds the colony's acknowledged writes.
+    pub fn holders(&self) -> impl Iterator<Item = HostId> + '_ {
+        std::iter::once(self.primary).chain(self.secondaries.iter().copied())
+    }
+}
+
+/// What one host says about itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostRecord {
+    pub view: HostView,
+    pub incarnation: u32,
+    pub version: u64,
+}
+
+/// An entry of a last-writer-wins table.
+pub trait Stamped: Clone {
+    fn key(&self) -> u32;
+    fn stamp(&self) -> (u64, u64, u64);
+}
+
+impl Stamped for DirEntry {
+    fn key(&self) -> u32 {
+        self.colony
+    }
+    fn stamp(&self) -> (u64, u64, u64) {
+        (self.epoch.term, u64::from(self.epoch.by), self.version)
+    }
+}
+
+impl Stamped for HostRecord {
+    fn key(&self) -> u32 {
+        self.view.info.id
+    }
+    fn stamp(&self) -> (u64, u64, u64) {
+        (u64::from(self.incarnation), self.version, 0)
+    }
+}
+
+/// Keys per digest range.
+pub const RANGE: u32 = 64;
+
+/// A dense last-writer-wins table keyed by small integers, with per-range digests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LwwTable<V: Stamped> {
+    slots: Vec<Option<V>>,
+    digests: Vec<u64>,
+}
+
+impl<V: Stamped> Default for LwwTable<V> {
+    fn default() -> Self {
+        LwwTable {
+            slots: Vec::new(),
+            digests: Vec::new(),
+        }
+    }
+}
+
+fn entry_hash<V: Stamped>(v: &V) -> u64 {
+    let (a, b, c) = v.stamp();
+    mix64(u64::from(v.key()) ^ mix64(a ^ mix64(b ^ mix64(c))))
+}
+
+impl<V: Stamped> LwwTable<V> {
+    pub fn get(&self, key: u32) -> Option<&V> {
+        self.slots.get(key as usize).and_then(Option::as_ref)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &V> {
+        self.slots.iter().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
+    /// Insert if newer than what is there. Returns whether it changed the table.
+    pub fn merge(&mut self, v: V) -> bool {
+        let k = v.key() as usize;
+        if k >= self.slots.len() {
+            self.slots.resize_with(k + 1, || None);
+            let ranges = self.slots.len().div_ceil(RANGE as usize);
+            self.digests.resize(ranges, 0);
+        }
+        let range = k / RANGE as usize;
+        match &self.slots[k] {
+            Some(old) if old.stamp() >= v.stamp() => return false,
+            Some(old) => self.digests[range] ^= entry_hash(old),
+            None => {}
+        }
+        self.digests[range] ^= entry_hash(&v);
+        self.slots[k] = Some(v);
+        true
+    }
+
+    /// Remove an entry outright (a host that left for good).
+    pub fn remove(&mut self, key: u32) -> Option<V> {
+        let old = self.slots.get_mut(key as usize)?.take()?;
+        self.digests[key as usize / RANGE as usize] ^= entry_hash(&old);
+        Some(old)
+    }
+
+    /// One digest per range of [`RANGE`] keys.
+    pub fn digests(&self) -> &[u64] {
+        &self.digests
+    }
+
+    /// The ranges whose digest differs from `theirs` (missing ranges count as 0).
+    pub fn differing(&self, theirs: &[u64]) -> Vec<u32> {
+        let n = self.digests.len().max(theirs.len());
+        (0..n)
+            .filter(|&i| {
+                self.digests.get(i).copied().unwrap_or(0) != theirs.get(i).copied().unwrap_or(0)
+            })
+            .map(|i| i as u32)
+            .collect()
+    }
+
+    /// The entries in the given ranges.
+    pub fn entries_in(&self, ranges: &[u32]) -> Vec<V> {
+        let mut out = Vec::new();
+        for &r in ranges {
+            let lo = (r * RANGE) as usize;
+            let hi = (lo + RANGE as usize).min(self.slots.len());
+            if lo < hi {
+                out.extend(self.slots[lo..hi].iter().flatten().cloned());
+            }
+        }
+        out
+    }
+}
+
+/// A host's view of the whole cluster.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Directory {
+    pub colonies: LwwTable<DirEntry>,
+    pub hosts: LwwTable<HostRecord>,
+}
+
+impl Directory {
+    pub fn entry(&self, colony: ColonyId) -> Option<&DirEntry> {
+        self.colonies.get(colony)
+    }
+
+    pub fn primary_of(&self, colony: ColonyId) -> Option<HostId> {
+        self.entry(colony).map(|e| e.primary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(colony: u32, term: u64, version: u64, primary: u32) -> DirEntry {
+        DirEntry {
+            colony,
+            epoch: Epoch { term, by: primary },
+            version,
+            primary,
+            secondaries: vec![primary + 1],
+        }
+    }
+
+    #[test]
+    fn newer_stamp_wins_and_older_is_ignored() {
+        let mut t = LwwTable::default();
+        assert!(t.merge(entry(5, 1, 0, 1)));
+        assert!(t.merge(entry(5, 1, 1, 1)));
+        assert!(!t.merge(entry(5, 1, 0, 1)), "older version");
+        assert!(t.merge(entry(5, 2, 0, 2)));
+        assert!(
+            !t.merge(entry(5, 1, 9, 1)),
+            "older epoch, whatever the version"
+        );
+        assert_eq!(t.get(5).unwrap().primary, 2);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn digests_find_exactly_the_differing_ranges_and_repair_converges() {
+        let mut a = LwwTable::default();
+        let mut b = LwwTable::default();
+        for c in 0..1000 {
+            a.merge(entry(c, 1, 0, c % 7));
+            b.merge(entry(c, 1, 0, c % 7));
+        }
+        assert!(a.differing(b.digests()).is_empty());
+        b.merge(entry(130, 2, 0, 3));
+        b.merge(entry(900, 1, 4, 6));
+        let ranges = a.differing(b.digests());
+        assert_eq!(ranges, vec![130 / RANGE, 900 / RANGE]);
+        for e in b.entries_in(&ranges) {
+            a.merge(e);
+        }
+        assert!(a.differing(b.digests()).is_empty());
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn digest_is_independent_of_insertion_order() {
+        let mut a = LwwTable::default();
+        let mut b = LwwTable::default();
+        for c in 0..200 {
+            a.merge(entry(c, 1, 0, 1));
+        }
+        for c in (0..200).rev() {
+            b.merge(entry(c, 1, 0, 1));
+        }
+        assert_eq!(a.digests(), b.digests());
+        a.remove(7);
+        assert_ne!(a.digests(), b.digests());
+    }
+}

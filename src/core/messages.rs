@@ -1,0 +1,178 @@
+//! Everything one host says to another: membership packets, directory gossip, the
+//! colony protocol (replication, cloning, promotion, hand-off, merge) and forwarded
+//! client requests.
+//!
+//! The same enum travels through the simulator's network as a Rust value and over TCP
+//! as a msgpack frame, so every variant is `Serialize + Deserialize`.
+
+use super::cell::{Cell, Command, Key, Op, Reply};
+use super::directory::{DirEntry, HostRecord};
+use super::types::{ColonyId, Epoch, HostId, Seq, Version};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A client request id, unique on the host where the client is connected.
+pub type ReqId = u64;
+
+/// Who waits for the answer to a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyTo {
+    /// The host where the client is connected.
+    pub host: HostId,
+    pub req: ReqId,
+}
+
+/// One numbered mutation of a colony.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mutation {
+    pub version: Version,
+    pub op: Op,
+}
+
+/// Per epoch, the highest seq this replica applied in it: which part of a colony's
+/// history two replicas share, so divergent primaries can be merged after a split.
+pub type Lineage = BTreeMap<Epoch, Seq>;
+
+/// A replica-set member as the primary describes it to its secondaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub host: HostId,
+    pub in_sync: bool,
+}
+
+/// A message between two hosts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Msg {
+    /// A SWIM packet (foca's own encoding).
+    Swim(Vec<u8>),
+    /// A host's record changed (load, state): pushed to a few peers.
+    HostRecord(HostRecord),
+    /// A colony's placement changed: pushed by its primary to every host.
+    Dir(DirEntry),
+    /// Anti-entropy: range digests of the directory and the host table.
+    Digest { dir: Vec<u64>, hosts: Vec<u64> },
+    /// Anti-entropy: the entries of the ranges that differed, and whether the receiver
+    /// should answer with its own entries of those ranges.
+    DigestReply {
+        dir: Vec<DirEntry>,
+        hosts: Vec<HostRecord>,
+        dir_ranges: Vec<u32>,
+        host_ranges: Vec<u32>,
+        answer: bool,
+    },
+    /// A client command routed to the primary of `colony`.
+    Forward {
+        to: ReplyTo,
+        colony: ColonyId,
+        cmd: Command,
+        hops: u8,
+    },
+    /// The answer to a forwarded command.
+    ForwardReply { req: ReqId, reply: Reply },
+    /// A graceful leave is complete: the sender holds no replicas and goes.
+    Left,
+    /// The colony protocol, fenced by the sender's epoch.
+    Colony {
+        colony: ColonyId,
+        epoch: Epoch,
+        body: ColonyMsg,
+    },
+}
+
+/// The colony protocol. Every message is stamped (in [`Msg::Colony`]) with the epoch of
+/// the sender; a replica refuses anything older than what it has seen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ColonyMsg {
+    /// Primary -> secondary: apply this mutation. `commit` is what the primary knows to
+    /// be acknowledged.
+    Replicate { m: Mutation, commit: Seq },
+    /// Secondary -> primary: applied everything up to `seq` (cumulative).
+    Ack { seq: Seq },
+    /// Secondary -> primary: I cannot apply that (gap, or new epoch): here is what I
+    /// have; send me the tail or a snapshot.
+    Resync { have: Version },
+    /// Anyone -> stale sender: your epoch is old; this is the current one.
+    Refuse { current: Epoch, primary: HostId },
+    /// Primary -> secondary: the replica set and the history base of this epoch.
+    Members {
+        members: Vec<MemberInfo>,
+        base: Version,
+    },
+    /// Primary -> secondary: the whole colony at `at`, then the stream continues.
+    Snapshot {
+        at: Version,
+        cells: Vec<(Key, Cell)>,
+        lineage: Lineage,
+    },
+    /// Primary -> target host: will you hold a new replica?
+    CloneOffer,
+    /// Target -> primary: yes (an empty syncing replica exists now).
+    CloneAccept,
+    /// Target -> primary: no.
+    CloneRefuse { reason: String },
+    /// Host -> sender: this host holds no replica of the colony (any more).
+    Gone,
+    /// Primary -> the host a newer directory entry names as primary: are you? A real
+    /// newer primary answers `Refuse` (and we step down); a host that no longer holds
+    /// the colony (an undead minority primary) answers `Gone` (and we take over at an
+    /// epoch above the stale entry).
+    Claim,
+    /// Primary -> replica: you are no longer part of the set.
+    Drop { reason: String },
+    /// Secondary -> other secondaries: the primary is dead; this is how far I got.
+    Offer { have: Version, rank: u32 },
+    /// Primary -> chosen secondary: take primacy at `epoch.next(you)`; then drop `then_drop`.
+    HandOff {
+        members: Vec<MemberInfo>,
+        then_drop: Option<HostId>,
+    },
+    /// A fenced (undead or deposed) primary gives its cells to the current primary,
+    /// which merges them per cell by version.
+    Merge {
+        cells: Vec<(Key, Cell)>,
+        lineage: Lineage,
+    },
+    /// Primary of colony A -> primary of colony B: take this cell (cell migration).
+    CellIn {
+        from_colony: ColonyId,
+        key: Key,
+        cell: Cell,
+    },
+    /// Primary of B -> primary of A: the cell is safe in B.
+    CellInDone { key: Key, ok: bool },
+}
+
+impl Msg {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Msg::Swim(_) => "swim",
+            Msg::HostRecord(_) => "host_record",
+            Msg::Dir(_) => "dir",
+            Msg::Digest { .. } => "digest",
+            Msg::DigestReply { .. } => "digest_reply",
+            Msg::Forward { .. } => "forward",
+            Msg::ForwardReply { .. } => "forward_reply",
+            Msg::Left => "left",
+            Msg::Colony { body, .. } => match body {
+                ColonyMsg::Replicate { .. } => "replicate",
+                ColonyMsg::Ack { .. } => "ack",
+                ColonyMsg::Resync { .. } => "resync",
+                ColonyMsg::Refuse { .. } => "refuse",
+                ColonyMsg::Members { .. } => "members",
+                ColonyMsg::Snapshot { .. } => "snapshot",
+                ColonyMsg::CloneOffer => "clone_offer",
+                ColonyMsg::CloneAccept => "clone_accept",
+                ColonyMsg::CloneRefuse { .. } => "clone_refuse",
+                ColonyMsg::Drop { .. } => "drop",
+                ColonyMsg::Gone => "gone",
+                ColonyMsg::Claim => "claim",
+                ColonyMsg::Offer { .. } => "offer",
+                ColonyMsg::HandOff { .. } => "hand_off",
+                ColonyMsg::Merge { .. } => "merge",
+                ColonyMsg::CellIn { .. } => "cell_in",
+                ColonyMsg::CellInDone { .. } => "cell_in_done",
+            },
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The protocol logic of colony as deterministic, sans-IO state machines.
+//!
+//! Nothing here touches a socket, a clock, a runtime or a global RNG. Every machine takes
+//! the current [`Tick`](types::Tick) and its inputs, and writes messages, timers and
+//! events into an output buffer. The simulator drives these machines directly; the
+//! actix actors of the node drive the very same code.
+//!
+//! - [`types`]: ids, epochs, versions, resources, key routing.
+//! - [`cell`]: cells, commands, replies and the replicated ops.
+//! - [`events`]: the event vocabulary.
+//! - [`topology`]: zones > boxes > hosts (petgraph) and host views.
+//! - [`placement`]: repulsion, attraction, hysteresis, feasibility.
+//! - [`membership`]: SWIM (foca) with incarnations, suspicion and the undead.
+//! - [`directory`]: every host's table of where every colony lives, with anti-entropy.
+//! - [`colony`]: one replica of one colony: replication, cloning, promotion, migration.
+//! - [`node`]: one host: composes the machines above and routes between them.
+
+pub mod cell;
+pub mod colony;
+pub mod directory;
+pub mod events;
+pub mod membership;
+pub mod messages;
+pub mod node;
+pub mod placement;
+#[cfg(test)]
+pub(crate) mod testkit;
+pub mod topology;
+pub mod types;

@@ -1,0 +1,1365 @@
+//! One host, as a deterministic state machine: membership, the directory, the host
+//! table, quorum, client routing, and the colony replicas held here.
+//!
+//! [`Node::handle`] takes the time and one [`Input`] and writes messages, timers,
+//! events and client replies into [`Out`]. The simulator calls it for thousands of
+//! hosts in one process; the node binary calls it from its actors. Neither adds a
+//! decision of its own.
+
+use super::cell::{Command, CommandError, Reply};
+use super::colony::{ColonyConfig, ColonyReplica, ColonyTimer, Effects, Env};
+use super::directory::{DirEntry, Directory, HostRecord};
+use super::events::{Event, EventKind};
+use super::membership::{
+    HostIdentity, Membership, MembershipConfig, MembershipOut, MembershipTimer, Notice,
+};
+use super::messages::{ColonyMsg, Msg, ReplyTo, ReqId};
+use super::placement;
+use super::topology::{HostState, HostView, Topology};
+use super::types::{colony_of, ColonyId, Epoch, HostId, HostInfo, Load, Role, Tick};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Everything a node needs to know about the cluster's rules and timings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeConfig {
+    /// Number of colonies C (fixed at cluster creation).
+    pub colonies: u32,
+    pub colony: ColonyConfig,
+    pub membership: MembershipConfig,
+    /// Period of the node's housekeeping step (colony ticks, host record).
+    pub tick_ms: u64,
+    /// A colony evaluates migrations every this many ticks (staggered by colony id).
+    pub placement_every_ticks: u64,
+    /// Period of directory anti-entropy with one random peer.
+    pub anti_entropy_ms: u64,
+    /// How long membership must be quiet before the stable membership follows it.
+    pub stable_after_ms: u64,
+    /// How long a client request may take, retries included.
+    pub request_timeout_ms: u64,
+    /// Delay before re-routing a request that found no primary.
+    pub retry_ms: u64,
+    /// How long after a death to wait before recreating a colony none of whose
+    /// holders survived.
+    pub orphan_grace_ms: u64,
+    /// Clones this host receives at once.
+    pub max_incoming_clones: usize,
+    /// A leave that cannot hand everything off finishes anyway after this long.
+    pub leave_timeout_ms: u64,
+    /// How long a fenced (undead) primary waits to merge into the current one.
+    pub merge_timeout_ms: u64,
+    /// Peers a changed host record is pushed to directly.
+    pub record_fanout: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            colonies: 271,
+            colony: ColonyConfig::default(),
+            membership: MembershipConfig::default(),
+            tick_ms: 250,
+            placement_every_ticks: 8,
+            anti_entropy_ms: 1_000,
+            stable_after_ms: 5_000,
+            request_timeout_ms: 5_000,
+            retry_ms: 50,
+            orphan_grace_ms: 3_000,
+            max_incoming_clones: 8,
+            leave_timeout_ms: 60_000,
+            merge_timeout_ms: 30_000,
+            record_fanout: 3,
+        }
+    }
+}
+
+/// What drives a node.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Start: join through `seeds`, or create the cluster when there are none.
+    Start { seeds: Vec<HostId> },
+    /// A message from another host.
+    Message { from: HostId, msg: Msg },
+    /// A timer this node asked for.
+    Timer(Timer),
+    /// A client command (the client is connected here).
+    Client { req: ReqId, cmd: Command },
+    /// Measured load.
+    Load(Load),
+    /// Leave gracefully: hand everything off, then go.
+    Leave,
+}
+
+/// Timers a node asks for. Opaque to the shell: schedule, then hand back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Timer {
+    Membership(MembershipTimer),
+    Tick,
+    AntiEntropy,
+    Colony(ColonyId, ColonyTimer),
+    ClientRetry(ReqId),
+    ClientTimeout(ReqId),
+    OrphanCheck(ColonyId),
+    Stabilize(u64),
+}
+
+/// What a step produced.
+#[derive(Debug, Default)]
+pub struct Out {
+    pub sends: Vec<(HostId, Msg)>,
+    /// `(delay in ms, timer)`.
+    pub timers: Vec<(u64, Timer)>,
+    pub events: Vec<Event>,
+    /// Answers to [`Input::Client`] requests.
+    pub replies: Vec<(ReqId, Reply)>,
+}
+
+impl Out {
+    pub fn clear(&mut self) {
+        self.sends.clear();
+        self.timers.clear();
+        self.events.clear();
+        self.replies.clear();
+    }
+}
+
+/// Where a node is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    Active,
+    Leaving,
+    Left,
+}
+
+#[derive(Clone, Debug)]
+struct ClientReq {
+    cmd: Command,
+    colony: ColonyId,
+    deadline: Tick,
+}
+
+/// Work for a colony on this host, queued so that one colony's output can feed
+/// another's input without re-entrancy.
+enum Work {
+    Colony {
+        colony: ColonyId,
+        from: HostId,
+        epoch: Epoch,
+        body: ColonyMsg,
+    },
+    Command {
+        colony: ColonyId,
+        to: ReplyTo,
+        cmd: Command,
+        hops: u8,
+    },
+}
+
+/// One host.
+pub struct Node {
+    info: HostInfo,
+    cfg: NodeConfig,
+    membership: Membership,
+    dir: Directory,
+    topo: Topology,
+    replicas: BTreeMap<ColonyId, ColonyReplica>,
+    /// Primaries of an undead incarnation, waiting to merge into the current ones.
+    fenced: BTreeMap<ColonyId, (ColonyReplica, Tick)>,
+    rng: ChaCha8Rng,
+    load: Load,
+    record_version: u64,
+    published: Option<HostView>,
+    state: NodeState,
+    leave_started: Tick,
+    left: BTreeSet<HostId>,
+    stable: BTreeSet<HostId>,
+    quorum: bool,
+    stabilize_token: u64,
+    clients: BTreeMap<ReqId, ClientReq>,
+    target: u32,
+    ticks: u64,
+    work: VecDeque<Work>,
+}
+
+impl Node {
+    /// A node that has not started yet. `incarnation` must be higher than any earlier
+    /// incarnation of the same host id (the node binary uses its boot time; the
+    /// simulator a restart counter). `seed` feeds every random choice.
+    pub fn new(info: HostInfo, cfg: NodeConfig, incarnation: u32, seed: u64) -> Node {
+        let me = HostIdentity {
+            host: info.id,
+            incarnation,
+        };
+        let membership = Membership::new(me, &cfg.membership, seed ^ 0x5157_4d00);
+        let mut stable = BTreeSet::new();
+        stable.insert(info.id);
+        Node {
+            membership,
+            dir: Directory::default(),
+            topo: Topology::new(),
+            replicas: BTreeMap::new(),
+            fenced: BTreeMap::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            load: Load::default(),
+            record_version: 0,
+            published: None,
+            state: NodeState::Active,
+            leave_started: 0,
+            left: BTreeSet::new(),
+            stable,
+            quorum: true,
+            stabilize_token: 0,
+            clients: BTreeMap::new(),
+            target: cfg.colony.replicas,
+            ticks: 0,
+            work: VecDeque::new(),
+            info,
+            cfg,
+        }
+    }
+
+    // ----- introspection -----------------------------------------------------------
+
+    pub fn id(&self) -> HostId {
+        self.info.id
+    }
+
+    pub fn info(&self) -> &HostInfo {
+        &self.info
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
+    }
+
+    pub fn incarnation(&self) -> u32 {
+        self.membership.identity().incarnation
+    }
+
+    pub fn state(&self) -> NodeState {
+        self.state
+    }
+
+    pub fn replicas(&self) -> impl Iterator<Item = &ColonyReplica> {
+        self.replicas.values()
+    }
+
+    pub fn replica(&self, colony: ColonyId) -> Option<&ColonyReplica> {
+        self.replicas.get(&colony)
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.dir
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    pub fn has_quorum(&self) -> bool {
+        self.quorum
+    }
+
+    pub fn live_members(&self) -> Vec<HostId> {
+        self.membership.live_members()
+    }
+
+    pub fn is_alive(&self, host: HostId) -> bool {
+        host == self.info.id || self.membership.is_alive(host)
+    }
+
+    /// min(N, what the cluster can hold), as this host computes it.
+    pub fn target_population(&self) -> u32 {
+        self.target
+    }
+
+    /// Requests from local clients still waiting for an answer.
+    pub fn pending_requests(&self) -> usize {
+        self.clients.len()
+    }
+
+    // ----- the step ----------------------------------------------------------------
+
+    pub fn handle(&mut self, now: Tick, input: Input, out: &mut Out) {
+        if self.state == NodeState::Left {
+            return;
+        }
+        match input {
+            Input::Start { seeds } => self.start(now, seeds, out),
+            Input::Message { from, msg } => self.on_message(now, from, msg, out),
+            Input::Timer(t) => self.on_timer(now, t, out),
+            Input::Client { req, cmd } => {
+                let colony = colony_of(cmd.key(), self.cfg.colonies);
+                self.clients.insert(
+                    req,
+                    ClientReq {
+                        cmd,
+                        colony,
+                        deadline: now + self.cfg.request_timeout_ms,
+                    },
+                );
+                out.timers
+                    .push((self.cfg.request_timeout_ms, Timer::ClientTimeout(req)));
+                self.route_client(now, req, out);
+            }
+            Input::Load(load) => self.load = load,
+            Input::Leave => self.start_leave(now, out),
+        }
+        self.run_work(now, out);
+    }
+
+    fn start(&mut self, now: Tick, seeds: Vec<HostId>, out: &mut Out) {
+        let me = self.info.id;
+        let mut mo = MembershipOut::default();
+        self.membership.start(&mut mo);
+        let seeds: Vec<HostId> = seeds.into_iter().filter(|s| *s != me).collect();
+        if seeds.is_empty() {
+            for c in 0..self.cfg.colonies {
+                let r = ColonyReplica::genesis(c, me, Epoch::genesis(me));
+                self.dir.colonies.merge(r.dir_entry(me));
+                self.replicas.insert(c, r);
+            }
+        }
+        for s in &seeds {
+            self.membership.join(*s, &mut mo);
+            out.sends.push((*s, self.digest()));
+        }
+        self.drain_membership(now, mo, out);
+        self.publish_record(now, true, out);
+        out.timers.push((self.cfg.tick_ms, Timer::Tick));
+        let jitter = self.rng.random_range(0..self.cfg.anti_entropy_ms.max(1));
+        out.timers.push((jitter, Timer::AntiEntropy));
+    }
+
+    fn on_message(&mut self, now: Tick, from: HostId, msg: Msg, out: &mut Out) {
+        match msg {
+            Msg::Swim(data) => {
+                let mut mo = MembershipOut::default();
+                if let Err(e) = self.membership.handle_data(from, &data, &mut mo) {
+                    tracing::debug!(host = self.info.id, from, error = %e, "bad membership packet");
+                }
+                self.drain_membership(now, mo, out);
+            }
+            Msg::HostRecord(rec) => self.merge_record(rec),
+            Msg::Dir(entry) => self.merge_entry(now, entry, out),
+            Msg::Digest { dir, hosts } => {
+                let dir_ranges = self.dir.colonies.differing(&dir);
+                let host_ranges = self.dir.hosts.differing(&hosts);
+                if !dir_ranges.is_empty() || !host_ranges.is_empty() {
+                    out.sends.push((
+                        from,
+                        Msg::DigestReply {
+                            dir: self.dir.colonies.entries_in(&dir_ranges),
+                            hosts: self.dir.hosts.entries_in(&host_ranges),
+                            dir_ranges,
+                            host_ranges,
+                            answer: true,
+                        },
+                    ));
+                }
+            }
+            Msg::DigestReply {
+                dir,
+                hosts,
+                dir_ranges,
+                host_ranges,
+                answer,
+            } => {
+                if answer {
+                    out.sends.push((
+                        from,
+                        Msg::DigestReply {
+                            dir: self.dir.colonies.entries_in(&dir_ranges),
+                            hosts: self.dir.hosts.entries_in(&host_ranges),
+                            dir_ranges: Vec::new(),
+                            host_ranges: Vec::new(),
+                            answer: false,
+                        },
+                    ));
+                }
+                for rec in hosts {
+                    self.merge_record(rec);
+                }
+                for e in dir {
+                    self.merge_entry(now, e, out);
+                }
+            }
+            Msg::Forward {
+                to,
+                colony,
+                cmd,
+                hops,
+            } => self.work.push_back(Work::Command {
+                colony,
+                to,
+                cmd,
+                hops,
+            }),
+            Msg::ForwardReply { req, reply } => self.client_reply(now, req, reply, out),
+            Msg::Left => self.on_left(now, from, out),
+            Msg::Colony {
+                colony,
+                epoch,
+                body,
+            } => {
+                if let ColonyMsg::CloneOffer = body {
+                    if !self.replicas.contains_key(&colony) {
+                        self.on_clone_offer(from, colony, epoch, out);
+                        return;
+                    }
+                }
+                if let ColonyMsg::Gone = body {
+                    // Our claim found no primary where the directory said one was: the
+                    // entry is stale (its primary went undead); take over above it.
+                    let stale = self
+                        .dir
+                        .entry(colony)
+                        .filter(|e| e.primary == from)
+                        .map(|e| e.epoch);
+                    let holds_primary = self
+                        .replicas
+                        .get(&colony)
+                        .is_some_and(|r| r.role == Role::Primary && !r.set_hosts().contains(&from));
+                    if let (Some(stale), true) = (stale, holds_primary) {
+                        self.with_colony(now, colony, out, |r, env| r.reclaim(env, stale));
+                        return;
+                    }
+                }
+                self.work.push_back(Work::Colony {
+                    colony,
+                    from,
+                    epoch,
+                    body,
+                });
+            }
+        }
+    }
+
+    fn on_clone_offer(&mut self, from: HostId, colony: ColonyId, epoch: Epoch, out: &mut Out) {
+        let incoming = self.replicas.values().filter(|r| !r.is_synced()).count();
+        let me_view = self.topo.get(self.info.id);
+        let admits = me_view.is_some_and(|v| placement::admits(v, &self.cfg.colony.placement));
+        let reason = if self.state != NodeState::Active {
+            Some("host is leaving")
+        } else if !self.quorum {
+            Some("no quorum")
+        } else if incoming >= self.cfg.max_incoming_clones {
+            Some("too many transfers in flight")
+        } else if !admits {
+            Some("no capacity")
+        } else {
+            None
+        };
+        let body = match reason {
+            Some(r) => ColonyMsg::CloneRefuse { reason: r.into() },
+            None => {
+                self.replicas
+                    .insert(colony, ColonyReplica::syncing(colony, epoch, from));
+                ColonyMsg::CloneAccept
+            }
+        };
+        out.sends.push((
+            from,
+            Msg::Colony {
+                colony,
+                epoch,
+                body,
+            },
+        ));
+    }
+
+    fn on_timer(&mut self, now: Tick, timer: Timer, out: &mut Out) {
+        match timer {
+            Timer::Membership(t) => {
+                let mut mo = MembershipOut::default();
+                self.membership.handle_timer(t, &mut mo);
+                self.drain_membership(now, mo, out);
+            }
+            Timer::Tick => {
+                self.tick(now, out);
+                out.timers.push((self.cfg.tick_ms, Timer::Tick));
+            }
+            Timer::AntiEntropy => {
+                let live = self.membership.live_members();
+                if !live.is_empty() {
+                    let peer = live[self.rng.random_range(0..live.len())];
+                    out.sends.push((peer, self.digest()));
+                }
+                out.timers
+                    .push((self.cfg.anti_entropy_ms, Timer::AntiEntropy));
+            }
+            Timer::Colony(colony, t) => {
+                self.with_colony(now, colony, out, |r, env| r.on_timer(env, t));
+            }
+            Timer::ClientRetry(req) => self.route_client(now, req, out),
+            Timer::ClientTimeout(req) => {
+                if self.clients.remove(&req).is_some() {
+                    out.replies.push((req, Reply::Error(CommandError::Timeout)));
+                }
+            }
+            Timer::OrphanCheck(colony) => self.orphan_check(now, colony, out),
+            Timer::Stabilize(token) => {
+                if token == self.stabilize_token && self.quorum {
+                    self.stable = self.live_set();
+                }
+            }
+        }
+    }
+
+    // ----- membership ----------------------------------------------------------------
+
+    fn drain_membership(&mut self, now: Tick, mo: MembershipOut, out: &mut Out) {
+        for (to, data) in mo.sends {
+            out.sends.push((to, Msg::Swim(data)));
+        }
+        for (delay, t) in mo.timers {
+            out.timers.push((delay, Timer::Membership(t)));
+        }
+        for notice in mo.notices {
+            self.on_notice(now, notice, out);
+        }
+    }
+
+    fn on_notice(&mut self, now: Tick, notice: Notice, out: &mut Out) {
+        let me = self.info.id;
+        match notice {
+            Notice::Up(h) => {
+                self.left.remove(&h);
+                self.emit(now, EventKind::HostJoined { member: h }, out);
+                self.stable.insert(h);
+                if let Some(rec) = self.dir.hosts.get(h) {
+                    self.topo.upsert(rec.view.clone());
+                }
+                if let Some(mine) = self.dir.hosts.get(me) {
+                    out.sends.push((h, Msg::HostRecord(mine.clone())));
+                }
+                out.sends.push((h, self.digest()));
+                self.membership_changed(now, out);
+            }
+            Notice::Suspected(h) => self.emit(now, EventKind::HostSuspected { member: h }, out),
+            Notice::Down(h) => self.host_down(now, h, true, out),
+            Notice::Restarted(h) => {
+                self.host_down(now, h, true, out);
+                self.on_notice(now, Notice::Up(h), out);
+            }
+            Notice::Defunct => self.go_undead(now, out),
+        }
+    }
+
+    fn host_down(&mut self, now: Tick, h: HostId, failure: bool, out: &mut Out) {
+        let graceful = self.left.contains(&h);
+        if failure && !graceful {
+            self.emit(now, EventKind::HostDead { member: h }, out);
+        }
+        self.topo.remove(h);
+        let colonies: Vec<ColonyId> = self.replicas.keys().copied().collect();
+        for c in colonies {
+            self.with_colony(now, c, out, |r, env| r.on_host_down(env, h));
+        }
+        // Colonies none of whose holders may have survived: look again after a grace
+        // period (a promotion announcement may still be on its way).
+        for e in self.dir.colonies.iter() {
+            if e.holders().any(|x| x == h) && e.holders().all(|x| !self.is_alive(x)) {
+                out.timers
+                    .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(e.colony)));
+            }
+        }
+        self.membership_changed(now, out);
+    }
+
+    fn on_left(&mut self, now: Tick, h: HostId, out: &mut Out) {
+        if self.left.insert(h) {
+            self.emit(now, EventKind::HostLeft { member: h }, out);
+        }
+        self.stable.remove(&h);
+        self.host_down(now, h, false, out);
+    }
+
+    fn live_set(&self) -> BTreeSet<HostId> {
+        let mut s: BTreeSet<HostId> = self.membership.live_members().into_iter().collect();
+        s.insert(self.info.id);
+        s
+    }
+
+    fn membership_changed(&mut self, now: Tick, out: &mut Out) {
+        let live = self.live_set();
+        let present = self.stable.intersection(&live).count();
+        let quorum = present * 2 > self.stable.len();
+        if quorum != self.quorum {
+            self.quorum = quorum;
+            let (live, stable) = (live.len() as u32, self.stable.len() as u32);
+            let kind = if quorum {
+                EventKind::SplitHealed { live, stable }
+            } else {
+                EventKind::SplitDetected { live, stable }
+            };
+            self.emit(now, kind, out);
+        }
+        self.stabilize_token += 1;
+        out.timers.push((
+            self.cfg.stable_after_ms,
+            Timer::Stabilize(self.stabilize_token),
+        ));
+    }
+
+    /// We were declared dead while alive. On a side without quorum (a healed minority,
+    /// or a host that was really cut off) that verdict stands: drop the replicas
+    /// (keeping primaries aside to merge into their successors), take a new
+    /// incarnation, rejoin. On a side with quorum it was the other side's opinion:
+    /// refute it with a new incarnation and keep serving.
+    fn go_undead(&mut self, now: Tick, out: &mut Out) {
+        let me = self.info.id;
+        if self.quorum && self.stable.len() > 1 {
+            let seeds: Vec<HostId> = self.membership.live_members();
+            let mut mo = MembershipOut::default();
+            self.membership.renew(&seeds, &mut mo);
+            self.drain_membership(now, mo, out);
+            self.publish_record(now, true, out);
+            return;
+        }
+        let dropped = self.replicas.len() as u32;
+        let colonies: Vec<ColonyId> = self.replicas.keys().copied().collect();
+        for c in colonies {
+            let mut fx = Effects::default();
+            let mut r = self.replicas.remove(&c).expect("listed");
+            if r.role == Role::Primary && !r.cells.is_empty() {
+                r.fence(&mut fx);
+                self.fenced.insert(c, (r, now));
+            }
+            for (to, reply) in fx.replies {
+                self.deliver_reply(now, to, reply, out);
+            }
+        }
+        let seeds: Vec<HostId> = self
+            .dir
+            .hosts
+            .iter()
+            .map(|r| r.view.info.id)
+            .filter(|h| *h != me)
+            .collect();
+        let mut mo = MembershipOut::default();
+        let id = self.membership.renew(&seeds, &mut mo);
+        self.emit(
+            now,
+            EventKind::HostUndead {
+                incarnation: id.incarnation,
+                dropped,
+            },
+            out,
+        );
+        self.drain_membership(now, mo, out);
+        self.publish_record(now, true, out);
+    }
+
+    // ----- directory and host table ------------------------------------------------
+
+    fn digest(&self) -> Msg {
+        Msg::Digest {
+            dir: self.dir.colonies.digests().to_vec(),
+            hosts: self.dir.hosts.digests().to_vec(),
+        }
+    }
+
+    fn merge_record(&mut self, rec: HostRecord) {
+        let h = rec.view.info.id;
+        if h == self.info.id {
+            return;
+        }
+        let view = rec.view.clone();
+        if self.dir.hosts.merge(rec) && self.membership.is_alive(h) {
+            self.topo.upsert(view);
+        }
+    }
+
+    fn merge_entry(&mut self, now: Tick, e: DirEntry, out: &mut Out) {
+        let me = self.info.id;
+        let colony = e.colony;
+        let (epoch, primary) = (e.epoch, e.primary);
+        if !self.dir.colonies.merge(e) {
+            return;
+        }
+        // Fencing through the directory: a primary here that is older than the one
+        // announced asks that host; it steps down only if the newer primary is real.
+        if primary != me {
+            if let Some(r) = self.replicas.get(&colony) {
+                if r.role == Role::Primary && r.epoch < epoch {
+                    out.sends.push((
+                        primary,
+                        Msg::Colony {
+                            colony,
+                            epoch: r.epoch,
+                            body: ColonyMsg::Claim,
+                        },
+                    ));
+                }
+            }
+        }
+        let _ = now;
+    }
+
+    fn announce(&mut self, entry: DirEntry, out: &mut Out) {
+        self.dir.colonies.merge(entry.clone());
+        for h in self.membership.live_members() {
+            out.sends.push((h, Msg::Dir(entry.clone())));
+        }
+    }
+
+    fn my_view(&self) -> HostView {
+        HostView {
+            info: self.info.clone(),
+            load: self.load,
+            replicas: self.replicas.len() as u32,
+            primaries: self
+                .replicas
+                .values()
+                .filter(|r| r.role == Role::Primary)
+                .count() as u32,
+            state: if self.state == NodeState::Active {
+                HostState::Alive
+            } else {
+                HostState::Leaving
+            },
+        }
+    }
+
+    /// Publish this host's record if it changed enough to matter (or `force`).
+    fn publish_record(&mut self, _now: Tick, force: bool, out: &mut Out) {
+        let view = self.my_view();
+        let changed = match &self.published {
+            None => true,
+            Some(old) => {
+                let cap = self.info.capacity;
+                let dm = old.load.memory.abs_diff(view.load.memory) as f64;
+                let dc = (old.load.cpu - view.load.cpu).abs();
+                old.state != view.state
+                    || old.replicas != view.replicas
+                    || old.primaries != view.primaries
+                    || (cap.memory > 0 && dm / cap.memory as f64 > 0.05)
+                    || (cap.cpu > 0.0 && dc / cap.cpu > 0.05)
+            }
+        };
+        if !changed && !force {
+            return;
+        }
+        self.record_version += 1;
+        let rec = HostRecord {
+            view: view.clone(),
+            incarnation: self.membership.identity().incarnation,
+            version: self.record_version,
+        };
+        self.dir.hosts.merge(rec.clone());
+        self.topo.upsert(view.clone());
+        let live = self.membership.live_members();
+        let everyone = force
+            || self
+                .published
+                .as_ref()
+                .is_some_and(|o| o.state != view.state);
+        if everyone {
+            for h in &live {
+                out.sends.push((*h, Msg::HostRecord(rec.clone())));
+            }
+        } else {
+            for _ in 0..self.cfg.record_fanout.min(live.len()) {
+                let h = live[self.rng.random_range(0..live.len())];
+                out.sends.push((h, Msg::HostRecord(rec.clone())));
+            }
+        }
+        self.published = Some(view);
+    }
+
+    // ----- housekeeping ------------------------------------------------------------
+
+    fn tick(&mut self, now: Tick, out: &mut Out) {
+        self.ticks += 1;
+        self.publish_record(now, false, out);
+        self.target = placement::feasible_population(
+            &self.topo,
+            self.cfg.colony.replicas,
+            self.cfg.colonies,
+            &self.cfg.colony.placement,
+        )
+        .max(1);
+        self.topo.refresh(&self.cfg.colony.placement);
+        let colonies: Vec<ColonyId> = self.replicas.keys().copied().collect();
+        for c in colonies {
+            self.with_colony(now, c, out, |r, env| r.tick(env));
+        }
+        self.merge_fenced(now, out);
+        if self.state == NodeState::Leaving {
+            let alone = self.membership.live_members().is_empty();
+            let timed_out = now.saturating_sub(self.leave_started) > self.cfg.leave_timeout_ms;
+            if self.replicas.is_empty() || alone || timed_out {
+                self.finish_leave(now, out);
+            }
+        }
+    }
+
+    fn merge_fenced(&mut self, now: Tick, out: &mut Out) {
+        let colonies: Vec<ColonyId> = self.fenced.keys().copied().collect();
+        for c in colonies {
+            let (r, since) = &self.fenced[&c];
+            let target = self
+                .dir
+                .entry(c)
+                .filter(|e| e.epoch > r.epoch && e.primary != self.info.id)
+                .map(|e| e.primary)
+                .filter(|p| self.membership.is_alive(*p));
+            if let Some(p) = target {
+                let (r, _) = self.fenced.remove(&c).expect("listed");
+                out.sends.push((
+                    p,
+                    Msg::Colony {
+                        colony: c,
+                        epoch: r.epoch,
+                        body: ColonyMsg::Merge {
+                            cells: r
+                                .cells
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
+                            lineage: r.lineage().clone(),
+                        },
+                    },
+                ));
+            } else if now.saturating_sub(*since) > self.cfg.merge_timeout_ms {
+                self.fenced.remove(&c);
+            }
+        }
+    }
+
+    /// Recreate a colony whose every holder died, if this host is its caretaker.
+    fn orphan_check(&mut self, now: Tick, colony: ColonyId, out: &mut Out) {
+        let me = self.info.id;
+        let Some(e) = self.dir.entry(colony).cloned() else {
+            return;
+        };
+        if !self.quorum
+            || self.replicas.contains_key(&colony)
+            || e.holders().any(|h| self.is_alive(h))
+        {
+            return;
+        }
+        // Rendezvous hashing: every host agrees on the caretaker without talking.
+        let caretaker = self
+            .live_set()
+            .into_iter()
+            .filter(|h| {
+                self.topo
+                    .get(*h)
+                    .is_some_and(|v| v.state == HostState::Alive)
+            })
+            .max_by_key(|h| super::types::mix64((u64::from(colony) << 32) | u64::from(*h)));
+        if caretaker != Some(me) {
+            return;
+        }
+        let epoch = e.epoch.next(me);
+        let r = ColonyReplica::genesis(colony, me, epoch);
+        let last_holders: Vec<HostId> = e.holders().collect();
+        self.replicas.insert(colony, r);
+        self.emit(
+            now,
+            EventKind::DataLost {
+                colony,
+                epoch,
+                last_holders,
+            },
+            out,
+        );
+        self.emit(
+            now,
+            EventKind::ColonyPromoted {
+                colony,
+                epoch,
+                seq: 0,
+                reason: "recreated".into(),
+            },
+            out,
+        );
+        let entry = self.replicas[&colony].dir_entry(me);
+        self.announce(entry, out);
+    }
+
+    // ----- leaving -----------------------------------------------------------------
+
+    fn start_leave(&mut self, now: Tick, out: &mut Out) {
+        if self.state != NodeState::Active {
+            return;
+        }
+        self.state = NodeState::Leaving;
+        self.leave_started = now;
+        self.publish_record(now, true, out);
+        if self.membership.live_members().is_empty() {
+            self.finish_leave(now, out);
+        }
+    }
+
+    fn finish_leave(&mut self, now: Tick, out: &mut Out) {
+        for h in self.membership.live_members() {
+            out.sends.push((h, Msg::Left));
+        }
+        let mut mo = MembershipOut::default();
+        self.membership.leave(&mut mo);
+        for (to, data) in mo.sends {
+            out.sends.push((to, Msg::Swim(data)));
+        }
+        self.emit(
+            now,
+            EventKind::HostLeft {
+                member: self.info.id,
+            },
+            out,
+        );
+        self.state = NodeState::Left;
+    }
+
+    // ----- clients -----------------------------------------------------------------
+
+    fn route_client(&mut self, now: Tick, req: ReqId, out: &mut Out) {
+        let Some(c) = self.clients.get(&req) else {
+            return;
+        };
+        let to = ReplyTo {
+            host: self.info.id,
+            req,
+        };
+        let (colony, cmd) = (c.colony, c.cmd.clone());
+        self.route(now, colony, to, cmd, 0, out);
+    }
+
+    /// Send a command towards the primary of `colony`.
+    fn route(
+        &mut self,
+        now: Tick,
+        colony: ColonyId,
+        to: ReplyTo,
+        cmd: Command,
+        hops: u8,
+        out: &mut Out,
+    ) {
+        let me = self.info.id;
+        if self
+            .replicas
+            .get(&colony)
+            .is_some_and(|r| r.role == Role::Primary)
+        {
+            self.work.push_back(Work::Command {
+                colony,
+                to,
+                cmd,
+                hops,
+            });
+            return;
+        }
+        let next = self
+            .dir
+            .primary_of(colony)
+            .filter(|p| *p != me && self.membership.is_alive(*p));
+        match next {
+            Some(p) if hops < 4 => out.sends.push((
+                p,
+                Msg::Forward {
+                    to,
+                    colony,
+                    cmd,
+                    hops: hops + 1,
+                },
+            )),
+            _ => self.deliver_reply(now, to, Reply::Error(CommandError::NoPrimary(colony)), out),
+        }
+    }
+
+    fn deliver_reply(&mut self, now: Tick, to: ReplyTo, reply: Reply, out: &mut Out) {
+        if to.host == self.info.id {
+            self.client_reply(now, to.req, reply, out);
+        } else {
+            out.sends
+                .push((to.host, Msg::ForwardReply { req: to.req, reply }));
+        }
+    }
+
+    fn client_reply(&mut self, now: Tick, req: ReqId, reply: Reply, out: &mut Out) {
+        let Some(c) = self.clients.get(&req) else {
+            return;
+        };
+        let retryable = matches!(
+            reply,
+            Reply::Error(CommandError::NoPrimary(_) | CommandError::Busy(_))
+        );
+        if retryable && now + self.cfg.retry_ms < c.deadline {
+            out.timers
+                .push((self.cfg.retry_ms, Timer::ClientRetry(req)));
+            return;
+        }
+        self.clients.remove(&req);
+        out.replies.push((req, reply));
+    }
+
+    // ----- colonies ----------------------------------------------------------------
+
+    fn run_work(&mut self, now: Tick, out: &mut Out) {
+        while let Some(w) = self.work.pop_front() {
+            match w {
+                Work::Colony {
+                    colony,
+                    from,
+                    epoch,
+                    body,
+                } => {
+                    if self.replicas.contains_key(&colony) {
+                        self.with_colony(now, colony, out, |r, env| {
+                            r.on_msg(env, from, epoch, body)
+                        });
+                    } else if matches!(body, ColonyMsg::Merge { .. } | ColonyMsg::CellIn { .. }) {
+                        // Not ours (any more): pass it on to the primary.
+                        if let Some(p) = self.dir.primary_of(colony).filter(|p| *p != self.info.id)
+                        {
+                            out.sends.push((
+                                p,
+                                Msg::Colony {
+                                    colony,
+                                    epoch,
+                                    body,
+                                },
+                            ));
+                        }
+                    } else if matches!(
+                        body,
+                        ColonyMsg::Replicate { .. }
+                            | ColonyMsg::Members { .. }
+                            | ColonyMsg::Snapshot { .. }
+                            | ColonyMsg::Claim
+                    ) {
+                        // A primary still counts us in its set: tell it we are gone.
+                        out.sends.push((
+                            from,
+                            Msg::Colony {
+                                colony,
+                                epoch,
+                                body: ColonyMsg::Gone,
+                            },
+                        ));
+                    }
+                }
+                Work::Command {
+                    colony,
+                    to,
+                    cmd,
+                    hops,
+                } => {
+                    let is_primary = self
+                        .replicas
+                        .get(&colony)
+                        .is_some_and(|r| r.role == Role::Primary);
+                    if is_primary {
+                        self.with_colony(now, colony, out, |r, env| r.client(env, to, cmd));
+                    } else {
+                        self.route(now, colony, to, cmd, hops, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Run one colony step with an [`Env`] and carry out its effects.
+    fn with_colony(
+        &mut self,
+        now: Tick,
+        colony: ColonyId,
+        out: &mut Out,
+        f: impl FnOnce(&mut ColonyReplica, &mut Env),
+    ) {
+        let Some(r) = self.replicas.get_mut(&colony) else {
+            return;
+        };
+        let mut fx = Effects::default();
+        {
+            let membership = &self.membership;
+            let alive = |h: HostId| membership.is_alive(h);
+            let mut env = Env {
+                now,
+                me: self.info.id,
+                cfg: &self.cfg.colony,
+                topo: &mut self.topo,
+                alive: &alive,
+                quorum: self.quorum,
+                target: self.target,
+                placement_turn: (self.ticks + u64::from(colony))
+                    .is_multiple_of(self.cfg.placement_every_ticks.max(1)),
+                fx: &mut fx,
+            };
+            f(r, &mut env);
+        }
+        self.apply_effects(now, fx, out);
+    }
+
+    fn apply_effects(&mut self, now: Tick, fx: Effects, out: &mut Out) {
+        let me = self.info.id;
+        out.sends.extend(fx.sends);
+        for (delay, colony, t) in fx.timers {
+            out.timers.push((delay, Timer::Colony(colony, t)));
+        }
+        for kind in fx.events {
+            self.emit(now, kind, out);
+        }
+        for (to, reply) in fx.replies {
+            self.deliver_reply(now, to, reply, out);
+        }
+        for entry in fx.announce {
+            self.announce(entry, out);
+        }
+        for (colony, body) in fx.to_colony {
+            if self
+                .replicas
+                .get(&colony)
+                .is_some_and(|r| r.role == Role::Primary)
+            {
+                self.work.push_back(Work::Colony {
+                    colony,
+                    from: me,
+                    epoch: Epoch::default(),
+                    body,
+                });
+            } else if let Some(p) = self.dir.primary_of(colony) {
+                out.sends.push((
+                    p,
+                    Msg::Colony {
+                        colony,
+                        epoch: Epoch::default(),
+                        body,
+                    },
+                ));
+            }
+        }
+        for (colony, to, cmd) in fx.forward {
+            self.route(now, colony, to, cmd, 1, out);
+        }
+        for colony in fx.remove {
+            self.replicas.remove(&colony);
+        }
+    }
+
+    fn emit(&self, now: Tick, kind: EventKind, out: &mut Out) {
+        out.events.push(Event {
+            t: now,
+            host: self.info.id,
+            kind,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::cell::SetCond;
+    use crate::core::testkit::Cluster;
+
+    fn cfg() -> NodeConfig {
+        NodeConfig {
+            colonies: 16,
+            ..NodeConfig::default()
+        }
+    }
+
+    fn set(key: &str, value: &str) -> Command {
+        Command::Set {
+            key: key.into(),
+            value: value.into(),
+            ttl_ms: None,
+            cond: SetCond::Always,
+        }
+    }
+
+    /// Five hosts, host 0 creates the cluster, the others join; settle.
+    fn five() -> Cluster {
+        let mut c = Cluster::new(cfg());
+        c.start(0, vec![]);
+        for h in 1..5 {
+            c.start(h, vec![0]);
+        }
+        c.run_for(60_000);
+        c
+    }
+
+    fn assert_healthy(c: &Cluster, n: usize) {
+        for colony in 0..c.cfg.colonies {
+            let prim = c.primaries(colony);
+            assert_eq!(prim.len(), 1, "colony {colony}: primaries {prim:?}");
+            let p = &c.nodes[&prim[0]];
+            let s = p.replica(colony).unwrap().summary(prim[0]);
+            let in_sync = 1 + s.members.iter().filter(|m| m.in_sync).count();
+            assert_eq!(in_sync, n, "colony {colony}: {s:?}");
+            let mut hosts: Vec<HostId> = s.members.iter().map(|m| m.host).collect();
+            hosts.push(prim[0]);
+            hosts.sort();
+            hosts.dedup();
+            assert_eq!(hosts.len(), s.members.len() + 1, "two replicas on one host");
+            for (h, node) in &c.nodes {
+                let e = node.directory().entry(colony).unwrap();
+                assert_eq!(
+                    e.primary, prim[0],
+                    "host {h}'s directory for colony {colony}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cluster_forms_spreads_and_replicates() {
+        let c = five();
+        assert_healthy(&c, 3);
+        let per_host: Vec<usize> = (0..5)
+            .map(|h| {
+                c.nodes[&h]
+                    .replicas()
+                    .filter(|r| r.role == Role::Primary)
+                    .count()
+            })
+            .collect();
+        assert!(
+            per_host.iter().all(|&n| n < 16),
+            "primaries must drift away from the founder: {per_host:?}"
+        );
+    }
+
+    #[test]
+    fn acknowledged_writes_survive_the_death_of_the_busiest_host() {
+        let mut c = five();
+        let mut reqs = Vec::new();
+        for i in 0..200 {
+            let host = (i % 5) as HostId;
+            reqs.push((i, c.client(host, set(&format!("k{i}"), &format!("v{i}")))));
+        }
+        c.run_for(5_000);
+        for (i, r) in &reqs {
+            assert_eq!(c.replies.get(r), Some(&Reply::Ok), "write {i}");
+        }
+        let busiest = (0..5)
+            .max_by_key(|h| {
+                c.nodes[h]
+                    .replicas()
+                    .filter(|r| r.role == Role::Primary)
+                    .count()
+            })
+            .unwrap();
+        c.kill(busiest);
+        c.run_for(60_000);
+        assert!(c.count_events("colony_promoted") > 0);
+        assert!(c.count_events("host_dead") >= 4);
+        assert_eq!(c.count_events("data_lost"), 0);
+        assert_healthy(&c, 3);
+        let alive: Vec<HostId> = c.nodes.keys().copied().collect();
+        let mut gets = Vec::new();
+        for i in 0..200 {
+            let host = alive[i % alive.len()];
+            gets.push((
+                i,
+                c.client(
+                    host,
+                    Command::Get {
+                        key: format!("k{i}").into(),
+                    },
+                ),
+            ));
+        }
+        c.run_for(5_000);
+        for (i, r) in gets {
+            assert_eq!(
+                c.replies.get(&r),
+                Some(&Reply::Bulk(format!("v{i}").into())),
+                "key k{i} after failover"
+            );
+        }
+    }
+
+    #[test]
+    fn graceful_leave_promotes_nobody_and_loses_nothing() {
+        let mut c = five();
+        let mut reqs = Vec::new();
+        for i in 0..100 {
+            reqs.push(c.client(1, set(&format!("k{i}"), "x")));
+        }
+        c.run_for(3_000);
+        let promoted_before = c.count_events("colony_promoted");
+        c.leave(2);
+        c.run_for(60_000);
+        assert_eq!(c.nodes[&2].state(), NodeState::Left);
+        c.kill(2);
+        let failovers = c.events.iter().filter(|e| matches!(&e.kind, EventKind::ColonyPromoted { reason, .. } if reason == "failover")).count();
+        assert_eq!(failovers, 0, "a leave is not a failure");
+        assert!(c.count_events("colony_promoted") >= promoted_before);
+        assert_eq!(c.count_events("host_dead"), 0);
+        c.run_for(30_000);
+        assert_healthy(&c, 3);
+        let gets: Vec<_> = (0..100)
+            .map(|i| {
+                c.client(
+                    3,
+                    Command::Get {
+                        key: format!("k{i}").into(),
+                    },
+                )
+            })
+            .collect();
+        c.run_for(3_000);
+        for r in gets {
+            assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"x".to_vec())));
+        }
+    }
+
+    #[test]
+    fn a_restarted_host_rejoins_and_serves_no_stale_data() {
+        let mut c = five();
+        let w = c.client(0, set("key", "old"));
+        c.run_for(2_000);
+        assert_eq!(c.replies.get(&w), Some(&Reply::Ok));
+        c.kill(3);
+        c.run_for(20_000);
+        let w = c.client(0, set("key", "new"));
+        c.run_for(2_000);
+        assert_eq!(c.replies.get(&w), Some(&Reply::Ok));
+        c.start(3, vec![0]);
+        c.run_for(60_000);
+        assert_healthy(&c, 3);
+        let r = c.client(3, Command::Get { key: "key".into() });
+        c.run_for(2_000);
+        assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"new".to_vec())));
+    }
+
+    #[test]
+    fn the_minority_side_refuses_writes_and_the_majority_keeps_serving() {
+        let mut c = five();
+        for a in [0, 1] {
+            for b in [2, 3, 4] {
+                c.cut.insert((a, b));
+                c.cut.insert((b, a));
+            }
+        }
+        c.run_for(30_000);
+        assert!(!c.nodes[&0].has_quorum());
+        assert!(c.nodes[&2].has_quorum());
+        assert!(c.count_events("split_detected") >= 2);
+        let minority = c.client(0, set("m", "1"));
+        let majority = c.client(2, set("m", "2"));
+        c.run_for(6_000);
+        assert_ne!(c.replies.get(&minority), Some(&Reply::Ok));
+        assert_eq!(c.replies.get(&majority), Some(&Reply::Ok));
+        c.cut.clear();
+        c.run_for(90_000);
+        if std::env::var("DUMP").is_ok() {
+            for e in &c.events {
+                if e.kind.colony().is_none_or(|x| x == 3) {
+                    eprintln!("{}", e.to_json());
+                }
+            }
+        }
+        assert!(c.nodes[&0].has_quorum());
+        assert_healthy(&c, 3);
+        let r = c.client(0, Command::Get { key: "m".into() });
+        c.run_for(2_000);
+        assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"2".to_vec())));
+    }
+}
