@@ -947,6 +947,18 @@ impl ColonyReplica {
         self.role = Role::Secondary;
     }
 
+    /// A secondary learns from the directory that `primary` leads at `epoch`: follow
+    /// it and ask to be caught up (a primary that does not count us answers `Drop`).
+    pub fn follow(&mut self, env: &mut Env, epoch: Epoch, primary: HostId) {
+        if self.role != Role::Secondary || epoch <= self.epoch {
+            return;
+        }
+        self.epoch = epoch;
+        self.primary = primary;
+        self.election = Election::default();
+        self.resync(env);
+    }
+
     /// The directory names a newer primary that turned out not to exist: open an
     /// epoch above it and announce, so every host follows this primary again.
     pub fn reclaim(&mut self, env: &mut Env, stale: Epoch) {
@@ -1642,4 +1654,226 @@ pub fn shares_history(lineage: &Lineage, have: Version) -> bool {
 /// Hosts of a set, for the placement checks of callers.
 pub fn hosts_of(set: &[MemberInfo]) -> BTreeSet<HostId> {
     set.iter().map(|m| m.host).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::cell::SetCond;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    const P: HostId = 0;
+
+    /// One primary and two secondaries wired by hand, with per-link FIFO queues.
+    struct Trio {
+        reps: BTreeMap<HostId, ColonyReplica>,
+        links: BTreeMap<(HostId, HostId), VecDeque<(Epoch, ColonyMsg)>>,
+        topo: Topology,
+        cfg: ColonyConfig,
+        /// The primary's store after each seq.
+        history: BTreeMap<Seq, CellStore>,
+        acked: Vec<ReplyTo>,
+        now: Tick,
+    }
+
+    impl Trio {
+        fn new() -> Self {
+            let mut reps = BTreeMap::new();
+            let mut p = ColonyReplica::genesis(0, P, Epoch::genesis(P));
+            p.members = [1, 2]
+                .iter()
+                .map(|&h| Member {
+                    host: h,
+                    sync: MemberSync::InSync,
+                    acked: 0,
+                })
+                .collect();
+            reps.insert(P, p);
+            for h in [1, 2] {
+                let mut s = ColonyReplica::syncing(0, Epoch::genesis(P), P);
+                s.synced = true;
+                s.in_sync = true;
+                reps.insert(h, s);
+            }
+            let mut history = BTreeMap::new();
+            history.insert(0, CellStore::default());
+            Trio {
+                reps,
+                links: BTreeMap::new(),
+                topo: Topology::new(),
+                cfg: ColonyConfig {
+                    log_tail: 8,
+                    ..ColonyConfig::default()
+                },
+                history,
+                acked: Vec::new(),
+                now: 0,
+            }
+        }
+
+        fn step(&mut self, host: HostId, f: impl FnOnce(&mut ColonyReplica, &mut Env)) {
+            let mut fx = Effects::default();
+            let alive = |_: HostId| true;
+            let mut env = Env {
+                now: self.now,
+                me: host,
+                cfg: &self.cfg,
+                topo: &mut self.topo,
+                alive: &alive,
+                quorum: true,
+                target: 3,
+                placement_turn: false,
+                fx: &mut fx,
+            };
+            f(self.reps.get_mut(&host).unwrap(), &mut env);
+            for (to, msg) in fx.sends {
+                if let Msg::Colony { epoch, body, .. } = msg {
+                    self.links
+                        .entry((host, to))
+                        .or_default()
+                        .push_back((epoch, body));
+                }
+            }
+            self.acked.extend(fx.replies.into_iter().map(|(to, _)| to));
+            let p = &self.reps[&P];
+            self.history
+                .entry(p.last.seq)
+                .or_insert_with(|| p.cells.clone());
+        }
+
+        fn write(&mut self, i: u64) {
+            let cmd = Command::Set {
+                key: format!("k{}", i % 5).into_bytes(),
+                value: format!("v{i}").into_bytes(),
+                ttl_ms: None,
+                cond: SetCond::Always,
+            };
+            self.step(P, |r, env| r.client(env, ReplyTo { host: P, req: i }, cmd));
+        }
+
+        /// Deliver (or drop) the head of the `n`-th non-empty link.
+        fn deliver(&mut self, n: usize, drop: bool) {
+            let busy: Vec<(HostId, HostId)> = self
+                .links
+                .iter()
+                .filter(|(_, q)| !q.is_empty())
+                .map(|(k, _)| *k)
+                .collect();
+            if busy.is_empty() {
+                return;
+            }
+            let (from, to) = busy[n % busy.len()];
+            let (epoch, body) = self
+                .links
+                .get_mut(&(from, to))
+                .unwrap()
+                .pop_front()
+                .unwrap();
+            if drop && matches!(body, ColonyMsg::Replicate { .. } | ColonyMsg::Ack { .. }) {
+                return;
+            }
+            self.step(to, |r, env| r.on_msg(env, from, epoch, body));
+        }
+
+        fn check_prefix(&self) {
+            let p = &self.reps[&P];
+            for h in [1, 2] {
+                let s = &self.reps[&h];
+                assert!(s.last.seq <= p.last.seq, "secondary ahead of primary");
+                let expect = &self.history[&s.last.seq];
+                assert_eq!(
+                    &s.cells, expect,
+                    "secondary {h} at seq {} diverged",
+                    s.last.seq
+                );
+            }
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Action {
+        Write,
+        Deliver(usize),
+        Drop(usize),
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            3 => Just(Action::Write),
+            6 => (0usize..8).prop_map(Action::Deliver),
+            1 => (0usize..8).prop_map(Action::Drop),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn secondaries_stay_a_prefix_of_the_primary(actions in proptest::collection::vec(action(), 1..200)) {
+            let mut t = Trio::new();
+            let mut writes = 0;
+            for a in actions {
+                match a {
+                    Action::Write => { writes += 1; t.write(writes); }
+                    Action::Deliver(n) => t.deliver(n, false),
+                    Action::Drop(n) => t.deliver(n, true),
+                }
+                t.check_prefix();
+            }
+            // Heal: deliver everything; a secondary that lost messages asks again on
+            // the next write, so keep writing until all acks are in.
+            for round in 0..50 {
+                for _ in 0..10_000 {
+                    if t.links.values().all(|q| q.is_empty()) { break; }
+                    t.deliver(0, false);
+                    t.check_prefix();
+                }
+                if t.acked.len() as u64 == writes + round { break; }
+                t.write(10_000 + round);
+            }
+            let p = &t.reps[&P];
+            for h in [1, 2] {
+                prop_assert_eq!(&t.reps[&h].cells, &p.cells);
+            }
+            prop_assert!(p.pending.is_empty(), "every write is eventually acknowledged");
+        }
+    }
+
+    #[test]
+    fn a_write_is_acknowledged_only_after_every_in_sync_secondary() {
+        let mut t = Trio::new();
+        t.write(1);
+        assert!(t.acked.is_empty(), "no ack before the secondaries");
+        t.deliver(0, false); // replicate to 1
+        t.deliver(0, false); // ack from 1 (or replicate to 2)
+        let delivered_all = |t: &Trio| t.links.values().all(|q| q.is_empty());
+        while !delivered_all(&t) {
+            let before = t.acked.len();
+            t.deliver(0, false);
+            if !delivered_all(&t) {
+                assert_eq!(before, 0);
+            }
+        }
+        assert_eq!(t.acked.len(), 1);
+    }
+
+    #[test]
+    fn an_older_epoch_is_refused() {
+        let mut t = Trio::new();
+        let old = Epoch::genesis(P);
+        let newer = old.next(1);
+        t.reps.get_mut(&2).unwrap().epoch = newer;
+        t.write(1);
+        // Deliver the replicate to host 2 (link 0->2).
+        let q = t.links.get_mut(&(P, 2)).unwrap();
+        let (epoch, body) = q.pop_front().unwrap();
+        t.step(2, |r, env| r.on_msg(env, P, epoch, body));
+        assert_eq!(
+            t.reps[&2].last.seq, 0,
+            "a mutation from an older epoch is not applied"
+        );
+        let back = t.links.get(&(2, P)).unwrap();
+        assert!(
+            matches!(back.front(), Some((e, ColonyMsg::Refuse { current, .. })) if *e == newer && *current == newer)
+        );
+    }
 }

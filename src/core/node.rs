@@ -788,6 +788,7 @@ impl Node {
         for c in colonies {
             self.with_colony(now, c, out, |r, env| r.tick(env));
         }
+        self.follow_directory(now, out);
         self.merge_fenced(now, out);
         if self.state == NodeState::Leaving {
             let alone = self.membership.live_members().is_empty();
@@ -795,6 +796,26 @@ impl Node {
             if self.replicas.is_empty() || alone || timed_out {
                 self.finish_leave(now, out);
             }
+        }
+    }
+
+    /// A secondary whose primary moved on without telling it (it was cut off, or its
+    /// host refuted a death verdict) reports to the primary the directory names: it is
+    /// caught up if it still belongs to the set, and told to drop otherwise.
+    fn follow_directory(&mut self, now: Tick, out: &mut Out) {
+        let me = self.info.id;
+        let stale: Vec<(ColonyId, Epoch, HostId)> = self
+            .replicas
+            .values()
+            .filter(|r| r.role == Role::Secondary && r.is_synced())
+            .filter_map(|r| {
+                let e = self.dir.entry(r.colony)?;
+                (e.epoch > r.epoch && e.primary != me && self.membership.is_alive(e.primary))
+                    .then_some((r.colony, e.epoch, e.primary))
+            })
+            .collect();
+        for (colony, epoch, primary) in stale {
+            self.with_colony(now, colony, out, |r, env| r.follow(env, epoch, primary));
         }
     }
 
