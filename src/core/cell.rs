@@ -8,7 +8,7 @@
 
 use super::types::{ColonyId, Tick, Version};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub type Key = Vec<u8>;
 
@@ -221,6 +221,8 @@ impl Op {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CellStore {
     cells: BTreeMap<Key, Cell>,
+    /// `(expires_at, key)` of every cell with an expiry: the sweep reads only what is due.
+    expiry: BTreeSet<(Tick, Key)>,
     bytes: usize,
 }
 
@@ -263,14 +265,23 @@ impl CellStore {
         match op {
             Op::Put { key, cell } => {
                 let add = key.len() + cell.dna.size();
+                if let Some(t) = cell.expires_at {
+                    self.expiry.insert((t, key.clone()));
+                }
                 if let Some(old) = self.cells.insert(key.clone(), cell.clone()) {
                     self.bytes -= key.len() + old.dna.size();
+                    if let Some(t) = old.expires_at.filter(|t| Some(*t) != cell.expires_at) {
+                        self.expiry.remove(&(t, key.clone()));
+                    }
                 }
                 self.bytes += add;
             }
             Op::Remove { key, .. } => {
                 if let Some(old) = self.cells.remove(key) {
                     self.bytes -= key.len() + old.dna.size();
+                    if let Some(t) = old.expires_at {
+                        self.expiry.remove(&(t, key.clone()));
+                    }
                 }
             }
         }
@@ -279,6 +290,7 @@ impl CellStore {
     /// Replace everything (a snapshot arrived).
     pub fn replace(&mut self, cells: impl IntoIterator<Item = (Key, Cell)>) {
         self.cells.clear();
+        self.expiry.clear();
         self.bytes = 0;
         for (key, cell) in cells {
             self.apply(&Op::Put { key, cell });
@@ -287,11 +299,11 @@ impl CellStore {
 
     /// Keys whose expiry has passed, at most `limit` of them.
     pub fn expired(&self, now: Tick, limit: usize) -> Vec<Key> {
-        self.cells
+        self.expiry
             .iter()
-            .filter(|(_, c)| !c.is_live(now))
+            .take_while(|(t, _)| *t <= now)
             .take(limit)
-            .map(|(k, _)| k.clone())
+            .map(|(_, k)| k.clone())
             .collect()
     }
 
@@ -577,6 +589,26 @@ mod tests {
         assert_eq!(run(&mut s, hdel(b"b"), 0, 3), Reply::Int(1));
         assert!(s.is_empty(), "a hash with no fields is deleted");
         assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn the_expiry_index_follows_overwrites_and_deletes() {
+        let mut s = CellStore::default();
+        let set = |ttl_ms| Command::Set {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            ttl_ms,
+            cond: SetCond::Always,
+        };
+        run(&mut s, set(Some(100)), 0, 1);
+        run(&mut s, set(Some(500)), 10, 2);
+        assert!(s.expired(200, 10).is_empty(), "the old expiry is gone");
+        assert_eq!(s.expired(510, 10), vec![b"k".to_vec()]);
+        run(&mut s, set(None), 20, 3);
+        assert!(s.expired(10_000, 10).is_empty(), "persisted by a plain SET");
+        run(&mut s, set(Some(5)), 30, 4);
+        run(&mut s, Command::Del { key: b"k".to_vec() }, 31, 5);
+        assert!(s.expired(10_000, 10).is_empty(), "deleted");
     }
 
     #[test]

@@ -1383,4 +1383,91 @@ mod tests {
         c.run_for(2_000);
         assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"2".to_vec())));
     }
+
+    #[test]
+    fn a_cell_moves_to_another_colony_with_its_copies_and_is_still_found() {
+        let mut c = five();
+        let w = c.client(1, set("cart:7", "three apples"));
+        c.run_for(2_000);
+        assert_eq!(c.replies.get(&w), Some(&Reply::Ok));
+        let from = colony_of(b"cart:7", 16);
+        let to = (from + 5) % 16;
+        let mv = c.client(
+            2,
+            Command::MoveCell {
+                key: "cart:7".into(),
+                to,
+            },
+        );
+        c.run_for(3_000);
+        assert_eq!(c.replies.get(&mv), Some(&Reply::Ok));
+        assert_eq!(c.count_events("cell_migrated"), 1);
+        // The cell and its secondary copies are in the target colony now.
+        let holders: Vec<_> = c
+            .nodes
+            .values()
+            .filter_map(|n| n.replica(to))
+            .filter(|r| {
+                r.cells.get(b"cart:7").is_some_and(|cell| {
+                    cell.dna == crate::core::cell::Dna::Value(b"three apples".to_vec())
+                })
+            })
+            .collect();
+        assert_eq!(
+            holders.len(),
+            3,
+            "primary and both secondaries of the target colony"
+        );
+        // Any host still finds it through the old colony, which forwards.
+        for h in 0..5 {
+            let r = c.client(
+                h,
+                Command::Get {
+                    key: "cart:7".into(),
+                },
+            );
+            let u = c.client(h, set("cart:7", "four apples"));
+            c.run_for(2_000);
+            assert_eq!(c.replies.get(&r).is_some(), true);
+            assert_eq!(c.replies.get(&u), Some(&Reply::Ok));
+        }
+        let r = c.client(
+            0,
+            Command::Get {
+                key: "cart:7".into(),
+            },
+        );
+        c.run_for(1_000);
+        assert_eq!(
+            c.replies.get(&r),
+            Some(&Reply::Bulk(b"four apples".to_vec()))
+        );
+        let target_primary = c.primaries(to)[0];
+        let cell = c.nodes[&target_primary]
+            .replica(to)
+            .unwrap()
+            .cells
+            .get(b"cart:7")
+            .cloned();
+        assert_eq!(
+            cell.map(|c| c.dna),
+            Some(crate::core::cell::Dna::Value(b"four apples".to_vec()))
+        );
+    }
+
+    #[test]
+    fn too_few_hosts_settle_on_a_smaller_population_and_grow_back_on_join() {
+        let mut c = Cluster::new(cfg());
+        c.start(0, vec![]);
+        c.start(1, vec![0]);
+        c.run_for(30_000);
+        assert_eq!(c.nodes[&0].target_population(), 2);
+        assert!(c.count_events("population_reduced") >= 16);
+        assert_healthy(&c, 2);
+        c.start(2, vec![0]);
+        c.run_for(60_000);
+        assert_eq!(c.nodes[&0].target_population(), 3);
+        assert!(c.count_events("population_restored") >= 16);
+        assert_healthy(&c, 3);
+    }
 }
