@@ -1428,7 +1428,11 @@ mod tests {
             );
             let u = c.client(h, set("cart:7", "four apples"));
             c.run_for(2_000);
-            assert_eq!(c.replies.get(&r).is_some(), true);
+            assert!(
+                matches!(c.replies.get(&r), Some(Reply::Bulk(_))),
+                "host {h} reads the moved cell: {:?}",
+                c.replies.get(&r)
+            );
             assert_eq!(c.replies.get(&u), Some(&Reply::Ok));
         }
         let r = c.client(
