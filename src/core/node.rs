@@ -700,10 +700,24 @@ impl Node {
         let _ = now;
     }
 
+    /// Publish a colony's entry. A new primary (or epoch) is pushed to every host at
+    /// once, since clients are routed by it; a change of secondaries only goes to the
+    /// set itself and spreads by anti-entropy, which keeps a 1,000-host cluster from
+    /// paying a broadcast for every clone.
     fn announce(&mut self, entry: DirEntry, out: &mut Out) {
+        let new_primary = self
+            .dir
+            .entry(entry.colony)
+            .is_none_or(|e| e.primary != entry.primary || e.epoch != entry.epoch);
         self.dir.colonies.merge(entry.clone());
-        for h in self.membership.live_members() {
-            out.sends.push((h, Msg::Dir(entry.clone())));
+        if new_primary {
+            for h in self.membership.live_members() {
+                out.sends.push((h, Msg::Dir(entry.clone())));
+            }
+        } else {
+            for h in entry.secondaries.iter().copied() {
+                out.sends.push((h, Msg::Dir(entry.clone())));
+            }
         }
     }
 
