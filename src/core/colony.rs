@@ -31,12 +31,18 @@ pub struct ColonyConfig {
     pub replicas: u32,
     /// Acks a write waits for; `None` = every in-sync secondary.
     pub sync_replicas: Option<u32>,
+    /// Acks every write needs at least (when the cluster can hold that many copies),
+    /// however few secondaries are in sync.
+    pub min_sync_acks: u32,
     /// Whether a side without quorum refuses writes.
     pub refuse_writes_without_quorum: bool,
     /// Mutations kept to catch a lagging secondary up without a snapshot.
     pub log_tail: usize,
     /// How long secondaries wait for each other's offers before deciding.
     pub election_timeout_ms: u64,
+    /// How long an election without a majority of the set waits (with cluster quorum
+    /// held all along) before a lone in-sync secondary may promote.
+    pub quorum_election_delay_ms: u64,
     /// How long a clone may take before it is abandoned.
     pub transfer_timeout_ms: u64,
     /// How long a refused host is not asked again.
@@ -51,9 +57,11 @@ impl Default for ColonyConfig {
         ColonyConfig {
             replicas: 3,
             sync_replicas: None,
+            min_sync_acks: 1,
             refuse_writes_without_quorum: true,
             log_tail: 4096,
             election_timeout_ms: 300,
+            quorum_election_delay_ms: 6_000,
             transfer_timeout_ms: 30_000,
             refusal_backoff_ms: 10_000,
             expiry_batch: 256,
@@ -194,6 +202,7 @@ struct Election {
     /// The dead primary's epoch.
     epoch: Epoch,
     open: bool,
+    opened_at: Tick,
     offers: BTreeMap<HostId, (Version, u32)>,
 }
 
@@ -486,10 +495,16 @@ impl ColonyReplica {
     /// Answer the writes that have enough acks, in order.
     fn try_complete(&mut self, env: &mut Env) {
         let counting: Vec<&Member> = self.members.iter().filter(|m| m.counts()).collect();
+        // Like Kafka's min.insync.replicas: never acknowledge on the primary's word
+        // alone while the cluster can hold a second copy. A primary cut off from all
+        // its secondaries then holds writes (they time out) instead of acknowledging
+        // what a split may take away.
+        let floor = (env.cfg.min_sync_acks as usize).min(env.target.saturating_sub(1) as usize);
         let needed = env
             .cfg
             .sync_replicas
-            .map_or(counting.len(), |k| (k as usize).min(counting.len()));
+            .map_or(counting.len(), |k| (k as usize).min(counting.len()))
+            .max(floor);
         while let Some(p) = self.pending.front() {
             let got = counting.iter().filter(|m| m.acked >= p.seq).count();
             if got < needed {
@@ -1207,11 +1222,27 @@ impl ColonyReplica {
                 self.try_complete(env);
             }
             Role::Secondary => {
-                self.peers.retain(|p| p.host != host);
+                // Dead peers stay in `peers`: the set's size is the election's
+                // denominator, and shrinking it would let a cut-off minority promote.
                 if host == self.primary {
                     if self.synced && self.in_sync {
                         self.open_election(env);
                     } else {
+                        // Not a candidate, but still a witness that this side holds
+                        // part of the set: vote, then go.
+                        for p in self.peers.iter().filter(|p| p.host != env.me) {
+                            env.fx.sends.push((
+                                p.host,
+                                Msg::Colony {
+                                    colony: self.colony,
+                                    epoch: self.epoch,
+                                    body: ColonyMsg::Offer {
+                                        have: Version::default(),
+                                        rank: u32::MAX,
+                                    },
+                                },
+                            ));
+                        }
                         self.dropped(env, "primary died before this replica caught up".into());
                     }
                 } else if self.election.open {
@@ -1234,6 +1265,9 @@ impl ColonyReplica {
                 epoch: self.epoch,
                 ..Election::default()
             };
+        }
+        if !self.election.open {
+            self.election.opened_at = env.now;
         }
         self.election.open = true;
         let rank = self.my_rank(env.me);
@@ -1299,10 +1333,30 @@ impl ColonyReplica {
         if !all_in && !timed_out {
             return;
         }
+        // Raft's rule, for the colony's own set: offers (votes) from a strict majority
+        // of the last known set, the dead primary included. A side cut off from most of
+        // the set never opens an epoch that would later depose the real primary. A set
+        // of two cannot have a majority without its primary: there, cluster quorum is
+        // the only guard.
+        let set_size = self.peers.len() + 1;
+        let votes = self
+            .peers
+            .iter()
+            .filter(|p| self.election.offers.contains_key(&p.host))
+            .count();
+        // Slow path: most of the set is on the other side of a split, and this side
+        // has held cluster quorum for longer than a minority needs to notice it lost
+        // it. Then this side is the one that serves; take over.
+        let quorum_held =
+            env.now.saturating_sub(self.election.opened_at) >= env.cfg.quorum_election_delay_ms;
+        if set_size > 2 && votes * 2 <= set_size && !quorum_held {
+            return;
+        }
         let best = self
             .election
             .offers
             .iter()
+            .filter(|(_, (v, rank))| *rank != u32::MAX || *v != Version::default())
             .filter(|(h, _)| **h == me || (env.alive)(**h))
             .max_by_key(|(h, (v, rank))| (*v, std::cmp::Reverse(*rank), std::cmp::Reverse(**h)))
             .map(|(h, _)| *h);

@@ -1386,7 +1386,7 @@ mod tests {
         c.run_for(90_000);
         if std::env::var("DUMP").is_ok() {
             for e in &c.events {
-                if e.kind.colony().is_none_or(|x| x == 3) {
+                if e.kind.colony().is_none_or(|x| x == 0) {
                     eprintln!("{}", e.to_json());
                 }
             }
