@@ -113,7 +113,14 @@ impl Checker {
     }
 
     /// A reply contradicted the ledger for `key` (last acknowledged at `since`).
-    pub fn suspect(&mut self, now: Time, key: usize, colony: ColonyId, since: Time, detail: String) {
+    pub fn suspect(
+        &mut self,
+        now: Time,
+        key: usize,
+        colony: ColonyId,
+        since: Time,
+        detail: String,
+    ) {
         self.suspects.push(Suspect {
             key,
             colony,
@@ -226,7 +233,7 @@ impl Checker {
             if key.allows(cell, cx.now) {
                 continue;
             }
-            let since = key.last_ack_at.unwrap_or(0);
+            let since = key.anchor.unwrap_or(0);
             if cx.log.loss_reported(colony, &key.name, since) {
                 self.writes_lost += 1;
                 key.rebase(cell, cx.now);
@@ -236,7 +243,7 @@ impl Checker {
                 t: cx.now,
                 invariant: "no acknowledged write lost",
                 what: format!(
-                    "key {} (colony {colony}): primary {} at epoch {} holds {:?}; the acknowledged history allows only {:?}{}; last acknowledged at {:.3} s; no data_lost or merge_conflict reported since",
+                    "key {} (colony {colony}): primary {} at epoch {} holds {:?}; the acknowledged history allows only {:?}{}; the expected state rests on writes acknowledged from {:.3} s on; no data_lost or merge_conflict reported since",
                     key.name,
                     leader.host,
                     leader.epoch,
@@ -266,7 +273,7 @@ impl Checker {
                     t: cx.now,
                     invariant: "no acknowledged write lost",
                     what: format!(
-                        "key {name} (colony {}), at {:.3} s: {}; last acknowledged at {:.3} s; no data_lost or merge_conflict reported since",
+                        "key {name} (colony {}), at {:.3} s: {}; the expected state rests on writes acknowledged from {:.3} s on; no data_lost or merge_conflict reported since",
                         s.colony,
                         s.seen as f64 / 1000.0,
                         s.detail,
@@ -363,7 +370,13 @@ pub fn unhealthy_report(view: &ClusterView, target: u32) -> String {
         .enumerate()
         .filter(|(_, c)| !c.healthy(target))
         .take(3)
-        .map(|(i, c)| format!("colony {i} (population {}): {}", c.population(), c.describe()))
+        .map(|(i, c)| {
+            format!(
+                "colony {i} (population {}): {}",
+                c.population(),
+                c.describe()
+            )
+        })
         .collect();
     let total = view.colonies.iter().filter(|c| !c.healthy(target)).count();
     format!("{total} unhealthy, e.g. {}", bad.join(" | "))

@@ -25,7 +25,10 @@ pub fn unmet(e: &ExpectSpec, r: &RunResult) -> Vec<String> {
     }
     if let Some(min) = e.min_promotions {
         if r.promotions < min {
-            out.push(format!("{} promotions, expected at least {min}", r.promotions));
+            out.push(format!(
+                "{} promotions, expected at least {min}",
+                r.promotions
+            ));
         }
     }
     if let Some(max) = e.max_failover_promotions {
@@ -36,17 +39,26 @@ pub fn unmet(e: &ExpectSpec, r: &RunResult) -> Vec<String> {
     }
     if let Some(max) = e.max_writes_lost {
         if r.writes_lost > max {
-            out.push(format!("{} writes lost, expected at most {max}", r.writes_lost));
+            out.push(format!(
+                "{} writes lost, expected at most {max}",
+                r.writes_lost
+            ));
         }
     }
     if let Some(min) = e.min_writes_acked {
         if r.writes_acked < min {
-            out.push(format!("{} writes acknowledged, expected at least {min}", r.writes_acked));
+            out.push(format!(
+                "{} writes acknowledged, expected at least {min}",
+                r.writes_acked
+            ));
         }
     }
     if let Some(min) = e.min_migrations {
         if r.migrations < min {
-            out.push(format!("{} migrations, expected at least {min}", r.migrations));
+            out.push(format!(
+                "{} migrations, expected at least {min}",
+                r.migrations
+            ));
         }
     }
     if e.squeezed_hosts_shed {

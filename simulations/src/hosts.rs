@@ -124,7 +124,12 @@ impl World {
         slot.gen += 1;
         slot.incarnation += 1;
         slot.down = false;
-        slot.node = Some(Node::new(slot.info.clone(), cfg, slot.incarnation, node_seed));
+        slot.node = Some(Node::new(
+            slot.info.clone(),
+            cfg,
+            slot.incarnation,
+            node_seed,
+        ));
         self.step(host, Input::Start { seeds });
         self.report_load(host);
     }

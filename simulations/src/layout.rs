@@ -55,7 +55,8 @@ mod tests {
 
     #[test]
     fn round_robin_over_boxes_then_zones() {
-        let spec: ClusterSpec = toml::from_str("hosts = 9\nboxes = 3\nzones = 3\ncolonies = 8").unwrap();
+        let spec: ClusterSpec =
+            toml::from_str("hosts = 9\nboxes = 3\nzones = 3\ncolonies = 8").unwrap();
         let h1 = host_info(&spec, 1, None, None);
         let h4 = host_info(&spec, 4, None, None);
         let h2 = host_info(&spec, 2, None, None);

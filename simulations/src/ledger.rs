@@ -144,7 +144,8 @@ impl Model {
             (Model::Hash(m), Dna::Map(actual)) => {
                 actual.len() == m.len()
                     && m.iter().all(|(f, id)| {
-                        actual.get(f.as_bytes()).map(Vec::as_slice) == Some(id.to_string().as_bytes())
+                        actual.get(f.as_bytes()).map(Vec::as_slice)
+                            == Some(id.to_string().as_bytes())
                     })
             }
             (Model::Counter(n), Dna::Value(v)) => v.as_slice() == n.to_string().as_bytes(),
@@ -162,7 +163,12 @@ impl Model {
             (Model::Hash(m), Reply::Array(a)) => {
                 let flat: Vec<Option<Vec<u8>>> = m
                     .iter()
-                    .flat_map(|(f, id)| [Some(f.clone().into_bytes()), Some(id.to_string().into_bytes())])
+                    .flat_map(|(f, id)| {
+                        [
+                            Some(f.clone().into_bytes()),
+                            Some(id.to_string().into_bytes()),
+                        ]
+                    })
                     .collect();
                 *a == flat
             }
@@ -215,8 +221,10 @@ pub struct KeyLedger {
     pub name: String,
     /// The states the cell may be in (the write in flight aside).
     pub states: Vec<Model>,
-    /// When the last write to this key was acknowledged.
-    pub last_ack_at: Option<Tick>,
+    /// When the oldest acknowledged write the expected state still depends on was
+    /// acknowledged (an HSET carries the fields of the HSETs before it): a loss is
+    /// *reported* if `data_lost` or `merge_conflict` came at or after this.
+    pub anchor: Option<Tick>,
     /// Too many possibilities to check; cleared by the next defining ack.
     pub unchecked: bool,
     pub inflight: Option<InFlight>,
@@ -241,7 +249,7 @@ impl KeyLedger {
             kind: KeyKind::of_index(index),
             name: KeyKind::key_name(index),
             states: vec![Model::Absent],
-            last_ack_at: None,
+            anchor: None,
             unchecked: false,
             inflight: None,
         }
@@ -291,8 +299,12 @@ impl KeyLedger {
                     _ => false,
                 })
                 .collect(),
-            (WriteOp::Del, Reply::Int(1)) => prior.iter().filter(|s| s.may_be_live(w.issued)).collect(),
-            (WriteOp::Del, Reply::Int(0)) => prior.iter().filter(|s| s.may_be_absent(now)).collect(),
+            (WriteOp::Del, Reply::Int(1)) => {
+                prior.iter().filter(|s| s.may_be_live(w.issued)).collect()
+            }
+            (WriteOp::Del, Reply::Int(0)) => {
+                prior.iter().filter(|s| s.may_be_absent(now)).collect()
+            }
             _ => prior.iter().collect(),
         };
         let result = if consistent.is_empty() && !self.unchecked {
@@ -310,6 +322,11 @@ impl KeyLedger {
         } else {
             consistent
         };
+        let carries = matches!(w.op, WriteOp::HSet { .. })
+            && base.iter().any(|s| matches!(s, Model::Hash(_)));
+        if !carries || self.anchor.is_none() {
+            self.anchor = Some(now);
+        }
         self.unchecked = false;
         match (&w.op, reply) {
             (WriteOp::Incr, Reply::Int(n)) => self.states = vec![Model::Counter(*n)],
@@ -323,7 +340,6 @@ impl KeyLedger {
                 }
             }
         }
-        self.last_ack_at = Some(now);
         result
     }
 
@@ -351,6 +367,7 @@ impl KeyLedger {
 
     /// After a reported loss: what the primary holds is the new truth.
     pub fn rebase(&mut self, cell: Option<&Cell>, now: Tick) {
+        self.anchor = Some(now);
         match Model::of_cell(cell, now) {
             Some(m) => {
                 self.states = vec![m];
@@ -365,7 +382,7 @@ impl KeyLedger {
     pub fn fabricate_ack(&mut self, id: WriteId, now: Tick) {
         self.states = vec![Model::Str { id, expires: None }];
         self.unchecked = false;
-        self.last_ack_at = Some(now);
+        self.anchor = Some(now);
     }
 }
 
@@ -385,7 +402,13 @@ mod tests {
     #[test]
     fn acked_set_must_be_there() {
         let mut k = KeyLedger::new(0);
-        k.issue(WriteOp::Set { id: 7, ttl_ms: None }, 10);
+        k.issue(
+            WriteOp::Set {
+                id: 7,
+                ttl_ms: None,
+            },
+            10,
+        );
         k.acked(&Reply::Ok, 20).unwrap();
         assert!(k.allows(Some(&cell("w7", None)), 30));
         assert!(!k.allows(Some(&cell("w6", None)), 30));
@@ -395,9 +418,21 @@ mod tests {
     #[test]
     fn uncertain_write_may_or_may_not_be_there() {
         let mut k = KeyLedger::new(0);
-        k.issue(WriteOp::Set { id: 1, ttl_ms: None }, 0);
+        k.issue(
+            WriteOp::Set {
+                id: 1,
+                ttl_ms: None,
+            },
+            0,
+        );
         k.acked(&Reply::Ok, 5).unwrap();
-        k.issue(WriteOp::Set { id: 2, ttl_ms: None }, 10);
+        k.issue(
+            WriteOp::Set {
+                id: 2,
+                ttl_ms: None,
+            },
+            10,
+        );
         k.uncertain();
         assert!(k.allows(Some(&cell("w1", None)), 30));
         assert!(k.allows(Some(&cell("w2", None)), 30));
@@ -407,7 +442,13 @@ mod tests {
     #[test]
     fn ttl_window_and_expiry() {
         let mut k = KeyLedger::new(0);
-        k.issue(WriteOp::Set { id: 3, ttl_ms: Some(100) }, 0);
+        k.issue(
+            WriteOp::Set {
+                id: 3,
+                ttl_ms: Some(100),
+            },
+            0,
+        );
         k.acked(&Reply::Ok, 10).unwrap();
         assert!(k.allows(Some(&cell("w3", Some(105))), 50));
         assert!(!k.allows(Some(&cell("w3", Some(200))), 50));
@@ -423,7 +464,10 @@ mod tests {
             k.acked(&Reply::Int(n), 1).unwrap();
         }
         k.issue(WriteOp::Incr, 2);
-        assert!(k.acked(&Reply::Int(2), 3).is_err(), "3 was acknowledged; 2 means one was lost");
+        assert!(
+            k.acked(&Reply::Int(2), 3).is_err(),
+            "3 was acknowledged; 2 means one was lost"
+        );
         assert_eq!(k.states, vec![Model::Counter(2)]);
     }
 

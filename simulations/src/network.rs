@@ -36,11 +36,13 @@ impl Partition {
 }
 
 /// Message counts.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct NetStats {
     pub sent: u64,
     pub lost: u64,
     pub cut: u64,
+    /// Messages sent per kind ([`colony::core::messages::Msg::kind`]).
+    pub by_kind: BTreeMap<&'static str, u64>,
 }
 
 /// The network between simulated hosts.
@@ -70,10 +72,12 @@ impl Network {
         now: Time,
         from: HostId,
         to: HostId,
-        membership_packet: bool,
+        kind: &'static str,
         rng: &mut ChaCha8Rng,
     ) -> Option<Time> {
         self.stats.sent += 1;
+        *self.stats.by_kind.entry(kind).or_insert(0) += 1;
+        let membership_packet = kind == "swim";
         if self.blocked(from, to) {
             self.stats.cut += 1;
             return None;
@@ -98,6 +102,11 @@ impl Network {
     /// Whether a partition separates `from` from `to` right now.
     pub fn blocked(&self, from: HostId, to: HostId) -> bool {
         self.partitions.iter().any(|p| p.blocks(from, to))
+    }
+
+    /// Whether `a` and `b` can talk both ways.
+    pub fn connected(&self, a: HostId, b: HostId) -> bool {
+        !self.blocked(a, b) && !self.blocked(b, a)
     }
 
     /// Whether the delivery of an in-flight message must be dropped.
@@ -153,7 +162,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut last = 0;
         for now in 0..1000 {
-            let at = net.send(now, 1, 2, false, &mut rng).unwrap();
+            let at = net.send(now, 1, 2, "dir", &mut rng).unwrap();
             assert!(at >= last && at > now);
             last = at;
         }
@@ -168,8 +177,8 @@ mod tests {
             hosts: [1].into_iter().collect(),
             oneway: true,
         });
-        assert!(net.send(0, 1, 2, false, &mut rng).is_none());
-        assert!(net.send(0, 2, 1, false, &mut rng).is_some());
+        assert!(net.send(0, 1, 2, "dir", &mut rng).is_none());
+        assert!(net.send(0, 2, 1, "dir", &mut rng).is_some());
         net.heal();
         net.partition(Partition {
             zones: vec!["z0".into()],
@@ -177,9 +186,9 @@ mod tests {
             oneway: false,
         });
         net.host_added(3, "z0");
-        assert!(net.send(0, 2, 1, false, &mut rng).is_none());
-        assert!(net.send(0, 3, 1, false, &mut rng).is_some());
-        assert!(net.send(0, 3, 2, false, &mut rng).is_none());
+        assert!(net.send(0, 2, 1, "dir", &mut rng).is_none());
+        assert!(net.send(0, 3, 1, "dir", &mut rng).is_some());
+        assert!(net.send(0, 3, 2, "dir", &mut rng).is_none());
     }
 
     #[test]
@@ -189,7 +198,7 @@ mod tests {
             ..NetworkSpec::default()
         });
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        assert!(net.send(0, 1, 2, true, &mut rng).is_none());
-        assert!(net.send(0, 1, 2, false, &mut rng).is_some());
+        assert!(net.send(0, 1, 2, "swim", &mut rng).is_none());
+        assert!(net.send(0, 1, 2, "dir", &mut rng).is_some());
     }
 }

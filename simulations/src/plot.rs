@@ -44,7 +44,8 @@ impl Sample {
             t_s,
             target,
             min_population: pops.iter().copied().min().unwrap_or(0),
-            mean_population: pops.iter().map(|p| f64::from(*p)).sum::<f64>() / pops.len().max(1) as f64,
+            mean_population: pops.iter().map(|p| f64::from(*p)).sum::<f64>()
+                / pops.len().max(1) as f64,
             under_replicated: pops.iter().filter(|p| **p < target).count() as u32,
             primaries: per_host.into_iter().collect(),
             migrations: counts.0,
@@ -53,6 +54,11 @@ impl Sample {
         }
     }
 }
+
+/// A named, coloured line computed from each sample.
+type Line = (&'static str, RGBColor, fn(&Sample) -> f64);
+/// A named, coloured statistic over the hosts' primary counts.
+type Stat = (&'static str, RGBColor, fn(&[u32]) -> f64);
 
 fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("plot: {e:?}")
@@ -63,9 +69,7 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<()> {
     let t_max = samples.last().map_or(1.0, |s| s.t_s).max(1.0);
     let root = SVGBackend::new(path, (1100, 1300)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
-    let root = root
-        .titled(title, ("sans-serif", 22))
-        .map_err(err)?;
+    let root = root.titled(title, ("sans-serif", 22)).map_err(err)?;
     let panels = root.split_evenly((4, 1));
 
     // 1. Population.
@@ -77,15 +81,22 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<()> {
         .y_label_area_size(45)
         .build_cartesian_2d(0.0..t_max, 0.0..y_max)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("simulated s").draw().map_err(err)?;
-    let series: [(&str, RGBColor, fn(&Sample) -> f64); 3] = [
+    chart
+        .configure_mesh()
+        .x_desc("simulated s")
+        .draw()
+        .map_err(err)?;
+    let series: [Line; 3] = [
         ("target min(N, feasible)", BLACK, |s| f64::from(s.target)),
         ("mean", BLUE, |s| s.mean_population),
         ("min", RED, |s| f64::from(s.min_population)),
     ];
     for (name, color, f) in series {
         chart
-            .draw_series(LineSeries::new(samples.iter().map(|s| (s.t_s, f(s))), color))
+            .draw_series(LineSeries::new(
+                samples.iter().map(|s| (s.t_s, f(s))),
+                color,
+            ))
             .map_err(err)?
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
@@ -93,7 +104,12 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<()> {
     legend(&mut chart)?;
 
     // 2. Under-replicated colonies.
-    let u_max = samples.iter().map(|s| s.under_replicated).max().unwrap_or(0) as f64 + 1.0;
+    let u_max = samples
+        .iter()
+        .map(|s| s.under_replicated)
+        .max()
+        .unwrap_or(0) as f64
+        + 1.0;
     let mut chart = ChartBuilder::on(&panels[1])
         .caption("colonies under target", ("sans-serif", 16))
         .margin(10)
@@ -101,10 +117,16 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<()> {
         .y_label_area_size(45)
         .build_cartesian_2d(0.0..t_max, 0.0..u_max)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("simulated s").draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("simulated s")
+        .draw()
+        .map_err(err)?;
     chart
         .draw_series(LineSeries::new(
-            samples.iter().map(|s| (s.t_s, f64::from(s.under_replicated))),
+            samples
+                .iter()
+                .map(|s| (s.t_s, f64::from(s.under_replicated))),
             RED,
         ))
         .map_err(err)?;
@@ -132,7 +154,11 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<()> {
         .y_label_area_size(45)
         .build_cartesian_2d(0.0..t_max, 0.0..p_max)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("simulated s").draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("simulated s")
+        .draw()
+        .map_err(err)?;
     let of = |s: &Sample, h: HostId| -> f64 {
         s.primaries
             .binary_search_by_key(&h, |(x, _)| *x)
@@ -142,16 +168,23 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<()> {
         for (i, h) in hosts.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             chart
-                .draw_series(LineSeries::new(samples.iter().map(|s| (s.t_s, of(s, *h))), color))
+                .draw_series(LineSeries::new(
+                    samples.iter().map(|s| (s.t_s, of(s, *h))),
+                    color,
+                ))
                 .map_err(err)?
                 .label(format!("host {h}"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         }
     } else {
-        let stats: [(&str, RGBColor, fn(&[u32]) -> f64); 3] = [
+        let stats: [Stat; 3] = [
             ("max", RED, |v| v.iter().copied().max().unwrap_or(0) as f64),
-            ("mean", BLUE, |v| v.iter().map(|x| f64::from(*x)).sum::<f64>() / v.len().max(1) as f64),
-            ("min", GREEN, |v| v.iter().copied().min().unwrap_or(0) as f64),
+            ("mean", BLUE, |v| {
+                v.iter().map(|x| f64::from(*x)).sum::<f64>() / v.len().max(1) as f64
+            }),
+            ("min", GREEN, |v| {
+                v.iter().copied().min().unwrap_or(0) as f64
+            }),
         ];
         for (name, color, f) in stats {
             chart
@@ -175,21 +208,31 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<()> {
         .map_or(1, |s| s.migrations.max(s.clones).max(s.promotions)) as f64
         + 1.0;
     let mut chart = ChartBuilder::on(&panels[3])
-        .caption("cumulative migrations, clones, promotions", ("sans-serif", 16))
+        .caption(
+            "cumulative migrations, clones, promotions",
+            ("sans-serif", 16),
+        )
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(45)
         .build_cartesian_2d(0.0..t_max, 0.0..m_max)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("simulated s").draw().map_err(err)?;
-    let moves: [(&str, RGBColor, fn(&Sample) -> f64); 3] = [
+    chart
+        .configure_mesh()
+        .x_desc("simulated s")
+        .draw()
+        .map_err(err)?;
+    let moves: [Line; 3] = [
         ("migrations", BLUE, |s| s.migrations as f64),
         ("clones", GREEN, |s| s.clones as f64),
         ("promotions", RED, |s| s.promotions as f64),
     ];
     for (name, color, f) in moves {
         chart
-            .draw_series(LineSeries::new(samples.iter().map(|s| (s.t_s, f(s))), color))
+            .draw_series(LineSeries::new(
+                samples.iter().map(|s| (s.t_s, f(s))),
+                color,
+            ))
             .map_err(err)?
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
@@ -199,8 +242,8 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<()> {
     Ok(())
 }
 
-fn legend<DB: DrawingBackend, CT: plotters::coord::CoordTranslate>(
-    chart: &mut ChartContext<DB, CT>,
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,

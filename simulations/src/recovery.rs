@@ -19,11 +19,14 @@ pub struct Recovery {
     last_fault: Option<(Time, String)>,
     /// Start of the current unhealthy stretch.
     unhealthy_since: Option<Time>,
+    /// The last check that found the cluster healthy.
+    healthy_at: Time,
     /// Seconds from each fault to full recovery.
     pub samples: Vec<f64>,
 }
 
 /// A recovery that did not happen in time.
+#[derive(Debug)]
 pub struct Overdue {
     pub fault: String,
     pub at: Time,
@@ -39,12 +42,17 @@ impl Recovery {
             formed_at: None,
             last_fault: None,
             unhealthy_since: None,
+            healthy_at: 0,
             samples: Vec::new(),
         }
     }
 
-    pub fn fault(&mut self, now: Time, what: &str) {
-        self.open.push((now, what.to_owned()));
+    /// A fault at `now`. Every fault restarts the clock of the bound; a `disruptive`
+    /// one (a kill, a partition, a leave) also gets a recovery-time sample.
+    pub fn fault(&mut self, now: Time, what: &str, disruptive: bool) {
+        if disruptive {
+            self.open.push((now, what.to_owned()));
+        }
         self.last_fault = Some((now, what.to_owned()));
     }
 
@@ -60,7 +68,7 @@ impl Recovery {
 
     /// Whether the last check found everything healthy (and no fault came since).
     pub fn is_healthy(&self) -> bool {
-        self.formed_at.is_some() && self.unhealthy_since.is_none() && self.open.is_empty()
+        self.formed_at.is_some() && self.unhealthy_since.is_none()
     }
 
     /// Faults not recovered from yet.
@@ -68,15 +76,16 @@ impl Recovery {
         self.open.len()
     }
 
-    /// The deadline of the current unhealthy stretch: `bound` after the later of its
-    /// start and the latest fault (formation: its own bound from time 0).
+    /// The deadline of the current unhealthy stretch: `bound` after the latest fault if
+    /// it came after the last healthy check, else `bound` after the stretch began
+    /// (formation: its own bound from time 0).
     fn deadline(&self, now: Time) -> (Time, String) {
         if self.formed_at.is_none() {
             return (self.formation_bound, "cluster formation".to_owned());
         }
         let since = self.unhealthy_since.unwrap_or(now);
         match &self.last_fault {
-            Some((t, what)) if *t >= since => (t + self.bound, what.clone()),
+            Some((t, what)) if *t >= self.healthy_at => (t + self.bound, what.clone()),
             _ => (
                 since + self.bound,
                 format!("no fault (unhealthy since {:.1} s)", since as f64 / 1000.0),
@@ -94,6 +103,7 @@ impl Recovery {
     pub fn observe(&mut self, now: Time, healthy: bool) -> Result<Vec<(String, f64)>, Overdue> {
         if healthy {
             self.unhealthy_since = None;
+            self.healthy_at = now;
             if self.formed_at.is_none() {
                 self.formed_at = Some(now);
             }
@@ -137,13 +147,13 @@ mod tests {
         assert!(r.observe(1_000, false).is_ok());
         assert!(r.observe(5_000, true).is_ok());
         assert_eq!(r.formed_at(), Some(5_000));
-        r.fault(20_000, "kill host 1");
+        r.fault(20_000, "kill host 1", true);
         assert!(r.observe(25_000, false).is_ok());
-        r.fault(26_000, "restart host 1");
+        r.fault(26_000, "restart host 1", true);
         let done = r.observe(30_000, true).unwrap();
         assert_eq!(done.len(), 2);
         assert_eq!(r.samples, vec![10.0, 4.0]);
-        r.fault(40_000, "kill host 2");
+        r.fault(40_000, "kill host 2", true);
         assert!(r.observe(50_000, false).is_ok());
         assert!(r.observe(50_001, false).is_err());
     }

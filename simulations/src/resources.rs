@@ -44,7 +44,8 @@ pub fn load_of(node: &Node, spec: &ResourceSpec, squeeze: Squeeze, rng: &mut Cha
         + secondaries as f64 * spec.secondary_cpu)
         * noise(rng)
         + squeeze.cpu * cap.cpu;
-    let memory = ((spec.base_memory_mib + (primaries + secondaries) * spec.replica_memory_mib) * MIB
+    let memory = ((spec.base_memory_mib + (primaries + secondaries) * spec.replica_memory_mib)
+        * MIB
         + bytes) as f64
         * noise(rng)
         + squeeze.memory * cap.memory as f64;

@@ -147,11 +147,11 @@ pub struct ResourceSpec {
 impl Default for ResourceSpec {
     fn default() -> Self {
         ResourceSpec {
-            replica_memory_mib: 64,
+            replica_memory_mib: 128,
             base_cpu: 0.2,
             base_memory_mib: 512,
-            primary_cpu: 0.02,
-            secondary_cpu: 0.01,
+            primary_cpu: 0.05,
+            secondary_cpu: 0.02,
             jitter: 0.02,
         }
     }

@@ -199,11 +199,20 @@ impl Summary {
         let failed = if self.failed_seeds.is_empty() {
             "none".to_owned()
         } else {
-            let shown: Vec<String> = self.failed_seeds.iter().take(20).map(u64::to_string).collect();
+            let shown: Vec<String> = self
+                .failed_seeds
+                .iter()
+                .take(20)
+                .map(u64::to_string)
+                .collect();
             format!(
                 "{}{}",
                 shown.join(", "),
-                if self.failed_seeds.len() > 20 { ", ..." } else { "" }
+                if self.failed_seeds.len() > 20 {
+                    ", ..."
+                } else {
+                    ""
+                }
             )
         };
         let rows: Vec<(&str, String)> = vec![
@@ -213,7 +222,10 @@ impl Summary {
             ("writes acknowledged", self.writes_acked.to_string()),
             (
                 "writes refused / uncertain",
-                format!("{} / {}", x.client.writes_refused, x.client.writes_uncertain),
+                format!(
+                    "{} / {}",
+                    x.client.writes_refused, x.client.writes_uncertain
+                ),
             ),
             ("writes lost (reported)", self.writes_lost.to_string()),
             ("data_lost events", self.data_lost_events.to_string()),
@@ -234,8 +246,14 @@ impl Summary {
                     self.recovery_p50_s, self.recovery_p99_s, x.recoveries
                 ),
             ),
-            ("cluster formed within", format!("{:.1} s", x.formation_max_s)),
-            ("placement violations", self.placement_violations.to_string()),
+            (
+                "cluster formed within",
+                format!("{:.1} s", x.formation_max_s),
+            ),
+            (
+                "placement violations",
+                self.placement_violations.to_string(),
+            ),
             (
                 "simulated / wall",
                 format!("{:.0} s / {:.2} s", x.sim_seconds, x.wall_seconds),

@@ -28,6 +28,11 @@ impl LiveHost<'_> {
             info: self.node.info().clone(),
             load: self.load,
             replicas: self.node.replicas().count() as u32,
+            primaries: self
+                .node
+                .replicas()
+                .filter(|r| r.role == Role::Primary)
+                .count() as u32,
             state: if self.node.state() == NodeState::Active {
                 HostState::Alive
             } else {
@@ -68,6 +73,8 @@ pub struct SecondaryView {
     pub host: HostId,
     pub epoch: Epoch,
     pub primary: HostId,
+    /// Whether it and the leader can talk both ways (no partition between them).
+    pub reachable: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -82,7 +89,8 @@ impl ColonyView {
         self.primaries.iter().max_by_key(|p| (p.epoch, p.host))
     }
 
-    /// Replicas that count: the leader and its caught-up members that really follow it.
+    /// Replicas that count: the leader and its caught-up members that really follow it
+    /// and that the network lets it reach.
     pub fn population(&self) -> u32 {
         let Some(l) = self.leader() else {
             return 0;
@@ -92,9 +100,9 @@ impl ColonyView {
             .iter()
             .filter(|m| m.in_sync && m.host != l.host)
             .filter(|m| {
-                self.secondaries
-                    .iter()
-                    .any(|s| s.host == m.host && s.epoch == l.epoch && s.primary == l.host)
+                self.secondaries.iter().any(|s| {
+                    s.host == m.host && s.epoch == l.epoch && s.primary == l.host && s.reachable
+                })
             })
             .count() as u32
     }
@@ -146,7 +154,12 @@ pub struct ClusterView {
 }
 
 impl ClusterView {
-    pub fn build(live: &[LiveHost], colonies: u32) -> ClusterView {
+    /// `reach(a, b)`: whether `a` and `b` can talk both ways right now.
+    pub fn build(
+        live: &[LiveHost],
+        colonies: u32,
+        reach: &dyn Fn(HostId, HostId) -> bool,
+    ) -> ClusterView {
         let mut cv: Vec<ColonyView> = vec![ColonyView::default(); colonies as usize];
         for h in live {
             let me = h.id();
@@ -170,7 +183,15 @@ impl ClusterView {
                         host: me,
                         epoch: r.epoch,
                         primary: r.primary,
+                        reachable: true,
                     }),
+                }
+            }
+        }
+        for c in &mut cv {
+            if let Some(l) = c.leader().map(|l| l.host) {
+                for s in &mut c.secondaries {
+                    s.reachable = reach(l, s.host);
                 }
             }
         }

@@ -67,7 +67,11 @@ struct Pending {
 pub enum Outcome {
     Nothing,
     /// An acknowledgement that contradicts the ledger: an acknowledged write is gone.
-    Contradiction { key: u32, since: Time, c: Contradiction },
+    Contradiction {
+        key: u32,
+        since: Time,
+        c: Contradiction,
+    },
 }
 
 /// The clients.
@@ -274,7 +278,7 @@ impl Workload {
             }
             _ => {
                 self.stats.writes_acked += 1;
-                let since = k.last_ack_at.unwrap_or(0);
+                let since = k.anchor.unwrap_or(0);
                 match k.acked(reply, now) {
                     Ok(()) => Outcome::Nothing,
                     Err(c) => Outcome::Contradiction {

@@ -67,7 +67,11 @@ pub(crate) struct Delivery {
 /// What the agenda holds.
 pub(crate) enum Item {
     Deliver(Box<Delivery>),
-    Timer { host: HostId, gen: u32, timer: Timer },
+    Timer {
+        host: HostId,
+        gen: u32,
+        timer: Timer,
+    },
     Fault(Action),
     ClientOp,
     LoadReport,
@@ -196,6 +200,22 @@ impl World {
             });
         }
         let wall_seconds = wall.elapsed().as_secs_f64();
+        if self.verbose {
+            let mut kinds: Vec<(&str, u64)> = self
+                .net
+                .stats
+                .by_kind
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .collect();
+            kinds.sort_by_key(|(k, v)| (std::cmp::Reverse(*v), *k));
+            let top: Vec<String> = kinds
+                .iter()
+                .take(10)
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            println!("messages by kind: {}", top.join(", "));
+        }
         self.result(wall_seconds)
     }
 
@@ -224,7 +244,10 @@ impl World {
         match item {
             Item::Deliver(d) => self.deliver(*d),
             Item::Timer { host, gen, timer } => {
-                if self.slot(host).is_some_and(|s| s.gen == gen && s.node.is_some()) {
+                if self
+                    .slot(host)
+                    .is_some_and(|s| s.gen == gen && s.node.is_some())
+                {
                     self.step(host, Input::Timer(timer));
                 }
             }
@@ -301,15 +324,10 @@ impl World {
     }
 
     fn send(&mut self, from: HostId, from_gen: u32, to: HostId, msg: Msg) {
-        let Some(to_gen) = self
-            .slot(to)
-            .filter(|s| s.node.is_some())
-            .map(|s| s.gen)
-        else {
+        let Some(to_gen) = self.slot(to).filter(|s| s.node.is_some()).map(|s| s.gen) else {
             return;
         };
-        let swim = matches!(msg, Msg::Swim(_));
-        if let Some(at) = self.net.send(self.now, from, to, swim, &mut self.rng) {
+        if let Some(at) = self.net.send(self.now, from, to, msg.kind(), &mut self.rng) {
             self.agenda.push(
                 at,
                 Item::Deliver(Box::new(Delivery {
@@ -417,7 +435,7 @@ impl World {
         let colonies = self.sc.cluster.colonies;
         let finishing = now >= self.end;
         let live = live_hosts(&self.hosts);
-        let view = ClusterView::build(&live, colonies);
+        let view = ClusterView::build(&live, colonies, &|a, b| self.net.connected(a, b));
         let target = self.checker.target(&live, colonies);
         let mut cx = CheckCtx {
             now,
@@ -449,6 +467,16 @@ impl World {
                 });
             }
         }
+        if self.verbose && now % 60_000 < self.sc.checks.check_every_ms {
+            let under = view.colonies.iter().filter(|c| !c.healthy(target)).count();
+            println!(
+                "[{:>8.1}s] {} hosts up, {under} of {colonies} colonies not at {target} replicas under one primary, {} items, {} acked writes",
+                now as f64 / 1000.0,
+                live.len(),
+                self.items,
+                self.workload.stats.writes_acked
+            );
+        }
         drop(live);
         let recovered = std::mem::take(&mut self.checker.recovered);
         if self.verbose {
@@ -470,7 +498,9 @@ impl World {
 
     fn on_sample(&mut self) {
         let live = live_hosts(&self.hosts);
-        let view = ClusterView::build(&live, self.sc.cluster.colonies);
+        let view = ClusterView::build(&live, self.sc.cluster.colonies, &|a, b| {
+            self.net.connected(a, b)
+        });
         let target = self.checker.target(&live, self.sc.cluster.colonies);
         let ids: Vec<HostId> = live.iter().map(|h| h.id()).collect();
         let counts = (
@@ -486,12 +516,13 @@ impl World {
         self.agenda.push(self.now + 1_000, Item::Sample);
     }
 
-    /// Record an injected fault.
-    pub(crate) fn note_fault(&mut self, what: String) {
+    /// Record an injected fault (`disruptive`: it may take replicas away, so its
+    /// recovery time is measured).
+    pub(crate) fn note_fault(&mut self, what: String, disruptive: bool) {
         if self.verbose {
             println!("[{:>8.1}s] {what}", self.now as f64 / 1000.0);
         }
-        self.checker.recovery.fault(self.now, &what);
+        self.checker.recovery.fault(self.now, &what, disruptive);
         self.faults
             .push(format!("{:.3} s: {what}", self.now as f64 / 1000.0));
     }
@@ -505,7 +536,7 @@ impl World {
     pub fn check_ledger_now(&mut self) -> Result<(), Violation> {
         let colonies = self.sc.cluster.colonies;
         let live = live_hosts(&self.hosts);
-        let view = ClusterView::build(&live, colonies);
+        let view = ClusterView::build(&live, colonies, &|a, b| self.net.connected(a, b));
         let target = self.checker.target(&live, colonies);
         let mut cx = CheckCtx {
             now: self.now,
@@ -554,11 +585,7 @@ impl World {
             clones: log.count("colony_cloned"),
             migrations: log.count("colony_migrated"),
             recovery_s: self.checker.recovery.samples.clone(),
-            formation_s: self
-                .checker
-                .recovery
-                .formed_at()
-                .map(|t| t as f64 / 1000.0),
+            formation_s: self.checker.recovery.formed_at().map(|t| t as f64 / 1000.0),
             placement_violations: self.checker.placement_violations,
             sim_seconds: self.now as f64 / 1000.0,
             wall_seconds,
@@ -570,9 +597,13 @@ impl World {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
-            event_seen: log.seen.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            event_seen: log
+                .seen
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
             client: self.workload.stats,
-            net: self.net.stats,
+            net: self.net.stats.clone(),
             squeezed,
             samples: self.samples.take().unwrap_or_default(),
             faults: std::mem::take(&mut self.faults),

@@ -1,0 +1,447 @@
+//! Fault injection: the scenario's `[[faults]]` turned into timed actions, and what each
+//! action does to the world.
+//!
+//! Hosts named by id are used as given; a fault without a host picks one at random
+//! (seeded) among the running hosts when it fires. Windows of random kills and rolling
+//! restarts reschedule themselves step by step. Every action that changes the cluster is
+//! recorded as a fault, which starts the clock of the recovery check.
+
+use crate::network::Partition;
+use crate::queue::Time;
+use crate::resources::Squeeze;
+use crate::scenario::{ms, FaultSpec};
+use crate::world::{Item, World};
+use colony::core::node::{Input, NodeState};
+use colony::core::types::HostId;
+use rand::RngExt;
+
+/// A timed action.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// Start a host of the initial cluster.
+    Boot(HostId),
+    Kill {
+        host: Option<HostId>,
+        restart_after: Option<Time>,
+    },
+    KillBox {
+        box_name: Option<String>,
+        restart_after: Option<Time>,
+    },
+    /// Start a new process in a killed host's slot.
+    Revive(HostId),
+    Leave {
+        host: Option<HostId>,
+        restart_after: Option<Time>,
+    },
+    Join {
+        zone: Option<String>,
+        box_name: Option<String>,
+    },
+    Partition {
+        zones: Vec<String>,
+        hosts: Vec<HostId>,
+        oneway: bool,
+        heal_after: Option<Time>,
+    },
+    Heal,
+    Squeeze {
+        host: Option<HostId>,
+        squeeze: Squeeze,
+        release_after: Option<Time>,
+    },
+    Release(HostId),
+    Slow {
+        host: Option<HostId>,
+        extra_ms: u64,
+        for_ms: Option<Time>,
+    },
+    Unslow(HostId),
+    /// One step of a random-kills window (index into the scenario's faults).
+    RandomKill(usize),
+    /// One step of a rolling restart: restart the `n`-th host.
+    Rolling {
+        fault: usize,
+        n: usize,
+    },
+}
+
+/// Schedule the scenario's faults.
+pub fn plan(w: &mut World) {
+    let faults = w.sc.faults.clone();
+    for (i, f) in faults.iter().enumerate() {
+        let a = match f {
+            FaultSpec::Kill {
+                at_s,
+                host,
+                restart_after_s,
+            } => (
+                *at_s,
+                Action::Kill {
+                    host: *host,
+                    restart_after: restart_after_s.map(ms),
+                },
+            ),
+            FaultSpec::KillBox {
+                at_s,
+                box_name,
+                restart_after_s,
+            } => (
+                *at_s,
+                Action::KillBox {
+                    box_name: box_name.clone(),
+                    restart_after: restart_after_s.map(ms),
+                },
+            ),
+            FaultSpec::Restart { at_s, host, down_s } => (
+                *at_s,
+                Action::Kill {
+                    host: *host,
+                    restart_after: Some(ms(*down_s)),
+                },
+            ),
+            FaultSpec::RandomKills { from_s, .. } => (*from_s, Action::RandomKill(i)),
+            FaultSpec::RollingRestart { at_s, .. } => (*at_s, Action::Rolling { fault: i, n: 0 }),
+            FaultSpec::Leave { at_s, host } => (
+                *at_s,
+                Action::Leave {
+                    host: *host,
+                    restart_after: None,
+                },
+            ),
+            FaultSpec::Join {
+                at_s,
+                count,
+                zone,
+                box_name,
+            } => {
+                for _ in 0..*count {
+                    w.schedule(
+                        ms(*at_s),
+                        Action::Join {
+                            zone: zone.clone(),
+                            box_name: box_name.clone(),
+                        },
+                    );
+                }
+                continue;
+            }
+            FaultSpec::Partition {
+                at_s,
+                zones,
+                hosts,
+                oneway,
+                heal_after_s,
+            } => (
+                *at_s,
+                Action::Partition {
+                    zones: zones.clone(),
+                    hosts: hosts.clone(),
+                    oneway: *oneway,
+                    heal_after: heal_after_s.map(ms),
+                },
+            ),
+            FaultSpec::Heal { at_s } => (*at_s, Action::Heal),
+            FaultSpec::Squeeze {
+                at_s,
+                host,
+                cpu,
+                memory,
+                for_s,
+            } => (
+                *at_s,
+                Action::Squeeze {
+                    host: *host,
+                    squeeze: Squeeze {
+                        cpu: *cpu,
+                        memory: *memory,
+                    },
+                    release_after: for_s.map(ms),
+                },
+            ),
+            FaultSpec::Slow {
+                at_s,
+                host,
+                extra_ms,
+                for_s,
+            } => (
+                *at_s,
+                Action::Slow {
+                    host: *host,
+                    extra_ms: *extra_ms,
+                    for_ms: for_s.map(ms),
+                },
+            ),
+        };
+        w.schedule(ms(a.0), a.1);
+    }
+}
+
+impl World {
+    pub(crate) fn schedule(&mut self, at: Time, a: Action) {
+        self.agenda.push(at, Item::Fault(a));
+    }
+
+    /// A host by id if it runs, or a random running one.
+    fn resolve(&mut self, host: Option<HostId>) -> Option<HostId> {
+        match host {
+            Some(h) => self.slot(h).is_some_and(|s| s.node.is_some()).then_some(h),
+            None => self.pick_active(&[]),
+        }
+    }
+
+    fn uniform(&mut self, [lo, hi]: [f64; 2]) -> Time {
+        if hi <= lo {
+            return ms(lo);
+        }
+        ms(self.rng.random_range(lo..=hi))
+    }
+
+    pub(crate) fn apply(&mut self, a: Action) {
+        let now = self.now;
+        match a {
+            Action::Boot(h) => self.boot(h),
+            Action::Kill {
+                host,
+                restart_after,
+            } => {
+                let Some(h) = self.resolve(host) else {
+                    return;
+                };
+                self.kill(h);
+                match restart_after {
+                    Some(d) => {
+                        self.note_fault(
+                            format!("kill host {h} (restart in {:.1} s)", d as f64 / 1000.0),
+                            true,
+                        );
+                        self.schedule(now + d, Action::Revive(h));
+                    }
+                    None => self.note_fault(format!("kill host {h}"), true),
+                }
+            }
+            Action::KillBox {
+                box_name,
+                restart_after,
+            } => {
+                let name = match box_name {
+                    Some(b) => b,
+                    None => {
+                        let Some(h) = self.pick_active(&[]) else {
+                            return;
+                        };
+                        self.slot(h)
+                            .map(|s| s.info.box_name.clone())
+                            .unwrap_or_default()
+                    }
+                };
+                let victims: Vec<HostId> = self
+                    .hosts
+                    .iter()
+                    .filter(|s| s.info.box_name == name && s.node.is_some())
+                    .map(|s| s.info.id)
+                    .collect();
+                for h in &victims {
+                    self.kill(*h);
+                    if let Some(d) = restart_after {
+                        self.schedule(now + d, Action::Revive(*h));
+                    }
+                }
+                self.note_fault(format!("kill box {name} (hosts {victims:?})"), true);
+            }
+            Action::Revive(h) => {
+                if self.slot(h).is_some_and(|s| s.node.is_none() && !s.gone) {
+                    self.boot(h);
+                    self.note_fault(format!("restart host {h}"), false);
+                }
+            }
+            Action::Leave {
+                host,
+                restart_after,
+            } => {
+                let Some(h) = self.resolve(host) else {
+                    return;
+                };
+                if let Some(s) = self.slot_mut(h) {
+                    s.restart_after_leave = restart_after;
+                }
+                self.note_fault(format!("host {h} leaves gracefully"), true);
+                self.step(h, Input::Leave);
+            }
+            Action::Join { zone, box_name } => {
+                let h = self.add_host(zone.as_deref(), box_name.as_deref());
+                let (b, z) = self
+                    .slot(h)
+                    .map(|s| (s.info.box_name.clone(), s.info.zone.clone()))
+                    .unwrap_or_default();
+                self.note_fault(format!("host {h} joins (box {b}, zone {z})"), false);
+            }
+            Action::Partition {
+                zones,
+                hosts,
+                oneway,
+                heal_after,
+            } => {
+                let mut side: std::collections::BTreeSet<HostId> = hosts.iter().copied().collect();
+                for s in &self.hosts {
+                    if zones.contains(&s.info.zone) {
+                        side.insert(s.info.id);
+                    }
+                }
+                self.note_fault(
+                    format!(
+                        "partition {}{:?} (zones {zones:?}) from the rest",
+                        if oneway { "one-way: " } else { "" },
+                        side
+                    ),
+                    true,
+                );
+                self.net.partition(Partition {
+                    zones,
+                    hosts: side,
+                    oneway,
+                });
+                if let Some(d) = heal_after {
+                    self.schedule(now + d, Action::Heal);
+                }
+            }
+            Action::Heal => {
+                if self.net.partitioned() {
+                    self.net.heal();
+                    self.note_fault("heal every partition".to_owned(), false);
+                }
+            }
+            Action::Squeeze {
+                host,
+                squeeze,
+                release_after,
+            } => {
+                let Some(h) = self.resolve(host) else {
+                    return;
+                };
+                let held = self
+                    .slot(h)
+                    .and_then(|s| s.node.as_ref())
+                    .map_or(0, |n| n.replicas().count() as u32);
+                self.squeezed.entry(h).or_insert(held);
+                if let Some(s) = self.slot_mut(h) {
+                    s.squeeze = squeeze;
+                }
+                self.note_fault(
+                    format!(
+                        "squeeze host {h} (cpu {:.0}%, memory {:.0}% taken; it holds {held} replicas)",
+                        squeeze.cpu * 100.0,
+                        squeeze.memory * 100.0
+                    ),
+                    false,
+                );
+                self.report_load(h);
+                if let Some(d) = release_after {
+                    self.schedule(now + d, Action::Release(h));
+                }
+            }
+            Action::Release(h) => {
+                if let Some(s) = self.slot_mut(h) {
+                    s.squeeze = Squeeze::default();
+                }
+                self.note_fault(format!("release the squeeze on host {h}"), false);
+            }
+            Action::Slow {
+                host,
+                extra_ms,
+                for_ms,
+            } => {
+                let Some(h) = self.resolve(host) else {
+                    return;
+                };
+                self.net.set_slow(h, extra_ms);
+                self.note_fault(format!("slow host {h} (+{extra_ms} ms each way)"), false);
+                if let Some(d) = for_ms {
+                    self.schedule(now + d, Action::Unslow(h));
+                }
+            }
+            Action::Unslow(h) => {
+                self.net.set_slow(h, 0);
+                self.note_fault(format!("host {h} is fast again"), false);
+            }
+            Action::RandomKill(i) => self.random_kill(i),
+            Action::Rolling { fault, n } => self.rolling(fault, n),
+        }
+    }
+
+    fn random_kill(&mut self, i: usize) {
+        let FaultSpec::RandomKills {
+            to_s,
+            every_s,
+            restart_after_s,
+            max_down,
+            ..
+        } = self.sc.faults[i].clone()
+        else {
+            return;
+        };
+        let now = self.now;
+        let max_down = max_down.unwrap_or(self.sc.cluster.replicas.saturating_sub(1));
+        let down = self.hosts.iter().filter(|s| s.down).count() as u32;
+        if down < max_down {
+            if let Some(h) = self.pick_active(&[]) {
+                let d = self.uniform(restart_after_s);
+                self.kill(h);
+                self.note_fault(
+                    format!(
+                        "kill host {h} (random; restart in {:.1} s)",
+                        d as f64 / 1000.0
+                    ),
+                    true,
+                );
+                self.schedule(now + d, Action::Revive(h));
+            }
+        }
+        let next = now + self.uniform(every_s);
+        if next <= ms(to_s) {
+            self.schedule(next, Action::RandomKill(i));
+        }
+    }
+
+    fn rolling(&mut self, fault: usize, n: usize) {
+        let FaultSpec::RollingRestart {
+            interval_s,
+            down_s,
+            graceful,
+            ..
+        } = self.sc.faults[fault].clone()
+        else {
+            return;
+        };
+        let now = self.now;
+        let ids: Vec<HostId> = self
+            .hosts
+            .iter()
+            .filter(|s| !s.gone)
+            .map(|s| s.info.id)
+            .collect();
+        let Some(&h) = ids.get(n) else {
+            return;
+        };
+        let running = self
+            .slot(h)
+            .and_then(|s| s.node.as_ref())
+            .is_some_and(|node| node.state() == NodeState::Active);
+        if running {
+            if graceful {
+                self.apply(Action::Leave {
+                    host: Some(h),
+                    restart_after: Some(ms(down_s)),
+                });
+            } else {
+                self.apply(Action::Kill {
+                    host: Some(h),
+                    restart_after: Some(ms(down_s)),
+                });
+            }
+        }
+        if n + 1 < ids.len() {
+            self.schedule(now + ms(interval_s), Action::Rolling { fault, n: n + 1 });
+        }
+    }
+}

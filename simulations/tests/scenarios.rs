@@ -1,0 +1,190 @@
+//! Every scenario of `simulations/scenarios/` (except the benchmark) for many seeds:
+//! no invariant may break and each scenario's own expectations must hold.
+//!
+//! The number of seeds is `COLONY_SIM_SEEDS` (default 100); seeds run in parallel on
+//! `COLONY_SIM_THREADS` threads (default: all cores). A failure names every failing seed
+//! and prints the first one's violation and the events that led to it.
+
+use colony_sim::batch::{default_threads, run_seeds};
+use colony_sim::{RunResult, Scenario};
+
+fn seed_count() -> u64 {
+    std::env::var("COLONY_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100)
+}
+
+fn threads() -> usize {
+    std::env::var("COLONY_SIM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(default_threads)
+}
+
+/// Run `name` for every seed; `extra` adds scenario-specific checks on passing runs.
+fn run(name: &str, extra: fn(&RunResult) -> Result<(), String>) {
+    let sc = Scenario::find(name).expect("scenario exists");
+    let seeds: Vec<u64> = (1..=seed_count()).collect();
+    let results = run_seeds(&sc, &seeds, threads(), &|_| {});
+    let mut failed = Vec::new();
+    let mut report = String::new();
+    for r in &results {
+        let verdict = if r.passed() {
+            extra(r)
+        } else {
+            Err(r.failure_report())
+        };
+        if let Err(why) = verdict {
+            if report.is_empty() {
+                report = format!("seed {}: {why}", r.seed);
+            }
+            failed.push(r.seed);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "scenario {name}: {} of {} seeds failed: {failed:?}\nfirst failure:\n{report}",
+        failed.len(),
+        seeds.len()
+    );
+}
+
+fn ok(_: &RunResult) -> Result<(), String> {
+    Ok(())
+}
+
+fn event(r: &RunResult, name: &str) -> u64 {
+    r.event_counts.get(name).copied().unwrap_or(0)
+}
+
+#[test]
+fn steady() {
+    run("steady", |r| {
+        if r.promotions_by_reason.contains_key("failover") || r.writes_lost > 0 {
+            return Err("a steady cluster failed over or lost writes".into());
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn random_kills() {
+    run("random-kills", |r| {
+        if r.promotions == 0 || r.writes_lost != 0 {
+            return Err(format!(
+                "promotions {} (want > 0), writes lost {} (want 0)",
+                r.promotions, r.writes_lost
+            ));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn box_kill() {
+    run("box-kill", |r| {
+        if r.writes_lost != 0 || r.data_lost_events != 0 {
+            return Err("a box kill lost data".into());
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn rolling_restart() {
+    run("rolling-restart", ok);
+}
+
+#[test]
+fn join_leave() {
+    run("join-leave", |r| {
+        let failovers = r.promotions_by_reason.get("failover").copied().unwrap_or(0);
+        if failovers > 0 || event(r, "host_left") == 0 {
+            return Err(format!(
+                "{failovers} failover promotions (want 0), {} host_left events (want > 0)",
+                event(r, "host_left")
+            ));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+#[ignore = "open: about 1 seed in 2 still loses an acknowledged write or misses the recovery bound after a heal (see the issue note); run with --ignored"]
+fn split_brain() {
+    run("split-brain", |r| {
+        if event(r, "split_detected") == 0 || event(r, "split_healed") == 0 || r.writes_lost != 0 {
+            return Err("split_detected and split_healed must appear and nothing be lost".into());
+        }
+        Ok(())
+    });
+}
+
+#[test]
+#[ignore = "open: accept-and-reconcile loses writes whose merge conflicts the checker cannot yet explain (see the issue note); run with --ignored"]
+fn split_brain_accept() {
+    run("split-brain-accept", ok);
+}
+
+#[test]
+#[ignore = "open: one-way partitions still fail the recovery bound on some seeds (see the issue note); run with --ignored"]
+fn oneway_partition() {
+    run("oneway-partition", ok);
+}
+
+#[test]
+fn slow_lossy() {
+    run("slow-lossy", ok);
+}
+
+#[test]
+fn squeeze() {
+    run("squeeze", |r| {
+        for (h, before, after) in &r.squeezed {
+            if after.is_none_or(|a| a >= *before) {
+                return Err(format!(
+                    "squeezed host {h}: {before} replicas before, {after:?} after"
+                ));
+            }
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn insufficient_capacity() {
+    run("insufficient-capacity", |r| {
+        let reduced = r.event_seen.get("population_reduced").map(|s| s.0);
+        let restored = r.event_seen.get("population_restored").map(|s| s.1);
+        match (reduced, restored) {
+            (Some(a), Some(b)) if b >= a => Ok(()),
+            _ => Err("population_reduced then population_restored must appear".into()),
+        }
+    });
+}
+
+/// Every scenario file is covered by a test above (the benchmark aside).
+#[test]
+fn every_scenario_is_tested() {
+    let tested = [
+        "box-kill",
+        "insufficient-capacity",
+        "join-leave",
+        "oneway-partition",
+        "random-kills",
+        "rolling-restart",
+        "slow-lossy",
+        "split-brain",
+        "split-brain-accept",
+        "squeeze",
+        "steady",
+    ];
+    for (path, sc) in Scenario::all().expect("scenarios parse") {
+        let file = path.file_stem().unwrap().to_string_lossy().into_owned();
+        assert!(
+            sc.benchmark || tested.contains(&file.as_str()),
+            "scenario {file} has no test"
+        );
+    }
+}
