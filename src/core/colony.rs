@@ -22,7 +22,7 @@ use super::placement::{self, PlacementConfig};
 use super::topology::{HostState, Topology};
 use super::types::{ColonyId, Epoch, HostId, Role, Seq, Tick, Version};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// What a colony needs to know about the cluster's rules.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -1697,17 +1697,6 @@ fn adjust_primaries(topo: &mut Topology, from: HostId, to: HostId) {
         v.primaries += 1;
         topo.upsert(v);
     }
-}
-
-/// Whether a secondary holding `have` (from the primary's `lineage`) can continue from
-/// the tail: its history is a prefix of the primary's.
-pub fn shares_history(lineage: &Lineage, have: Version) -> bool {
-    lineage_has(lineage, have)
-}
-
-/// Hosts of a set, for the placement checks of callers.
-pub fn hosts_of(set: &[MemberInfo]) -> BTreeSet<HostId> {
-    set.iter().map(|m| m.host).collect()
 }
 
 #[cfg(test)]
