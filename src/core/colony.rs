@@ -378,22 +378,11 @@ impl ColonyReplica {
         }
     }
 
+    /// Publish the set: a new directory entry for every host, Members for the set.
     fn announce(&mut self, env: &mut Env) {
         self.dir_version += 1;
         env.fx.announce.push(self.dir_entry(env.me));
-        let infos = self.member_infos();
-        let base = self.last;
-        for m in self.members.iter().filter(|m| m.streaming()) {
-            env.send(
-                m.host,
-                self.colony,
-                self.epoch,
-                ColonyMsg::Members {
-                    members: infos.clone(),
-                    base,
-                },
-            );
-        }
+        self.announce_members(env);
     }
 
     fn record(&mut self, m: Mutation, cfg: &ColonyConfig) {
@@ -660,7 +649,7 @@ impl ColonyReplica {
     pub fn on_msg(&mut self, env: &mut Env, from: HostId, epoch: Epoch, body: ColonyMsg) {
         match body {
             // Merges and cell transfers cross epochs and lineages by design.
-            ColonyMsg::Merge { cells, lineage } => return self.merge(env, from, cells, &lineage),
+            ColonyMsg::Merge { cells, lineage } => return self.merge(env, cells, &lineage),
             ColonyMsg::CellIn {
                 from_colony,
                 key,
@@ -1392,7 +1381,7 @@ impl ColonyReplica {
     /// Cells from a fenced or deposed primary. Per cell: history we share is skipped; a
     /// cell only they changed is adopted; a cell both changed is a conflict, won by
     /// the higher version, and reported.
-    fn merge(&mut self, env: &mut Env, from: HostId, cells: Vec<(Key, Cell)>, theirs: &Lineage) {
+    fn merge(&mut self, env: &mut Env, cells: Vec<(Key, Cell)>, theirs: &Lineage) {
         if self.role != Role::Primary {
             if self.primary != env.me {
                 env.send(
@@ -1407,7 +1396,6 @@ impl ColonyReplica {
             }
             return;
         }
-        let _ = from;
         for (key, inc) in cells {
             if lineage_has(&self.lineage, inc.version) {
                 continue;

@@ -344,7 +344,7 @@ impl Node {
                 self.drain_membership(now, mo, out);
             }
             Msg::HostRecord(rec) => self.merge_record(rec),
-            Msg::Dir(entry) => self.merge_entry(now, entry, out),
+            Msg::Dir(entry) => self.merge_entry(entry, out),
             Msg::Digest { dir, hosts } => {
                 let dir_ranges = self.dir.colonies.differing(&dir);
                 let host_ranges = self.dir.hosts.differing(&hosts);
@@ -384,7 +384,7 @@ impl Node {
                     self.merge_record(rec);
                 }
                 for e in dir {
-                    self.merge_entry(now, e, out);
+                    self.merge_entry(e, out);
                 }
             }
             Msg::Forward {
@@ -674,7 +674,7 @@ impl Node {
         }
     }
 
-    fn merge_entry(&mut self, now: Tick, e: DirEntry, out: &mut Out) {
+    fn merge_entry(&mut self, e: DirEntry, out: &mut Out) {
         let me = self.info.id;
         let colony = e.colony;
         let (epoch, primary) = (e.epoch, e.primary);
@@ -697,7 +697,6 @@ impl Node {
                 }
             }
         }
-        let _ = now;
     }
 
     /// Publish a colony's entry. A new primary (or epoch) is pushed to every host at
@@ -1384,13 +1383,6 @@ mod tests {
         assert_eq!(c.replies.get(&majority), Some(&Reply::Ok));
         c.cut.clear();
         c.run_for(90_000);
-        if std::env::var("DUMP").is_ok() {
-            for e in &c.events {
-                if e.kind.colony().is_none_or(|x| x == 0) {
-                    eprintln!("{}", e.to_json());
-                }
-            }
-        }
         assert!(c.nodes[&0].has_quorum());
         assert_healthy(&c, 3);
         let r = c.client(0, Command::Get { key: "m".into() });
