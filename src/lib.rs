@@ -10,3 +10,5 @@
 //!   simulator (`colony-sim`) and the node both drive exactly this code.
 
 pub mod core;
+pub mod resp;
+pub mod wire;

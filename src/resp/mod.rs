@@ -1,0 +1,1 @@
+//! RESP2, the Redis client protocol (placeholder: being written).
