@@ -9,6 +9,9 @@
 //! - [`core`]: deterministic state machines (time and randomness are inputs). The
 //!   simulator (`colony-sim`) and the node both drive exactly this code.
 
+pub mod actors;
+pub mod admin;
 pub mod core;
+pub mod node;
 pub mod resp;
 pub mod wire;

@@ -1,7 +1,12 @@
-//! The `colony` binary. For now it offers `colony version`; the node comes with the
-//! actix shell. The chaos simulator is `colony-sim` (crate `simulations/`).
+//! The `colony` binary: `colony node` runs a node; `status`, `watch` and `leave` talk to
+//! a running node's admin port; `demo` starts a local five-node cluster and shows it
+//! absorb a kill, a join and a leave. The chaos simulator is `colony-sim`
+//! (crate `simulations/`).
+
+mod cli;
 
 use clap::{Parser, Subcommand};
+use colony::node::config::{LogFormat, NodeArgs, DEFAULT_ADMIN};
 
 #[derive(Parser)]
 #[command(
@@ -16,13 +21,78 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Print the version and the protocol's fixed parameters.
+    /// Run a node (see `colony node --help` for every flag).
+    Node(Box<NodeArgs>),
+    /// Print a node's view of the cluster: hosts and colonies as tables.
+    Status {
+        /// Admin address of any node.
+        #[arg(default_value = DEFAULT_ADMIN)]
+        addr: String,
+        /// Print the raw /status JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow the live event stream of every node of the cluster.
+    Watch {
+        /// Admin address of any node.
+        #[arg(default_value = DEFAULT_ADMIN)]
+        addr: String,
+        /// One JSON object per line instead of readable lines.
+        #[arg(long)]
+        json: bool,
+        /// Replay the events the nodes still keep before following.
+        #[arg(long)]
+        from_start: bool,
+    },
+    /// Ask a node to leave gracefully (hand off its replicas, then exit).
+    Leave {
+        /// Admin address of the node that should leave.
+        #[arg(default_value = DEFAULT_ADMIN)]
+        addr: String,
+    },
+    /// Start a local five-node cluster, write sessions, kill a host, add one, let one
+    /// leave, and show the events live.
+    Demo(cli::demo::DemoArgs),
+    /// Print the version and the protocol version.
     Version,
+}
+
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Version => println!("colony {}", env!("CARGO_PKG_VERSION")),
+        Cmd::Node(args) => {
+            let args = (*args).merged()?;
+            init_logs(args.log_format.unwrap_or_default());
+            let machine = colony::node::sensing::Sensor::new().machine();
+            let settings = args.resolve(machine)?;
+            colony::node::run(settings)?;
+        }
+        Cmd::Status { addr, json } => cli::status::run(&addr, json)?,
+        Cmd::Watch {
+            addr,
+            json,
+            from_start,
+        } => cli::watch::run(&addr, json, from_start)?,
+        Cmd::Leave { addr } => cli::http::post(&addr, "/leave").map(|_| {
+            println!("{addr}: leaving");
+        })?,
+        Cmd::Demo(args) => cli::demo::run(args)?,
+        Cmd::Version => println!(
+            "colony {} (peer protocol {})",
+            env!("CARGO_PKG_VERSION"),
+            colony::wire::PROTOCOL_VERSION
+        ),
     }
     Ok(())
 }

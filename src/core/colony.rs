@@ -228,6 +228,9 @@ pub struct ReplicaSummary {
     pub primary: HostId,
     /// A primary's view of its set: host and whether it counts.
     pub members: Vec<MemberInfo>,
+    /// A primary: how many mutations its slowest streaming secondary has yet to
+    /// acknowledge (0 for a secondary).
+    pub lag: Seq,
 }
 
 /// One replica of one colony on this host.
@@ -348,6 +351,16 @@ impl ColonyReplica {
                 self.primary
             },
             members: self.member_infos(),
+            lag: if self.role == Role::Primary {
+                self.members
+                    .iter()
+                    .filter(|m| m.streaming())
+                    .map(|m| self.last.seq.saturating_sub(m.acked))
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                0
+            },
         }
     }
 
@@ -700,6 +713,12 @@ impl ColonyReplica {
                     };
                     let diverged = base.is_none_or(|b| self.last > b);
                     self.step_down(env, from, epoch, diverged);
+                    // Tell the new primary where we stand, or it keeps us "catching
+                    // up" until its next write, which a quiet colony may never have
+                    // (and a leave would wait for it).
+                    if self.synced {
+                        self.resync(env);
+                    }
                 }
             }
         }
@@ -741,10 +760,14 @@ impl ColonyReplica {
                 self.send_snapshot(env, from);
             }
             ColonyMsg::Gone => self.on_host_down(env, from),
-            ColonyMsg::CloneRefuse { .. } => {
+            ColonyMsg::CloneRefuse { retry_ms, .. } => {
                 self.members.retain(|m| m.host != from);
-                self.refused
-                    .insert(from, env.now + env.cfg.refusal_backoff_ms);
+                let wait = if retry_ms > 0 {
+                    retry_ms.min(env.cfg.refusal_backoff_ms)
+                } else {
+                    env.cfg.refusal_backoff_ms
+                };
+                self.refused.insert(from, env.now + wait);
                 if self.moving.is_some_and(|m| m.to == from) {
                     self.moving = None;
                 }

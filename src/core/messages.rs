@@ -109,7 +109,12 @@ pub enum ColonyMsg {
     /// Target -> primary: yes (an empty syncing replica exists now).
     CloneAccept,
     /// Target -> primary: no.
-    CloneRefuse { reason: String },
+    CloneRefuse {
+        reason: String,
+        /// When to ask again, in ms; 0 = the sender's default backoff. A host that is
+        /// only busy (transfers in flight) asks for a short retry.
+        retry_ms: u64,
+    },
     /// Host -> sender: this host holds no replica of the colony (any more).
     Gone,
     /// Primary -> the host a newer directory entry names as primary: are you? A real

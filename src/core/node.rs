@@ -46,6 +46,10 @@ pub struct NodeConfig {
     pub orphan_grace_ms: u64,
     /// Clones this host receives at once.
     pub max_incoming_clones: usize,
+    /// A clone refused only because this host is busy is offered again after this long
+    /// (plus up to as much jitter), not after the full refusal backoff: formation and
+    /// re-cloning proceed in waves of `max_incoming_clones` without idle gaps.
+    pub busy_retry_ms: u64,
     /// A leave that cannot hand everything off finishes anyway after this long.
     pub leave_timeout_ms: u64,
     /// How long a fenced (undead) primary waits to merge into the current one.
@@ -68,6 +72,7 @@ impl Default for NodeConfig {
             retry_ms: 50,
             orphan_grace_ms: 3_000,
             max_incoming_clones: 8,
+            busy_retry_ms: 400,
             leave_timeout_ms: 60_000,
             merge_timeout_ms: 30_000,
             record_fanout: 3,
@@ -181,6 +186,8 @@ pub struct Node {
     clients: BTreeMap<ReqId, ClientReq>,
     target: u32,
     ticks: u64,
+    /// When the last housekeeping tick ran: a long gap means this process was paused.
+    last_tick: Option<Tick>,
     work: VecDeque<Work>,
 }
 
@@ -215,6 +222,7 @@ impl Node {
             clients: BTreeMap::new(),
             target: cfg.colony.replicas,
             ticks: 0,
+            last_tick: None,
             work: VecDeque::new(),
             info,
             cfg,
@@ -269,6 +277,11 @@ impl Node {
 
     pub fn is_alive(&self, host: HostId) -> bool {
         host == self.info.id || self.membership.is_alive(host)
+    }
+
+    /// Whether `host` left gracefully (as far as this host knows).
+    pub fn has_left(&self, host: HostId) -> bool {
+        self.left.contains(&host)
     }
 
     /// min(N, what the cluster can hold), as this host computes it.
@@ -442,19 +455,23 @@ impl Node {
         let incoming = self.replicas.values().filter(|r| !r.is_synced()).count();
         let me_view = self.topo.get(self.info.id);
         let admits = me_view.is_some_and(|v| placement::admits(v, &self.cfg.colony.placement));
+        let busy_retry = self.cfg.busy_retry_ms + self.rng.random_range(0..=self.cfg.busy_retry_ms);
         let reason = if self.state != NodeState::Active {
-            Some("host is leaving")
+            Some(("host is leaving", 0))
         } else if !self.quorum {
-            Some("no quorum")
+            Some(("no quorum", 0))
         } else if incoming >= self.cfg.max_incoming_clones {
-            Some("too many transfers in flight")
+            Some(("too many transfers in flight", busy_retry))
         } else if !admits {
-            Some("no capacity")
+            Some(("no capacity", 0))
         } else {
             None
         };
         let body = match reason {
-            Some(r) => ColonyMsg::CloneRefuse { reason: r.into() },
+            Some((r, retry_ms)) => ColonyMsg::CloneRefuse {
+                reason: r.into(),
+                retry_ms,
+            },
             None => {
                 self.replicas
                     .insert(colony, ColonyReplica::syncing(colony, epoch, from));
@@ -479,6 +496,20 @@ impl Node {
                 self.drain_membership(now, mo, out);
             }
             Timer::Tick => {
+                let gap = now.saturating_sub(self.last_tick.unwrap_or(now));
+                self.last_tick = Some(now);
+                if gap > self.pause_limit() && self.stable.len() > 1 {
+                    // This process stood still (SIGSTOP, a long GC-like stall, a frozen
+                    // VM) for longer than the others need to declare it dead. It cannot
+                    // know whether they did, so it behaves as undead: its replicas may
+                    // already have successors and must not serve.
+                    tracing::warn!(
+                        host = self.info.id,
+                        gap,
+                        "paused longer than failure detection; going undead"
+                    );
+                    self.go_undead_now(now, out);
+                }
                 self.tick(now, out);
                 out.timers.push((self.cfg.tick_ms, Timer::Tick));
             }
@@ -610,8 +641,15 @@ impl Node {
     /// (keeping primaries aside to merge into their successors), take a new
     /// incarnation, rejoin. On a side with quorum it was the other side's opinion:
     /// refute it with a new incarnation and keep serving.
+    /// A pause longer than this may have let the others declare this host dead: the
+    /// last probe answered just before it, plus the probe timeout, plus the suspicion
+    /// timeout.
+    fn pause_limit(&self) -> Tick {
+        let m = &self.cfg.membership;
+        m.probe_period_ms + m.probe_rtt_ms + m.suspect_to_down_ms
+    }
+
     fn go_undead(&mut self, now: Tick, out: &mut Out) {
-        let me = self.info.id;
         if self.quorum && self.stable.len() > 1 {
             let seeds: Vec<HostId> = self.membership.live_members();
             let mut mo = MembershipOut::default();
@@ -620,6 +658,13 @@ impl Node {
             self.publish_record(now, true, out);
             return;
         }
+        self.go_undead_now(now, out);
+    }
+
+    /// Drops every replica (fencing primaries with data for a later merge), takes a new
+    /// incarnation and rejoins.
+    fn go_undead_now(&mut self, now: Tick, out: &mut Out) {
+        let me = self.info.id;
         let dropped = self.replicas.len() as u32;
         let colonies: Vec<ColonyId> = self.replicas.keys().copied().collect();
         for c in colonies {
@@ -804,6 +849,7 @@ impl Node {
         self.follow_directory(now, out);
         self.merge_fenced(now, out);
         if self.state == NodeState::Leaving {
+            self.drop_incoming_clones(now, out);
             let alone = self.membership.live_members().is_empty();
             let timed_out = now.saturating_sub(self.leave_started) > self.cfg.leave_timeout_ms;
             if self.replicas.is_empty() || alone || timed_out {
@@ -928,6 +974,41 @@ impl Node {
         self.publish_record(now, true, out);
         if self.membership.live_members().is_empty() {
             self.finish_leave(now, out);
+        }
+    }
+
+    /// A leaving host drops the clones it was still receiving: they hold nothing the
+    /// colony counts on, and their primary (told `Gone`) clones elsewhere. Without this a
+    /// clone accepted just before the leave could keep the host waiting for the leave
+    /// timeout.
+    fn drop_incoming_clones(&mut self, now: Tick, out: &mut Out) {
+        let incoming: Vec<ColonyId> = self
+            .replicas
+            .values()
+            .filter(|r| r.role == Role::Secondary && !r.is_synced())
+            .map(|r| r.colony)
+            .collect();
+        for c in incoming {
+            let Some(r) = self.replicas.remove(&c) else {
+                continue;
+            };
+            out.sends.push((
+                r.primary,
+                Msg::Colony {
+                    colony: c,
+                    epoch: r.epoch,
+                    body: ColonyMsg::Gone,
+                },
+            ));
+            self.emit(
+                now,
+                EventKind::ReplicaDropped {
+                    colony: c,
+                    epoch: r.epoch,
+                    reason: "host is leaving".into(),
+                },
+                out,
+            );
         }
     }
 
@@ -1260,6 +1341,46 @@ mod tests {
     }
 
     #[test]
+    fn a_paused_host_wakes_up_undead_and_serves_nothing_stale() {
+        let mut c = five();
+        let victim: HostId = (1..5)
+            .max_by_key(|h| c.nodes[h].replicas().count())
+            .unwrap();
+        assert!(c.nodes[&victim].replicas().count() > 0);
+        let k = c.client(0, set("k", "old"));
+        c.run_for(2_000);
+        assert_eq!(c.replies.get(&k), Some(&Reply::Ok));
+        let undead_before = c.count_events("host_undead");
+        // Freeze it for 30 s: the others declare it dead and replace it.
+        let frozen_until = c.now + 30_000;
+        c.paused.insert(victim, frozen_until);
+        c.run_for(15_000);
+        assert!(
+            c.count_events("host_dead") >= 4,
+            "the others declared it dead"
+        );
+        let w = c.client(0, set("k", "new"));
+        c.run_for(5_000);
+        assert_eq!(c.replies.get(&w), Some(&Reply::Ok));
+        assert_eq!(c.count_events("host_undead"), undead_before);
+        // Thaw: it notices the gap at its first tick and drops everything it held.
+        c.run_for(12_000);
+        assert!(c.now > frozen_until);
+        c.paused.clear();
+        assert_eq!(
+            c.count_events("host_undead"),
+            undead_before + 1,
+            "the paused host went undead"
+        );
+        c.run_for(60_000);
+        assert_eq!(c.count_events("data_lost"), 0);
+        assert_healthy(&c, 3);
+        let r = c.client(victim, Command::Get { key: "k".into() });
+        c.run_for(2_000);
+        assert_eq!(c.replies.get(&r), Some(&Reply::Bulk("new".into())));
+    }
+
+    #[test]
     fn acknowledged_writes_survive_the_death_of_the_busiest_host() {
         let mut c = five();
         let mut reqs = Vec::new();
@@ -1307,6 +1428,38 @@ mod tests {
                 "key k{i} after failover"
             );
         }
+    }
+
+    #[test]
+    fn a_leave_in_a_quiet_cluster_finishes_without_waiting_for_writes() {
+        // Four hosts, N = 3: the leaving host's colonies must all move to the three
+        // others, with no client write after the hand-offs to nudge them along.
+        // (A primary that handed off never told its successor where it stood, so the
+        // successor kept it "catching up" until a write came, and would not migrate.)
+        // The writes land on the founder before anyone joins, so the primaries the
+        // joiners take over by hand-off all have history.
+        let mut c = Cluster::new(cfg());
+        c.start(0, vec![]);
+        c.run_for(2_000);
+        let mut reqs = Vec::new();
+        for i in 0..100 {
+            reqs.push(c.client(0, set(&format!("q{i}"), "v")));
+        }
+        c.run_for(2_000);
+        assert!(reqs.iter().all(|r| c.replies.get(r) == Some(&Reply::Ok)));
+        for h in 1..4 {
+            c.start(h, vec![0]);
+        }
+        c.run_for(40_000);
+        let leaver: HostId = 2;
+        c.leave(leaver);
+        c.run_for(20_000);
+        assert_eq!(
+            c.nodes[&leaver].state(),
+            NodeState::Left,
+            "the leave finished well before the leave timeout"
+        );
+        assert_eq!(c.count_events("data_lost"), 0);
     }
 
     #[test]

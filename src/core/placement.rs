@@ -40,6 +40,11 @@ pub struct PlacementConfig {
     pub cpu_attraction: f64,
     /// Weight of a host's spare memory fraction.
     pub memory_attraction: f64,
+    /// Subtracted from a host's attraction per replica it holds: hosts whose measured
+    /// load is alike (idle, or data too small to show) still share colonies evenly, so a
+    /// host that joins gets its share. With the default hysteresis, hosts settle within
+    /// about `hysteresis / per_replica` replicas of each other.
+    pub per_replica: f64,
     /// An optional move must improve the set score by more than this.
     pub hysteresis: f64,
     /// Multiplies `hysteresis` when the replica to move is the primary.
@@ -57,6 +62,7 @@ impl Default for PlacementConfig {
             zone_repulsion: 10.0,
             cpu_attraction: 4.0,
             memory_attraction: 4.0,
+            per_replica: 0.1,
             hysteresis: 1.5,
             primary_reluctance: 3.0,
             max_candidates: 32,
@@ -102,8 +108,8 @@ fn spare_memory(capacity: u64, used: u64) -> f64 {
 }
 
 /// How much a host attracts replicas: `cpu_attraction × spare cpu + memory_attraction ×
-/// spare memory`, each spare a fraction of capacity clamped to [0, 1] (an undeclared
-/// capacity counts as idle). A leaving host or a logger gets `f64::NEG_INFINITY`.
+/// spare memory − per_replica × replicas held`, each spare a fraction of capacity
+/// clamped to [0, 1] (an undeclared capacity counts as idle). A leaving host or a logger gets `f64::NEG_INFINITY`.
 pub fn attraction(view: &HostView, cfg: &PlacementConfig) -> f64 {
     if !eligible(view) {
         return f64::NEG_INFINITY;
@@ -111,14 +117,16 @@ pub fn attraction(view: &HostView, cfg: &PlacementConfig) -> f64 {
     let cpu = spare_cpu(view.info.capacity.cpu, view.load.cpu);
     let memory = spare_memory(view.info.capacity.memory, view.load.memory);
     cfg.cpu_attraction * cpu + cfg.memory_attraction * memory
+        - cfg.per_replica * f64::from(view.replicas)
 }
 
 /// Everything [`attraction`] reads from a config, bit for bit: the topology's cached
 /// ranking is valid for every config with the same key.
-pub fn attraction_key(cfg: &PlacementConfig) -> [u64; 2] {
+pub fn attraction_key(cfg: &PlacementConfig) -> [u64; 3] {
     [
         cfg.cpu_attraction.to_bits(),
         cfg.memory_attraction.to_bits(),
+        cfg.per_replica.to_bits(),
     ]
 }
 
@@ -576,6 +584,7 @@ mod tests {
         assert_eq!(c.box_repulsion, 100.0);
         assert_eq!(c.zone_repulsion, 10.0);
         assert_eq!((c.cpu_attraction, c.memory_attraction), (4.0, 4.0));
+        assert_eq!(c.per_replica, 0.1);
         assert_eq!((c.hysteresis, c.primary_reluctance), (1.5, 3.0));
         assert_eq!((c.max_candidates, c.replica_memory), (32, 64 * MIB));
         let partial: PlacementConfig = serde_json::from_str(r#"{"hysteresis": 2.0}"#).unwrap();

@@ -28,6 +28,9 @@ pub struct Cluster {
     pub replies: BTreeMap<ReqId, Reply>,
     next_req: ReqId,
     pub cfg: NodeConfig,
+    /// Hosts frozen until the given time (a stopped process: nothing runs, then
+    /// everything that was due runs at once).
+    pub paused: BTreeMap<HostId, Tick>,
 }
 
 impl Cluster {
@@ -46,6 +49,7 @@ impl Cluster {
             replies: BTreeMap::new(),
             next_req: 1,
             cfg,
+            paused: BTreeMap::new(),
         }
     }
 
@@ -115,6 +119,14 @@ impl Cluster {
             }
             self.queue.pop();
             self.now = at;
+            let Item::Input(host, _, _) = &self.items[&k];
+            if let Some(&until) = self.paused.get(host) {
+                if at < until {
+                    self.seq += 1;
+                    self.queue.push(Reverse((until, self.seq, k)));
+                    continue;
+                }
+            }
             let Item::Input(host, inc, input) = self.items.remove(&k).expect("queued");
             if self.incarnations.get(&host) != Some(&inc) {
                 continue;

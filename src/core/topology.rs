@@ -75,7 +75,7 @@ struct Entry {
 /// under weights whose [`attraction_key`] is `key`.
 #[derive(Clone, Debug)]
 struct Ranking {
-    key: [u64; 2],
+    key: [u64; 3],
     ids: Vec<HostId>,
     scores: Vec<f64>,
 }

@@ -1,0 +1,760 @@
+//! `HostActor`: one per node. Owns the core [`Node`] (membership, directory, host table,
+//! quorum, client routing and every replica held here), the address book of peers and
+//! their [`PeerActor`]s, and mediates every connection: peer links are handshaken here
+//! and client requests from sessions come through here.
+//!
+//! It adds no protocol decision of its own: every input goes to [`Node::handle`] with
+//! the wall-clock time, and the [`Out`] that comes back is carried out: messages to
+//! peer actors, timers with `run_later`, events to the [`EventBus`], replies to
+//! sessions.
+
+use super::event_bus::{EventBus, Publish};
+use super::peer::{AttachInbound, AttachOutbound, PeerActor, SendFrames};
+use super::session::ClientReply;
+use crate::admin::report::{
+    Counters, DirReport, MemberReport, MigrationReport, ReplicaReport, StatusReport,
+};
+use crate::core::cell::{Command, Key, Reply};
+use crate::core::events::EventKind;
+use crate::core::messages::{Msg, ReqId};
+use crate::core::node::{Input, Node, NodeState, Out, Timer};
+use crate::core::topology::HostState;
+use crate::core::types::{colony_of, ColonyId, HostId, Load, Role, Tick};
+use crate::node::sensing::Sensor;
+use crate::wire::{self, Addrs, Frame, FrameCodec, Hello, Local, PeerEntry, WireError};
+use actix::prelude::*;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+/// How often the node samples its own cpu and memory.
+const SENSE_EVERY: Duration = Duration::from_secs(1);
+/// Window of the writes/s gauge.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+/// Longest pause between two attempts to reach a seed.
+const SEED_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Wall-clock milliseconds since the Unix epoch: cell expiries are absolute times that
+/// every replica must read alike.
+pub fn now_ms() -> Tick {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Tick)
+        .unwrap_or(0)
+}
+
+struct Peer {
+    entry: PeerEntry,
+    actor: Addr<PeerActor>,
+}
+
+struct Waiting {
+    to: Recipient<ClientReply>,
+    tag: u64,
+    write: bool,
+}
+
+/// The settings the host actor needs besides the core node.
+pub struct HostSetup {
+    pub node: Node,
+    pub cluster: String,
+    pub addrs: Addrs,
+    pub local: Arc<Local>,
+    pub seeds: Vec<String>,
+    pub bus: Addr<EventBus>,
+}
+
+pub struct HostActor {
+    node: Node,
+    out: Out,
+    cluster: String,
+    me: PeerEntry,
+    local: Arc<Local>,
+    seeds: Vec<String>,
+    started: bool,
+    peers: BTreeMap<HostId, Peer>,
+    waiting: HashMap<ReqId, Waiting>,
+    next_req: ReqId,
+    bus: Addr<EventBus>,
+    counters: Counters,
+    recent_writes: VecDeque<(Tick, u64)>,
+    sensor: Sensor,
+    leave_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    timers: BinaryHeap<Reverse<(Tick, u64, TimerSlot)>>,
+    timer_seq: u64,
+    wakeup: Option<(Tick, SpawnHandle)>,
+}
+
+/// A core timer in the heap (ordered by deadline and sequence only).
+struct TimerSlot(Timer);
+
+impl PartialEq for TimerSlot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for TimerSlot {}
+impl PartialOrd for TimerSlot {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TimerSlot {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl HostActor {
+    pub fn new(setup: HostSetup) -> Self {
+        let me = PeerEntry {
+            host: setup.node.id(),
+            incarnation: setup.node.incarnation(),
+            addrs: setup.addrs,
+        };
+        HostActor {
+            node: setup.node,
+            out: Out::default(),
+            cluster: setup.cluster,
+            me,
+            local: setup.local,
+            seeds: setup.seeds,
+            started: false,
+            peers: BTreeMap::new(),
+            waiting: HashMap::new(),
+            next_req: 1,
+            bus: setup.bus,
+            counters: Counters::default(),
+            recent_writes: VecDeque::new(),
+            sensor: Sensor::new(),
+            leave_waiters: Vec::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            wakeup: None,
+        }
+    }
+
+    /// One step of the core, then carry out what it asked for.
+    fn step(&mut self, ctx: &mut Context<Self>, input: Input) {
+        self.node.handle(now_ms(), input, &mut self.out);
+        self.carry_out(ctx);
+    }
+
+    fn carry_out(&mut self, ctx: &mut Context<Self>) {
+        let me = self.me.host;
+        let mut batches: BTreeMap<HostId, Vec<Frame>> = BTreeMap::new();
+        for (to, msg) in self.out.sends.drain(..) {
+            if to == me {
+                ctx.notify(FromPeer { from: me, msg });
+            } else {
+                batches.entry(to).or_default().push(Frame::Msg(msg));
+            }
+        }
+        for (to, frames) in batches {
+            match self.peers.get(&to) {
+                Some(p) => {
+                    self.counters.frames_out += frames.len() as u64;
+                    p.actor.do_send(SendFrames(frames));
+                }
+                None => self.counters.unroutable += frames.len() as u64,
+            }
+        }
+        if !self.out.timers.is_empty() {
+            let now = now_ms();
+            for (delay, timer) in self.out.timers.drain(..) {
+                self.timer_seq += 1;
+                self.timers
+                    .push(Reverse((now + delay, self.timer_seq, TimerSlot(timer))));
+            }
+            self.arm_timer(ctx);
+        }
+        if !self.out.events.is_empty() {
+            for e in &self.out.events {
+                self.counters.events += 1;
+                match &e.kind {
+                    EventKind::ColonyPromoted { .. } => self.counters.promotions += 1,
+                    EventKind::ColonyCloned { .. } => self.counters.clones += 1,
+                    EventKind::ColonyMigrated { .. } => self.counters.migrations += 1,
+                    _ => {}
+                }
+                tracing::info!(target: "colony::events", "{}", e.to_json());
+            }
+            self.bus
+                .do_send(Publish(std::mem::take(&mut self.out.events)));
+        }
+        let now = now_ms();
+        for (req, reply) in self.out.replies.drain(..) {
+            let Some(w) = self.waiting.remove(&req) else {
+                continue;
+            };
+            match &reply {
+                Reply::Error(_) => self.counters.client_errors += 1,
+                _ if w.write => {
+                    self.counters.writes += 1;
+                    match self.recent_writes.back_mut() {
+                        Some((t, n)) if now.saturating_sub(*t) < 100 => *n += 1,
+                        _ => self.recent_writes.push_back((now, 1)),
+                    }
+                }
+                _ => self.counters.reads += 1,
+            }
+            w.to.do_send(ClientReply { tag: w.tag, reply });
+        }
+        if self.node.state() == NodeState::Left {
+            tracing::info!(host = me, "left the cluster; exiting");
+            for w in self.leave_waiters.drain(..) {
+                let _ = w.send(());
+            }
+            // Give the last frames (the `Left` notice) a moment to leave the sockets.
+            ctx.run_later(Duration::from_millis(300), |_, _| System::current().stop());
+        }
+    }
+
+    /// Makes sure one wake-up is scheduled for the earliest pending timer. The core asks
+    /// for a timer per request and per colony; actix polls every future an actor has
+    /// spawned on each wake-up, so thousands of `run_later`s would make every message
+    /// cost thousands of polls. One heap and one wake-up keep it O(log n).
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(Reverse((due, _, _))) = self.timers.peek() else {
+            return;
+        };
+        let due = *due;
+        if let Some((at, handle)) = self.wakeup {
+            if at <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let delay = due.saturating_sub(now_ms());
+        let handle = ctx.run_later(Duration::from_millis(delay), |act, ctx| {
+            act.wakeup = None;
+            act.fire_timers(ctx);
+        });
+        self.wakeup = Some((due, handle));
+    }
+
+    fn fire_timers(&mut self, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, _, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, _, TimerSlot(t)))) = self.timers.pop() {
+                due.push(t);
+            }
+        }
+        for t in due {
+            self.node.handle(now, Input::Timer(t), &mut self.out);
+        }
+        self.carry_out(ctx);
+        self.arm_timer(ctx);
+    }
+
+    /// Records what a peer says about itself and makes sure it has a peer actor.
+    fn learn(&mut self, ctx: &mut Context<Self>, entry: PeerEntry) -> Addr<PeerActor> {
+        let me = ctx.address();
+        match self.peers.get_mut(&entry.host) {
+            Some(p) => {
+                if p.entry != entry && entry.incarnation >= p.entry.incarnation {
+                    p.entry = entry.clone();
+                    p.actor.do_send(super::peer::UpdateEntry(entry));
+                }
+                p.actor.clone()
+            }
+            None => {
+                tracing::debug!(peer = entry.host, addr = %entry.addrs.peer, "new peer");
+                let actor = PeerActor::new(entry.clone(), self.local.clone(), me).start();
+                // Tell everyone we already know about the newcomer.
+                for p in self.peers.values() {
+                    p.actor
+                        .do_send(SendFrames(vec![Frame::Peers(vec![entry.clone()])]));
+                }
+                self.peers.insert(
+                    entry.host,
+                    Peer {
+                        entry,
+                        actor: actor.clone(),
+                    },
+                );
+                actor
+            }
+        }
+    }
+
+    /// The address book this node shares with a new link: itself and every peer.
+    fn address_book(&self) -> Vec<PeerEntry> {
+        std::iter::once(self.me.clone())
+            .chain(self.peers.values().map(|p| p.entry.clone()))
+            .collect()
+    }
+
+    fn entry_of(hello: &Hello) -> PeerEntry {
+        PeerEntry {
+            host: hello.host,
+            incarnation: hello.incarnation,
+            addrs: hello.addrs.clone(),
+        }
+    }
+
+    /// Dials every seed until one answers, then starts the node through it.
+    fn dial_seeds(&mut self, ctx: &mut Context<Self>) {
+        if self.seeds.is_empty() {
+            tracing::info!(
+                host = self.me.host,
+                "no --join given: creating a new cluster"
+            );
+            self.started = true;
+            self.step(ctx, Input::Start { seeds: vec![] });
+            return;
+        }
+        for seed in self.seeds.clone() {
+            let local = self.local.clone();
+            let host = ctx.address();
+            actix::spawn(async move {
+                let mut pause = Duration::from_millis(100);
+                loop {
+                    match dial(&seed, &local).await {
+                        Ok((framed, hello)) => {
+                            host.do_send(SeedLink { hello, framed });
+                            return;
+                        }
+                        Err(WireError::SelfConnection) => return,
+                        Err(e) => {
+                            tracing::warn!(seed = %seed, error = %e, "cannot reach seed; retrying");
+                        }
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(SEED_BACKOFF_MAX);
+                }
+            });
+        }
+    }
+
+    fn sense(&mut self, ctx: &mut Context<Self>) {
+        let load: Load = self.sensor.sample();
+        self.step(ctx, Input::Load(load));
+        let horizon = now_ms().saturating_sub(RATE_WINDOW.as_millis() as u64);
+        while self
+            .recent_writes
+            .front()
+            .is_some_and(|(t, _)| *t < horizon)
+        {
+            self.recent_writes.pop_front();
+        }
+    }
+
+    fn status(&self) -> StatusReport {
+        let node = &self.node;
+        let dir = node.directory();
+        let mut members: Vec<MemberReport> = dir
+            .hosts
+            .iter()
+            .map(|rec| {
+                let v = &rec.view;
+                let id = v.info.id;
+                let state = if id == node.id() {
+                    match node.state() {
+                        NodeState::Active => "alive",
+                        NodeState::Leaving => "leaving",
+                        NodeState::Left => "left",
+                    }
+                } else if node.has_left(id) {
+                    "left"
+                } else if !node.is_alive(id) {
+                    "dead"
+                } else if v.state == HostState::Leaving {
+                    "leaving"
+                } else {
+                    "alive"
+                };
+                let addrs = if id == self.me.host {
+                    Some(self.me.addrs.clone())
+                } else {
+                    self.peers.get(&id).map(|p| p.entry.addrs.clone())
+                };
+                MemberReport {
+                    id,
+                    state: state.into(),
+                    incarnation: rec.incarnation,
+                    box_name: v.info.box_name.clone(),
+                    zone: v.info.zone.clone(),
+                    role: format!("{:?}", v.info.role).to_lowercase(),
+                    addrs,
+                    cpu_used: v.load.cpu,
+                    cpu_capacity: v.info.capacity.cpu,
+                    memory_used: v.load.memory,
+                    memory_capacity: v.info.capacity.memory,
+                    replicas: v.replicas,
+                    primaries: v.primaries,
+                }
+            })
+            .collect();
+        members.sort_by_key(|m| m.id);
+        let directory = dir
+            .colonies
+            .iter()
+            .map(|e| DirReport {
+                colony: e.colony,
+                epoch: e.epoch.to_string(),
+                primary: e.primary,
+                secondaries: e.secondaries.clone(),
+            })
+            .collect();
+        let mut local = Vec::new();
+        let mut migrations = Vec::new();
+        for r in node.replicas() {
+            let s = r.summary(node.id());
+            if s.role == Role::Primary {
+                for m in s.members.iter().filter(|m| !m.in_sync) {
+                    migrations.push(MigrationReport {
+                        colony: s.colony,
+                        to: m.host,
+                    });
+                }
+            }
+            local.push(ReplicaReport {
+                colony: s.colony,
+                role: s.role.to_string(),
+                epoch: s.epoch.to_string(),
+                seq: s.seq,
+                cells: s.cells,
+                in_sync: s.in_sync,
+                writable: s.writable,
+                lag: s.lag,
+                members: s.members.iter().map(|m| (m.host, m.in_sync)).collect(),
+            });
+        }
+        StatusReport {
+            host: node.id(),
+            incarnation: node.incarnation(),
+            cluster: self.cluster.clone(),
+            state: match node.state() {
+                NodeState::Active => "active",
+                NodeState::Leaving => "leaving",
+                NodeState::Left => "left",
+            }
+            .into(),
+            quorum: node.has_quorum(),
+            colonies: node.config().colonies,
+            replicas: node.config().colony.replicas,
+            target: node.target_population(),
+            members,
+            directory,
+            local,
+            migrations,
+        }
+    }
+}
+
+/// Dials `addr` and runs the handshake.
+pub async fn dial(
+    addr: &str,
+    local: &Local,
+) -> Result<(Framed<TcpStream, FrameCodec>, Hello), WireError> {
+    let stream = tokio::time::timeout(local.timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| WireError::Timeout)??;
+    stream.set_nodelay(true)?;
+    wire::dial(stream, local).await
+}
+
+impl Actor for HostActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        self.dial_seeds(ctx);
+        ctx.run_interval(SENSE_EVERY, |act, ctx| act.sense(ctx));
+    }
+}
+
+// ----- messages ------------------------------------------------------------------------
+
+/// A core message from a peer (or from this host to itself).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromPeer {
+    pub from: HostId,
+    pub msg: Msg,
+}
+
+impl Handler<FromPeer> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: FromPeer, ctx: &mut Context<Self>) {
+        if !self.started {
+            return;
+        }
+        self.counters.frames_in += 1;
+        self.step(
+            ctx,
+            Input::Message {
+                from: m.from,
+                msg: m.msg,
+            },
+        );
+    }
+}
+
+/// A peer's address book.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PeerList(pub Vec<PeerEntry>);
+
+impl Handler<PeerList> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: PeerList, ctx: &mut Context<Self>) {
+        for entry in m.0 {
+            if entry.host != self.me.host {
+                self.learn(ctx, entry);
+            }
+        }
+    }
+}
+
+/// A TCP connection on the peer port, not yet handshaken.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct IncomingPeer(pub TcpStream, pub std::net::SocketAddr);
+
+impl Handler<IncomingPeer> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: IncomingPeer, ctx: &mut Context<Self>) {
+        let local = self.local.clone();
+        let (stream, from) = (m.0, m.1);
+        let fut = async move {
+            let _ = stream.set_nodelay(true);
+            wire::accept(stream, &local).await
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match res {
+            Ok((framed, hello)) => {
+                tracing::debug!(peer = hello.host, %from, "inbound link up");
+                let entry = Self::entry_of(&hello);
+                let actor = act.learn(ctx, entry);
+                let book = act.address_book();
+                actor.do_send(SendFrames(vec![Frame::Peers(book)]));
+                actor.do_send(AttachInbound(framed));
+            }
+            Err(e) => {
+                act.counters.handshakes_refused += 1;
+                tracing::warn!(%from, error = %e, "refused a peer connection");
+            }
+        }));
+    }
+}
+
+/// A seed answered the handshake.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct SeedLink {
+    hello: Hello,
+    framed: Framed<TcpStream, FrameCodec>,
+}
+
+impl Handler<SeedLink> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: SeedLink, ctx: &mut Context<Self>) {
+        let seed = m.hello.host;
+        let actor = self.learn(ctx, Self::entry_of(&m.hello));
+        actor.do_send(AttachOutbound(m.framed));
+        let book = self.address_book();
+        actor.do_send(SendFrames(vec![Frame::Peers(book)]));
+        if !self.started {
+            tracing::info!(host = self.me.host, seed, "joining the cluster");
+            self.started = true;
+            self.step(ctx, Input::Start { seeds: vec![seed] });
+        }
+    }
+}
+
+/// A client command from a session; the answer comes back as [`ClientReply`] with the
+/// same tag.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientRequest {
+    pub cmd: Command,
+    pub tag: u64,
+    pub reply_to: Recipient<ClientReply>,
+}
+
+impl Handler<ClientRequest> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: ClientRequest, ctx: &mut Context<Self>) {
+        let req = self.next_req;
+        self.next_req += 1;
+        self.waiting.insert(
+            req,
+            Waiting {
+                to: m.reply_to,
+                tag: m.tag,
+                write: m.cmd.is_write(),
+            },
+        );
+        self.step(ctx, Input::Client { req, cmd: m.cmd });
+    }
+}
+
+/// Where a key lives (the `COLONY` command).
+#[derive(Message)]
+#[rtype(result = "KeyLocation")]
+pub struct Locate(pub Key);
+
+#[derive(MessageResponse, Clone, Debug)]
+pub struct KeyLocation {
+    pub colony: ColonyId,
+    pub epoch: Option<String>,
+    pub primary: Option<HostId>,
+    pub primary_client: Option<String>,
+    pub secondaries: Vec<HostId>,
+}
+
+impl Handler<Locate> for HostActor {
+    type Result = KeyLocation;
+
+    fn handle(&mut self, m: Locate, _: &mut Context<Self>) -> KeyLocation {
+        let colony = colony_of(&m.0, self.node.config().colonies);
+        let entry = self.node.directory().entry(colony);
+        let primary = entry.map(|e| e.primary);
+        let primary_client = primary.and_then(|p| {
+            if p == self.me.host {
+                Some(self.me.addrs.client.clone())
+            } else {
+                self.peers.get(&p).map(|x| x.entry.addrs.client.clone())
+            }
+        });
+        KeyLocation {
+            colony,
+            epoch: entry.map(|e| e.epoch.to_string()),
+            primary,
+            primary_client,
+            secondaries: entry.map(|e| e.secondaries.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// The `/status` document.
+#[derive(Message)]
+#[rtype(result = "StatusReply")]
+pub struct GetStatus;
+
+#[derive(MessageResponse)]
+pub struct StatusReply(pub StatusReport);
+
+impl Handler<GetStatus> for HostActor {
+    type Result = StatusReply;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> StatusReply {
+        StatusReply(self.status())
+    }
+}
+
+/// The counters for `/metrics` and `INFO`.
+#[derive(Message)]
+#[rtype(result = "CountersReply")]
+pub struct GetCounters;
+
+#[derive(MessageResponse)]
+pub struct CountersReply(pub Counters);
+
+impl Handler<GetCounters> for HostActor {
+    type Result = CountersReply;
+
+    fn handle(&mut self, _: GetCounters, _: &mut Context<Self>) -> CountersReply {
+        let mut c = self.counters.clone();
+        let horizon = now_ms().saturating_sub(RATE_WINDOW.as_millis() as u64);
+        let recent: u64 = self
+            .recent_writes
+            .iter()
+            .filter(|(t, _)| *t >= horizon)
+            .map(|(_, n)| n)
+            .sum();
+        c.writes_per_sec = recent as f64 / RATE_WINDOW.as_secs_f64();
+        c.replicas_catching_up = self
+            .node
+            .replicas()
+            .filter(|r| !r.summary(self.node.id()).in_sync)
+            .count() as u64;
+        CountersReply(c)
+    }
+}
+
+/// A client session opened (`+1`) or closed (`-1`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionCount(pub i64);
+
+impl Handler<SessionCount> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: SessionCount, _: &mut Context<Self>) {
+        self.counters.sessions = self.counters.sessions.saturating_add_signed(m.0);
+        if m.0 > 0 {
+            self.counters.sessions_opened += 1;
+        }
+    }
+}
+
+/// Leave gracefully (SIGTERM, `colony leave`, `POST /leave`): hand every replica off,
+/// then stop the process with exit code 0. Answers when the leave is complete.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave(pub Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Handler<Leave> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: Leave, ctx: &mut Context<Self>) {
+        if let Some(w) = m.0 {
+            self.leave_waiters.push(w);
+        }
+        if self.node.state() == NodeState::Active {
+            tracing::info!(
+                host = self.me.host,
+                "leaving gracefully: handing off replicas"
+            );
+            if !self.started {
+                System::current().stop();
+                return;
+            }
+            self.step(ctx, Input::Leave);
+        }
+    }
+}
+
+/// Frames a peer actor dropped because its link stayed down.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FramesDropped(pub u64);
+
+impl Handler<FramesDropped> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: FramesDropped, _: &mut Context<Self>) {
+        self.counters.frames_dropped += m.0;
+    }
+}
+
+/// The full state of one local replica, for `/debug/colony/{id}` (Rust debug format:
+/// for people chasing a bug, not for scripts).
+#[derive(Message)]
+#[rtype(result = "DebugReply")]
+pub struct DebugColony(pub ColonyId);
+
+#[derive(MessageResponse)]
+pub struct DebugReply(pub Option<String>);
+
+impl Handler<DebugColony> for HostActor {
+    type Result = DebugReply;
+
+    fn handle(&mut self, m: DebugColony, _: &mut Context<Self>) -> DebugReply {
+        DebugReply(self.node.replica(m.0).map(|r| format!("{r:#?}")))
+    }
+}

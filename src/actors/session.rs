@@ -1,0 +1,342 @@
+//! `SessionActor`: one per client connection on the RESP port.
+//!
+//! Reads commands (RESP2 multibulk or inline), answers node-level ones itself (PING,
+//! ECHO, INFO, COLONY, ...), submits the rest to the [`HostActor`] as core commands,
+//! splitting multi-key ones (MGET, DEL k1 k2, EXISTS, MSET) into one command per key,
+//! and writes the answers back **in request order** whatever order they come back in,
+//! so pipelining works. A protocol error is answered with `-ERR Protocol error` and the
+//! connection is closed, as Redis does; the node is not affected.
+
+use super::host::{ClientRequest, GetCounters, GetStatus, HostActor, Locate, SessionCount};
+use crate::core::cell::{Command, Reply, SetCond};
+use crate::resp::{self, ClientCommand, RespCodec, RespError, RespValue};
+use actix::io::{FramedWrite, WriteHandler};
+use actix::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use tokio::io::WriteHalf;
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+
+/// Low bits of a request tag: which part of a split command it answers.
+const PART_BITS: u32 = 24;
+
+pub struct SessionActor {
+    host: Addr<HostActor>,
+    peer: SocketAddr,
+    writer: FramedWrite<RespValue, WriteHalf<TcpStream>, RespCodec>,
+    next_seq: u64,
+    next_out: u64,
+    ready: BTreeMap<u64, RespValue>,
+    single: HashMap<u64, resp::ReplyAdapt>,
+    gathers: HashMap<u64, Gather>,
+    /// No more commands are read: close once all are answered.
+    quitting: bool,
+    closed: bool,
+}
+
+/// A multi-key command waiting for its parts.
+struct Gather {
+    kind: GatherKind,
+    parts: Vec<Option<Reply>>,
+    left: usize,
+}
+
+#[derive(Clone, Copy)]
+enum GatherKind {
+    /// MGET: an array of values (nil for missing or non-string cells).
+    Values,
+    /// DEL / EXISTS: the sum of the parts' integers.
+    Sum,
+    /// MSET: OK when every part is OK.
+    AllOk,
+}
+
+impl SessionActor {
+    /// Starts a session on an accepted connection.
+    pub fn start(stream: TcpStream, peer: SocketAddr, host: Addr<HostActor>) -> Addr<Self> {
+        let _ = stream.set_nodelay(true);
+        let (read, write) = tokio::io::split(stream);
+        SessionActor::create(move |ctx| {
+            ctx.add_stream(FramedRead::new(read, RespCodec::default()));
+            SessionActor {
+                host,
+                peer,
+                writer: FramedWrite::new(write, RespCodec::default(), ctx),
+                next_seq: 0,
+                next_out: 0,
+                ready: BTreeMap::new(),
+                single: HashMap::new(),
+                gathers: HashMap::new(),
+                quitting: false,
+                closed: false,
+            }
+        })
+    }
+
+    fn answer(&mut self, seq: u64, value: RespValue) {
+        self.ready.insert(seq, value);
+        while let Some(v) = self.ready.remove(&self.next_out) {
+            self.writer.write(v);
+            self.next_out += 1;
+        }
+        self.close_if_done();
+    }
+
+    /// After QUIT, a protocol error or the client's end of input: once every command
+    /// read so far is answered, flush and close (the writer's end stops the actor).
+    fn close_if_done(&mut self) {
+        if self.quitting && !self.closed && self.next_out == self.next_seq {
+            self.closed = true;
+            self.writer.close();
+        }
+    }
+
+    fn submit(&mut self, ctx: &mut Context<Self>, seq: u64, part: u64, cmd: Command) {
+        self.host.do_send(ClientRequest {
+            cmd,
+            tag: (seq << PART_BITS) | part,
+            reply_to: ctx.address().recipient(),
+        });
+    }
+
+    fn gather(&mut self, ctx: &mut Context<Self>, seq: u64, kind: GatherKind, cmds: Vec<Command>) {
+        self.gathers.insert(
+            seq,
+            Gather {
+                kind,
+                parts: vec![None; cmds.len()],
+                left: cmds.len(),
+            },
+        );
+        for (i, cmd) in cmds.into_iter().enumerate() {
+            self.submit(ctx, seq, i as u64, cmd);
+        }
+    }
+
+    fn command(&mut self, ctx: &mut Context<Self>, args: Vec<Vec<u8>>) {
+        if self.quitting {
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let cmd = match resp::parse(&args) {
+            Ok(c) => c,
+            Err(text) => return self.answer(seq, RespValue::Error(text)),
+        };
+        match cmd {
+            ClientCommand::Core(cmd, adapt) => {
+                self.single.insert(seq, adapt);
+                self.submit(ctx, seq, 0, cmd);
+            }
+            ClientCommand::MGet(keys) => {
+                let cmds = keys.into_iter().map(|key| Command::Get { key }).collect();
+                self.gather(ctx, seq, GatherKind::Values, cmds);
+            }
+            ClientCommand::Del(keys) => {
+                let cmds = keys.into_iter().map(|key| Command::Del { key }).collect();
+                self.gather(ctx, seq, GatherKind::Sum, cmds);
+            }
+            ClientCommand::Exists(keys) => {
+                let cmds = keys
+                    .into_iter()
+                    .map(|key| Command::Exists { key })
+                    .collect();
+                self.gather(ctx, seq, GatherKind::Sum, cmds);
+            }
+            ClientCommand::MSet(pairs) => {
+                let cmds = pairs
+                    .into_iter()
+                    .map(|(key, value)| Command::Set {
+                        key,
+                        value,
+                        ttl_ms: None,
+                        cond: SetCond::Always,
+                    })
+                    .collect();
+                self.gather(ctx, seq, GatherKind::AllOk, cmds);
+            }
+            ClientCommand::Quit => {
+                self.quitting = true;
+                self.answer(seq, RespValue::ok());
+            }
+            ClientCommand::Info(section) => {
+                let host = self.host.clone();
+                let fut = async move {
+                    let status = host.send(GetStatus).await.ok()?.0;
+                    let counters = host.send(GetCounters).await.ok()?.0;
+                    Some(crate::admin::info::render(
+                        &status,
+                        &counters,
+                        section.as_deref(),
+                    ))
+                };
+                ctx.spawn(fut.into_actor(self).map(move |text, act, _| {
+                    let v = match text {
+                        Some(t) => RespValue::Bulk(t.into_bytes()),
+                        None => RespValue::Error("ERR node is shutting down".into()),
+                    };
+                    act.answer(seq, v);
+                }));
+            }
+            ClientCommand::Colony(key) => {
+                let fut = self.host.send(Locate(key));
+                ctx.spawn(fut.into_actor(self).map(move |loc, act, _| {
+                    let v = match loc {
+                        Ok(l) => RespValue::Array(vec![
+                            RespValue::Bulk(b"colony".to_vec()),
+                            RespValue::Int(i64::from(l.colony)),
+                            RespValue::Bulk(b"epoch".to_vec()),
+                            opt_bulk(l.epoch),
+                            RespValue::Bulk(b"primary".to_vec()),
+                            l.primary
+                                .map_or(RespValue::Nil, |p| RespValue::Int(i64::from(p))),
+                            RespValue::Bulk(b"primary-client".to_vec()),
+                            opt_bulk(l.primary_client),
+                            RespValue::Bulk(b"secondaries".to_vec()),
+                            RespValue::Array(
+                                l.secondaries
+                                    .iter()
+                                    .map(|s| RespValue::Int(i64::from(*s)))
+                                    .collect(),
+                            ),
+                        ]),
+                        Err(_) => RespValue::Error("ERR node is shutting down".into()),
+                    };
+                    act.answer(seq, v);
+                }));
+            }
+            other => {
+                let v = resp::local_reply(&other);
+                self.answer(seq, v);
+            }
+        }
+    }
+}
+
+fn opt_bulk(s: Option<String>) -> RespValue {
+    s.map_or(RespValue::Nil, |s| RespValue::Bulk(s.into_bytes()))
+}
+
+fn combine(kind: GatherKind, parts: Vec<Option<Reply>>) -> RespValue {
+    let parts: Vec<Reply> = parts.into_iter().map(|p| p.unwrap_or(Reply::Nil)).collect();
+    match kind {
+        GatherKind::Values => {
+            let mut out = Vec::with_capacity(parts.len());
+            for p in parts {
+                out.push(match p {
+                    Reply::Bulk(b) => RespValue::Bulk(b),
+                    Reply::Error(e) if !matches!(e, crate::core::cell::CommandError::WrongType) => {
+                        return RespValue::Error(e.to_string())
+                    }
+                    _ => RespValue::Nil,
+                });
+            }
+            RespValue::Array(out)
+        }
+        GatherKind::Sum => {
+            let mut sum = 0i64;
+            for p in parts {
+                match p {
+                    Reply::Int(n) => sum += n,
+                    Reply::Error(e) => return RespValue::Error(e.to_string()),
+                    _ => {}
+                }
+            }
+            RespValue::Int(sum)
+        }
+        GatherKind::AllOk => {
+            for p in parts {
+                if let Reply::Error(e) = p {
+                    return RespValue::Error(e.to_string());
+                }
+            }
+            RespValue::ok()
+        }
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        tracing::debug!(peer = %self.peer, "client connected");
+        self.host.do_send(SessionCount(1));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        tracing::debug!(peer = %self.peer, "client disconnected");
+        self.host.do_send(SessionCount(-1));
+    }
+}
+
+impl StreamHandler<Result<Vec<Vec<u8>>, RespError>> for SessionActor {
+    fn handle(&mut self, item: Result<Vec<Vec<u8>>, RespError>, ctx: &mut Context<Self>) {
+        match item {
+            Ok(args) => self.command(ctx, args),
+            Err(RespError::Protocol(why)) => {
+                tracing::info!(peer = %self.peer, error = %why, "client protocol error; closing the connection");
+                if self.quitting {
+                    return;
+                }
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.quitting = true;
+                self.answer(seq, RespValue::Error(format!("ERR {why}")));
+            }
+            Err(e) => {
+                tracing::debug!(peer = %self.peer, error = %e, "client read failed");
+                ctx.stop();
+            }
+        }
+    }
+
+    /// The client finished sending (EOF): answer what it sent, then close.
+    fn finished(&mut self, _: &mut Context<Self>) {
+        self.quitting = true;
+        self.close_if_done();
+    }
+}
+
+impl WriteHandler<RespError> for SessionActor {
+    fn error(&mut self, err: RespError, _: &mut Context<Self>) -> Running {
+        tracing::debug!(peer = %self.peer, error = %err, "client write failed");
+        Running::Stop
+    }
+}
+
+/// The answer to one [`ClientRequest`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientReply {
+    pub tag: u64,
+    pub reply: Reply,
+}
+
+impl Handler<ClientReply> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, m: ClientReply, _: &mut Context<Self>) {
+        let seq = m.tag >> PART_BITS;
+        let part = (m.tag & ((1 << PART_BITS) - 1)) as usize;
+        if let Some(adapt) = self.single.remove(&seq) {
+            let v = resp::adapt_reply(adapt, &m.reply);
+            return self.answer(seq, v);
+        }
+        let Some(g) = self.gathers.get_mut(&seq) else {
+            return;
+        };
+        if let Some(slot) = g.parts.get_mut(part) {
+            if slot.is_none() {
+                *slot = Some(m.reply);
+                g.left -= 1;
+            }
+        }
+        if g.left == 0 {
+            if let Some(g) = self.gathers.remove(&seq) {
+                let v = combine(g.kind, g.parts);
+                self.answer(seq, v);
+            }
+        }
+    }
+}

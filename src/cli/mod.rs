@@ -1,0 +1,7 @@
+//! The client-side subcommands of the `colony` binary.
+
+pub mod demo;
+pub mod http;
+pub mod resp_client;
+pub mod status;
+pub mod watch;

@@ -1,0 +1,291 @@
+//! Test harness: real `colony node` processes on 127.0.0.1, each stopped by the test
+//! that started it, by its own process id (on drop, too, so a failing test leaves
+//! nothing behind).
+
+#![allow(dead_code)]
+
+use colony::admin::report::StatusReport;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const EXE: &str = env!("CARGO_BIN_EXE_colony");
+
+/// A free port on loopback (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub struct NodeProc {
+    pub id: u32,
+    pub peer: String,
+    pub client: String,
+    pub admin: String,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+    pub extra: Vec<String>,
+}
+
+impl NodeProc {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(-1)
+    }
+
+    pub fn redis(&self) -> redis::Connection {
+        let client = redis::Client::open(format!("redis://{}/", self.client)).expect("url");
+        client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("connect to the client port")
+    }
+
+    pub fn status(&self) -> Option<StatusReport> {
+        status(&self.admin)
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself; its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    self.child = None;
+                    return st.code();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub nodes: BTreeMap<u32, NodeProc>,
+    pub colonies: u32,
+    pub replicas: u32,
+    pub secret: String,
+}
+
+impl Cluster {
+    pub fn new(name: &str, colonies: u32, replicas: u32) -> Cluster {
+        let dir = std::env::temp_dir().join(format!("colony-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Cluster {
+            dir,
+            nodes: BTreeMap::new(),
+            colonies,
+            replicas,
+            secret: "test-secret".into(),
+        }
+    }
+
+    /// Starts node `id` (joining the lowest-numbered running node, if any).
+    pub fn start(&mut self, id: u32, box_name: &str, extra: &[&str]) -> &NodeProc {
+        let seed = self
+            .nodes
+            .values()
+            .find(|n| n.child.is_some())
+            .map(|n| n.peer.clone());
+        let (peer, client, admin) = match self.nodes.get(&id) {
+            Some(n) => (n.peer.clone(), n.client.clone(), n.admin.clone()),
+            None => (
+                format!("127.0.0.1:{}", free_port()),
+                format!("127.0.0.1:{}", free_port()),
+                format!("127.0.0.1:{}", free_port()),
+            ),
+        };
+        let log = self.dir.join(format!("n{id}-{}.log", rand_tag()));
+        let mut cmd = Command::new(EXE);
+        cmd.args(["node", "--id", &id.to_string(), "--listen", &peer])
+            .args(["--client", &client, "--admin", &admin, "--box", box_name])
+            .args(["--colonies", &self.colonies.to_string()])
+            .args([
+                "--replicas",
+                &self.replicas.to_string(),
+                "--cluster",
+                "test",
+            ])
+            .args(extra)
+            .env("COLONY_SECRET", &self.secret)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        if let Some(seed) = seed {
+            cmd.args(["--join", &seed]);
+        }
+        let child = cmd.spawn().expect("spawn colony node");
+        let node = NodeProc {
+            id,
+            peer,
+            client,
+            admin,
+            child: Some(child),
+            log,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        if let Some(mut old) = self.nodes.insert(id, node) {
+            old.kill();
+        }
+        let n = &self.nodes[&id];
+        wait_until(Duration::from_secs(20), || n.status().is_some())
+            .unwrap_or_else(|| panic!("node {id} did not come up; log:\n{}", n.log_text()));
+        n
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = &NodeProc> {
+        self.nodes.values().filter(|n| n.child.is_some())
+    }
+
+    /// True when every running node sees exactly the running nodes alive, and the
+    /// directory of each places every colony on `target` distinct live hosts.
+    pub fn settled(&self, target: u32) -> bool {
+        let live: Vec<u32> = self.running().map(|n| n.id).collect();
+        self.running().all(|n| {
+            let Some(s) = n.status() else { return false };
+            let alive: Vec<u32> = s
+                .members
+                .iter()
+                .filter(|m| m.state == "alive")
+                .map(|m| m.id)
+                .collect();
+            alive == live
+                && s.directory.len() as u32 == self.colonies
+                && s.directory.iter().all(|d| {
+                    let mut hosts = vec![d.primary];
+                    hosts.extend(&d.secondaries);
+                    let n = hosts.len();
+                    hosts.sort();
+                    hosts.dedup();
+                    hosts.len() == n && n as u32 == target && hosts.iter().all(|h| live.contains(h))
+                })
+        })
+    }
+
+    pub fn wait_settled(&self, target: u32, timeout: Duration) {
+        if wait_until(timeout, || self.settled(target)).is_none() {
+            let dump: Vec<String> = self
+                .running()
+                .map(|n| {
+                    let s = n.status();
+                    format!(
+                        "node {}: {}",
+                        n.id,
+                        s.map(|s| serde_json::to_string(&(
+                            s.members
+                                .iter()
+                                .map(|m| (m.id, m.state.clone()))
+                                .collect::<Vec<_>>(),
+                            s.directory
+                                .iter()
+                                .filter(|d| d.secondaries.len() as u32 + 1 != target)
+                                .map(|d| (d.colony, d.primary, d.secondaries.clone()))
+                                .collect::<Vec<_>>()
+                        ))
+                        .unwrap_or_default())
+                            .unwrap_or_else(|| "no status".into())
+                    )
+                })
+                .collect();
+            panic!(
+                "cluster did not settle at {target} replicas within {timeout:?}:\n{}",
+                dump.join("\n")
+            );
+        }
+    }
+}
+
+fn rand_tag() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+pub fn status(admin: &str) -> Option<StatusReport> {
+    let body = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .get(&format!("http://{admin}/status"))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()?;
+    serde_json::from_str(&body).ok()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+/// Collects a node's event stream (from the start of what it keeps) in the background.
+pub fn collect_events(admin: &str) -> Arc<Mutex<Vec<serde_json::Value>>> {
+    let events: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = events.clone();
+    let url = format!("http://{admin}/events?from=start");
+    std::thread::spawn(move || {
+        let Ok(resp) = ureq::get(&url).call() else {
+            return;
+        };
+        for line in BufReader::new(resp.into_reader()).lines() {
+            let Ok(line) = line else { return };
+            if let Some(data) = line.strip_prefix("data: ") {
+                if let Ok(v) = serde_json::from_str(data) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        }
+    });
+    events
+}
+
+/// Number of events of `kind` (optionally with `reason`) in a collected stream.
+pub fn count(
+    events: &Arc<Mutex<Vec<serde_json::Value>>>,
+    kind: &str,
+    reason: Option<&str>,
+) -> usize {
+    events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == kind)
+        .filter(|e| reason.is_none_or(|r| e["reason"] == r))
+        .count()
+}
