@@ -14,4 +14,5 @@ pub mod admin;
 pub mod core;
 pub mod node;
 pub mod resp;
+pub mod store;
 pub mod wire;

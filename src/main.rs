@@ -50,6 +50,24 @@ enum Cmd {
         #[arg(default_value = DEFAULT_ADMIN)]
         addr: String,
     },
+    /// Take an online backup of every colony into one file (written atomically).
+    Backup {
+        /// Admin address of any node.
+        addr: String,
+        /// The backup file.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Restore a backup or shutdown file into a running cluster.
+    Restore {
+        /// Admin address of any node.
+        addr: String,
+        /// The backup or shutdown file.
+        file: std::path::PathBuf,
+        /// Keep every good record of a file corrupt in the middle.
+        #[arg(long)]
+        salvage: bool,
+    },
     /// Start a local five-node cluster, write sessions, kill a host, add one, let one
     /// leave, and show the events live.
     Demo(cli::demo::DemoArgs),
@@ -88,6 +106,12 @@ fn main() -> anyhow::Result<()> {
             println!("{addr}: leaving");
         })?,
         Cmd::Demo(args) => cli::demo::run(args)?,
+        Cmd::Backup { addr, to } => cli::backup::backup(&addr, &to)?,
+        Cmd::Restore {
+            addr,
+            file,
+            salvage,
+        } => cli::backup::restore(&addr, &file, salvage)?,
         Cmd::Version => println!(
             "colony {} (peer protocol {})",
             env!("CARGO_PKG_VERSION"),

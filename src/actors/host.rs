@@ -21,10 +21,12 @@ use crate::core::node::{Input, Node, NodeState, Out, Timer};
 use crate::core::topology::HostState;
 use crate::core::types::{colony_of, ColonyId, HostId, Load, Role, Tick};
 use crate::node::sensing::Sensor;
+use crate::store;
 use crate::wire::{self, Addrs, Frame, FrameCodec, Hello, Local, PeerEntry, WireError};
 use actix::prelude::*;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
@@ -65,6 +67,8 @@ pub struct HostSetup {
     pub local: Arc<Local>,
     pub seeds: Vec<String>,
     pub bus: Addr<EventBus>,
+    /// Where the last host writes its colonies when it leaves (`<dir>/restore/`).
+    pub data_dir: Option<PathBuf>,
 }
 
 pub struct HostActor {
@@ -86,6 +90,7 @@ pub struct HostActor {
     timers: BinaryHeap<Reverse<(Tick, u64, TimerSlot)>>,
     timer_seq: u64,
     wakeup: Option<(Tick, SpawnHandle)>,
+    data_dir: Option<PathBuf>,
 }
 
 /// A core timer in the heap (ordered by deadline and sequence only).
@@ -134,6 +139,7 @@ impl HostActor {
             timers: BinaryHeap::new(),
             timer_seq: 0,
             wakeup: None,
+            data_dir: setup.data_dir,
         }
     }
 
@@ -203,6 +209,10 @@ impl HostActor {
             }
             w.to.do_send(ClientReply { tag: w.tag, reply });
         }
+        if !self.out.persist.is_empty() {
+            let colonies = std::mem::take(&mut self.out.persist);
+            self.persist(&colonies);
+        }
         if self.node.state() == NodeState::Left {
             tracing::info!(host = me, "left the cluster; exiting");
             for w in self.leave_waiters.drain(..) {
@@ -210,6 +220,63 @@ impl HostActor {
             }
             // Give the last frames (the `Left` notice) a moment to leave the sockets.
             ctx.run_later(Duration::from_millis(300), |_, _| System::current().stop());
+        }
+    }
+
+    /// The last host leaves: write what it holds to `<data dir>/restore/`, where the next
+    /// start with the same data directory finds it (or `--restore DIR` points to it).
+    fn persist(&mut self, colonies: &[ColonyId]) {
+        let cells: u64 = colonies
+            .iter()
+            .filter_map(|c| self.node.replica(*c))
+            .map(|r| r.cells.len() as u64)
+            .sum();
+        let Some(dir) = self.data_dir.clone() else {
+            tracing::error!(
+                colonies = colonies.len(),
+                cells,
+                "this was the last host and it has no --data-dir: its cells are lost"
+            );
+            return;
+        };
+        let dir = dir.join("restore");
+        let path = dir.join(format!(
+            "shutdown-{}-{}.colony",
+            self.me.host, self.me.incarnation
+        ));
+        let node = &self.node;
+        let result = std::fs::create_dir_all(&dir)
+            .map_err(|e| store::StoreError::Io {
+                path: dir.clone(),
+                op: "creating the restore directory".into(),
+                source: e,
+            })
+            .and_then(|()| {
+                store::write_atomically(&path, |w| {
+                    let mut dump = store::DumpWriter::new(w, store::FileKind::Dump, now_ms())?;
+                    for c in colonies {
+                        let Some(r) = node.replica(*c) else { continue };
+                        let s = r.summary(node.id());
+                        dump.begin_colony(store::ColonyDump {
+                            colony: *c,
+                            epoch: s.epoch,
+                            seq: s.seq,
+                            cells: s.cells,
+                        })?;
+                        dump.cells_from(r.cells.iter())?;
+                    }
+                    dump.finish()?;
+                    Ok(())
+                })
+            });
+        match result {
+            Ok(()) => tracing::info!(
+                path = %path.display(),
+                colonies = colonies.len(),
+                cells,
+                "last host: every colony written to disk"
+            ),
+            Err(e) => tracing::error!(error = %e, "could not write the colonies to disk"),
         }
     }
 
@@ -756,5 +823,87 @@ impl Handler<DebugColony> for HostActor {
 
     fn handle(&mut self, m: DebugColony, _: &mut Context<Self>) -> DebugReply {
         DebugReply(self.node.replica(m.0).map(|r| format!("{r:#?}")))
+    }
+}
+
+/// A consistent snapshot of every primary held here (for `colony backup`): each
+/// colony's cells at one instant, with the epoch and seq they correspond to.
+#[derive(Message)]
+#[rtype(result = "SnapshotReply")]
+pub struct SnapshotPrimaries;
+
+#[derive(MessageResponse)]
+pub struct SnapshotReply(pub Vec<(store::ColonyDump, Vec<(Key, crate::core::cell::Cell)>)>);
+
+impl Handler<SnapshotPrimaries> for HostActor {
+    type Result = SnapshotReply;
+
+    fn handle(&mut self, _: SnapshotPrimaries, ctx: &mut Context<Self>) -> SnapshotReply {
+        let me = self.node.id();
+        let mut out = Vec::new();
+        let mut cells = 0u64;
+        for r in self.node.replicas() {
+            let s = r.summary(me);
+            if s.role != Role::Primary || !s.writable {
+                continue;
+            }
+            let list: Vec<(Key, crate::core::cell::Cell)> = r
+                .cells
+                .iter()
+                .map(|(k, c)| (k.clone(), c.clone()))
+                .collect();
+            cells += list.len() as u64;
+            out.push((
+                store::ColonyDump {
+                    colony: s.colony,
+                    epoch: s.epoch,
+                    seq: s.seq,
+                    cells: list.len() as u64,
+                },
+                list,
+            ));
+        }
+        let colonies = out.len() as u32;
+        ctx.notify(Report(EventKind::BackupDone { colonies, cells }));
+        SnapshotReply(out)
+    }
+}
+
+/// An event the shell reports about work it did (backup, restore).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Report(pub EventKind);
+
+impl Handler<Report> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: Report, _: &mut Context<Self>) {
+        let event = crate::core::events::Event {
+            t: now_ms(),
+            host: self.node.id(),
+            kind: m.0,
+        };
+        tracing::info!(target: "colony::events", "{}", event.to_json());
+        self.counters.events += 1;
+        self.bus.do_send(Publish(vec![event]));
+    }
+}
+
+/// Whether this node knows a live primary for every colony (restores wait for it).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct DirectoryReady;
+
+impl Handler<DirectoryReady> for HostActor {
+    type Result = bool;
+
+    fn handle(&mut self, _: DirectoryReady, _: &mut Context<Self>) -> bool {
+        let node = &self.node;
+        self.started
+            && (0..node.config().colonies).all(|c| {
+                node.directory()
+                    .primary_of(c)
+                    .is_some_and(|p| node.is_alive(p))
+            })
     }
 }

@@ -6,8 +6,10 @@
 //! - [`peer::PeerActor`]: one per remote host, its TCP links.
 //! - [`session::SessionActor`]: one per client connection (RESP2).
 //! - [`event_bus::EventBus`]: the node's event log for `/events`.
+//! - [`restore::RestoreActor`]: one per restore job, feeds saved cells back in.
 
 pub mod event_bus;
 pub mod host;
 pub mod peer;
+pub mod restore;
 pub mod session;

@@ -1,5 +1,6 @@
 //! The client-side subcommands of the `colony` binary.
 
+pub mod backup;
 pub mod demo;
 pub mod http;
 pub mod resp_client;

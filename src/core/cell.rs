@@ -124,6 +124,14 @@ pub enum Command {
         key: Key,
         to: ColonyId,
     },
+    /// Put a cell back as it was saved (shutdown to disk, backup, log): its DNA and
+    /// absolute expiry. A cell whose expiry has passed is not restored (`Int(0)`).
+    /// Not reachable from RESP: only restores use it.
+    Restore {
+        key: Key,
+        dna: Dna,
+        expires_at: Option<Tick>,
+    },
 }
 
 impl Command {
@@ -143,7 +151,8 @@ impl Command {
             | Command::HDel { key, .. }
             | Command::HExists { key, .. }
             | Command::HLen { key }
-            | Command::MoveCell { key, .. } => key,
+            | Command::MoveCell { key, .. }
+            | Command::Restore { key, .. } => key,
         }
     }
 
@@ -158,6 +167,7 @@ impl Command {
                 | Command::HSet { .. }
                 | Command::HDel { .. }
                 | Command::MoveCell { .. }
+                | Command::Restore { .. }
         )
     }
 }
@@ -463,6 +473,15 @@ impl CellStore {
             },
             // Cell migration is driven by the colony machine, not by the store.
             Command::MoveCell { .. } => (Reply::Nil, None),
+            Command::Restore {
+                dna, expires_at, ..
+            } => {
+                if expires_at.is_some_and(|t| t <= now) {
+                    (Reply::Int(0), None)
+                } else {
+                    (Reply::Int(1), Some(put(dna.clone(), *expires_at)))
+                }
+            }
         }
     }
 }
@@ -485,6 +504,44 @@ mod tests {
             s.apply(&op);
         }
         r
+    }
+
+    #[test]
+    fn restore_puts_the_saved_cell_back_unless_it_expired() {
+        let mut s = CellStore::default();
+        let restore = |key: &str, dna: Dna, expires_at| Command::Restore {
+            key: key.into(),
+            dna,
+            expires_at,
+        };
+        let now = 1_000;
+        let r = run(
+            &mut s,
+            restore("gone", Dna::Value(b"x".to_vec()), Some(900)),
+            now,
+            1,
+        );
+        assert_eq!(r, Reply::Int(0));
+        let map: BTreeMap<Vec<u8>, Vec<u8>> = [(b"f".to_vec(), b"1".to_vec())].into();
+        let r = run(&mut s, restore("h", Dna::Map(map), Some(5_000)), now, 2);
+        assert_eq!(r, Reply::Int(1));
+        let r = run(
+            &mut s,
+            restore("k", Dna::Value(b"v".to_vec()), None),
+            now,
+            3,
+        );
+        assert_eq!(r, Reply::Int(1));
+        let get = |key: &str| Command::Get { key: key.into() };
+        assert_eq!(run(&mut s, get("gone"), now, 4), Reply::Nil);
+        assert_eq!(run(&mut s, get("k"), now, 4), Reply::Bulk(b"v".to_vec()));
+        let ttl = Command::Ttl { key: "h".into() };
+        assert_eq!(run(&mut s, ttl, now, 4), Reply::Int(4_000));
+        let hget = Command::HGet {
+            key: "h".into(),
+            field: b"f".to_vec(),
+        };
+        assert_eq!(run(&mut s, hget, now, 4), Reply::Bulk(b"1".to_vec()));
     }
 
     #[test]

@@ -23,27 +23,16 @@ pub struct Event {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     /// A host became a member (seen by `host`).
-    HostJoined {
-        member: HostId,
-    },
+    HostJoined { member: HostId },
     /// A host left gracefully: its replicas had been handed off.
-    HostLeft {
-        member: HostId,
-    },
+    HostLeft { member: HostId },
     /// A host is suspected by the failure detector (not yet dead).
-    HostSuspected {
-        member: HostId,
-    },
+    HostSuspected { member: HostId },
     /// A host was declared dead.
-    HostDead {
-        member: HostId,
-    },
+    HostDead { member: HostId },
     /// This host learned it had been declared dead; it dropped its replicas and rejoined
     /// with a new incarnation.
-    HostUndead {
-        incarnation: u32,
-        dropped: u32,
-    },
+    HostUndead { incarnation: u32, dropped: u32 },
     /// A new replica of `colony` finished catching up on `to` and now counts.
     ColonyCloned {
         colony: ColonyId,
@@ -94,15 +83,9 @@ pub enum EventKind {
         key: String,
     },
     /// This host lost quorum of the last stable membership.
-    SplitDetected {
-        live: u32,
-        stable: u32,
-    },
+    SplitDetected { live: u32, stable: u32 },
     /// Quorum is back.
-    SplitHealed {
-        live: u32,
-        stable: u32,
-    },
+    SplitHealed { live: u32, stable: u32 },
     /// Two primaries of one colony wrote the same cell while split.
     MergeConflict {
         colony: ColonyId,
@@ -115,14 +98,19 @@ pub enum EventKind {
         epoch: Epoch,
         last_holders: Vec<HostId>,
     },
-    BackupDone {
-        colonies: u32,
-        cells: u64,
-    },
+    /// This host served its part of an online backup: a consistent snapshot of each of
+    /// its primaries.
+    BackupDone { colonies: u32, cells: u64 },
+    /// Cells were restored (from a shutdown file, a backup or a log) through this host.
     RestoreDone {
         colonies: u32,
         cells: u64,
+        /// Cells not restored because their expiry had passed.
+        #[serde(default)]
+        skipped: u64,
     },
+    /// The last host left while still holding replicas: the shell writes them to disk.
+    ShutdownToDisk { colonies: u32, cells: u64 },
 }
 
 impl EventKind {
@@ -147,6 +135,7 @@ impl EventKind {
             EventKind::DataLost { .. } => "data_lost",
             EventKind::BackupDone { .. } => "backup_done",
             EventKind::RestoreDone { .. } => "restore_done",
+            EventKind::ShutdownToDisk { .. } => "shutdown_to_disk",
         }
     }
 

@@ -119,6 +119,10 @@ pub struct Out {
     pub events: Vec<Event>,
     /// Answers to [`Input::Client`] requests.
     pub replies: Vec<(ReqId, Reply)>,
+    /// Colonies whose replicas the shell must write to disk before the process exits:
+    /// set when this host leaves as the last one (or its leave timed out) still holding
+    /// replicas that nobody else has.
+    pub persist: Vec<ColonyId>,
 }
 
 impl Out {
@@ -127,6 +131,7 @@ impl Out {
         self.timers.clear();
         self.events.clear();
         self.replies.clear();
+        self.persist.clear();
     }
 }
 
@@ -1013,6 +1018,31 @@ impl Node {
     }
 
     fn finish_leave(&mut self, now: Tick, out: &mut Out) {
+        // Whatever is still held here has nowhere else to go: the last host of the
+        // cluster (or one whose leave timed out) hands it to the disk. One replica per
+        // colony suffices; a primary is preferred, else the most advanced secondary.
+        let held: Vec<ColonyId> = self
+            .replicas
+            .values()
+            .filter(|r| r.is_synced() && !r.cells.is_empty())
+            .map(|r| r.colony)
+            .collect();
+        if !held.is_empty() {
+            let cells = held
+                .iter()
+                .filter_map(|c| self.replicas.get(c))
+                .map(|r| r.cells.len() as u64)
+                .sum();
+            self.emit(
+                now,
+                EventKind::ShutdownToDisk {
+                    colonies: held.len() as u32,
+                    cells,
+                },
+                out,
+            );
+            out.persist = held;
+        }
         for h in self.membership.live_members() {
             out.sends.push((h, Msg::Left));
         }
@@ -1460,6 +1490,96 @@ mod tests {
             "the leave finished well before the leave timeout"
         );
         assert_eq!(c.count_events("data_lost"), 0);
+    }
+
+    #[test]
+    fn the_last_host_to_leave_persists_everything_and_a_new_cluster_restores_it() {
+        let mut c = five();
+        let mut reqs = Vec::new();
+        for i in 0..300 {
+            let cmd = if i % 3 == 0 {
+                Command::HSet {
+                    key: format!("h{i}").into(),
+                    fields: vec![(b"f".to_vec(), format!("{i}").into_bytes())],
+                }
+            } else {
+                Command::Set {
+                    key: format!("k{i}").into(),
+                    value: format!("v{i}").into_bytes(),
+                    ttl_ms: (i % 10 == 1).then_some(1_000),
+                    cond: SetCond::Always,
+                }
+            };
+            reqs.push(c.client((i % 5) as HostId, cmd));
+        }
+        c.run_for(5_000);
+        assert!(reqs.iter().all(|r| c
+            .replies
+            .get(r)
+            .is_some_and(|r| !matches!(r, Reply::Error(_)))));
+        // Everyone leaves, one at a time; only the last one is left holding data.
+        for h in 0..5 {
+            c.leave(h);
+            c.run_for(30_000);
+            assert_eq!(c.nodes[&h].state(), NodeState::Left, "host {h} left");
+            assert!(
+                h == 4 || c.disk.is_empty(),
+                "only the last host writes to disk"
+            );
+        }
+        assert_eq!(c.count_events("shutdown_to_disk"), 1);
+        let colonies: BTreeSet<u32> = c.disk.iter().map(|(col, _)| *col).collect();
+        assert_eq!(
+            colonies.len() as u32,
+            c.cfg.colonies,
+            "every colony was persisted once"
+        );
+        // A new cluster (a new incarnation of host 0) gets every cell back.
+        let disk = std::mem::take(&mut c.disk);
+        c.start(0, vec![]);
+        c.run_for(1_000);
+        let mut restores = Vec::new();
+        for (_, cells) in &disk {
+            for (key, cell) in cells {
+                restores.push(c.client(
+                    0,
+                    Command::Restore {
+                        key: key.clone(),
+                        dna: cell.dna.clone(),
+                        expires_at: cell.expires_at,
+                    },
+                ));
+            }
+        }
+        c.run_for(5_000);
+        assert!(restores
+            .iter()
+            .all(|r| matches!(c.replies.get(r), Some(Reply::Int(_)))));
+        let mut gets = Vec::new();
+        for i in 0..300 {
+            let cmd = if i % 3 == 0 {
+                Command::HGet {
+                    key: format!("h{i}").into(),
+                    field: b"f".to_vec(),
+                }
+            } else {
+                Command::Get {
+                    key: format!("k{i}").into(),
+                }
+            };
+            gets.push((i, c.client(0, cmd)));
+        }
+        c.run_for(2_000);
+        for (i, r) in gets {
+            let want = if i % 3 == 0 {
+                Reply::Bulk(format!("{i}").into_bytes())
+            } else if i % 10 == 1 {
+                Reply::Nil // its 1 s TTL passed during the shutdown
+            } else {
+                Reply::Bulk(format!("v{i}").into_bytes())
+            };
+            assert_eq!(c.replies.get(&r), Some(&want), "cell {i}");
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@ use super::types::{HostId, HostInfo, HostRole, Resources, Tick};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
+/// A cell as a host wrote it to disk.
+pub type SavedCell = (Vec<u8>, super::cell::Cell);
+
 enum Item {
     Input(HostId, u32, Input),
 }
@@ -31,6 +34,8 @@ pub struct Cluster {
     /// Hosts frozen until the given time (a stopped process: nothing runs, then
     /// everything that was due runs at once).
     pub paused: BTreeMap<HostId, Tick>,
+    /// What hosts wrote to disk when they left last: `(colony, cells)`.
+    pub disk: Vec<(u32, Vec<SavedCell>)>,
 }
 
 impl Cluster {
@@ -50,6 +55,7 @@ impl Cluster {
             next_req: 1,
             cfg,
             paused: BTreeMap::new(),
+            disk: Vec::new(),
         }
     }
 
@@ -141,7 +147,18 @@ impl Cluster {
                 timers,
                 events,
                 replies,
+                persist,
             } = std::mem::take(&mut out);
+            for c in persist {
+                if let Some(r) = node.replica(c) {
+                    let cells = r
+                        .cells
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    self.disk.push((c, cells));
+                }
+            }
             self.events.extend(events);
             self.replies.extend(replies);
             for (delay, t) in timers {

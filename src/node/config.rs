@@ -114,6 +114,15 @@ pub struct NodeArgs {
     /// Largest peer frame accepted, in MiB.
     #[arg(long)]
     pub max_frame_mib: Option<usize>,
+    /// A directory of shutdown or backup files to restore before accepting clients
+    /// (files in `<data-dir>/restore/` are restored too). Restored files are renamed
+    /// `*.restored` so they are not applied twice.
+    #[arg(long)]
+    pub restore: Option<PathBuf>,
+    /// Restore files with corruption in the middle anyway, keeping every good record.
+    #[arg(long)]
+    #[serde(default)]
+    pub salvage: bool,
 }
 
 /// Errors in the node's settings.
@@ -154,6 +163,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub max_frame: usize,
     pub core: NodeConfig,
+    /// Directories whose `*.colony` files are restored before clients are accepted.
+    pub restore_dirs: Vec<PathBuf>,
+    pub salvage: bool,
 }
 
 impl NodeArgs {
@@ -200,6 +212,8 @@ impl NodeArgs {
             role: self.role.or(file.role),
             log_format: self.log_format.or(file.log_format),
             max_frame_mib: self.max_frame_mib.or(file.max_frame_mib),
+            restore: self.restore.or(file.restore),
+            salvage: self.salvage || file.salvage,
         }
     }
 
@@ -271,6 +285,12 @@ impl NodeArgs {
         core.colony.replicas = replicas;
         core.colony.sync_replicas = self.sync_replicas;
         core.membership = fast_detection();
+        let restore_dirs: Vec<PathBuf> = self
+            .restore
+            .clone()
+            .into_iter()
+            .chain(self.data_dir.as_ref().map(|d| d.join("restore")))
+            .collect();
         let info = HostInfo {
             id,
             box_name: self.box_name.unwrap_or_else(|| format!("box-{id}")),
@@ -296,6 +316,8 @@ impl NodeArgs {
             log_format: self.log_format.unwrap_or_default(),
             max_frame: self.max_frame_mib.unwrap_or(64).max(1) << 20,
             core,
+            restore_dirs,
+            salvage: self.salvage,
         })
     }
 }

@@ -90,6 +90,7 @@ async fn start(s: Settings) -> Result<(), NodeError> {
         local,
         seeds: s.join.clone(),
         bus: bus.clone(),
+        data_dir: s.data_dir.clone(),
     })
     .start();
     let admin =
@@ -116,7 +117,11 @@ async fn start(s: Settings) -> Result<(), NodeError> {
         }
     });
     let h = host.clone();
+    let (restore_dirs, salvage) = (s.restore_dirs.clone(), s.salvage);
     actix::spawn(async move {
+        // Saved cells go back in before any client is served.
+        super::restore::restore_at_start(&h, &restore_dirs, salvage).await;
+        tracing::info!("accepting clients");
         loop {
             match clients.accept().await {
                 Ok((stream, from)) => {

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Throughput: a 3-node colony cluster (N = 2, synchronous: every write waits for the
+# in-sync secondary) against a redis-server primary with one replica, on one machine,
+# in one run, driven by redis-benchmark.
+#
+#   bench/throughput.sh                 # 100,000 requests per measurement, 3 repeats
+#   REQUESTS=200000 REPEATS=5 bench/throughput.sh
+#
+# Keys are random (-r 100000: `key:__rand_int__`), so colony writes spread over every
+# colony and most requests are forwarded from node 1 to the colony's primary.
+# Every process started here is stopped here, by its pid (trap EXIT).
+set -euo pipefail
+
+REQUESTS=${REQUESTS:-100000}
+REPEATS=${REPEATS:-3}
+CLIENTS=${CLIENTS:-50}
+KEYSPACE=${KEYSPACE:-100000}
+COLONIES=${COLONIES:-271}
+PIPELINES=${PIPELINES:-"1 16"}
+BASE=${BASE:-17100}           # colony peer BASE+i, client BASE-1000+i, admin BASE+100+i
+REDIS_PORT=${REDIS_PORT:-16351} # redis primary; replica on REDIS_PORT+1
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+EXE=${COLONY_EXE:-$ROOT/target/release/colony}
+[[ -x $EXE ]] || { echo "build first: cargo build --release" >&2; exit 1; }
+for tool in redis-server redis-cli redis-benchmark curl jq; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y redis-server redis-tools curl jq)" >&2; exit 1; }
+done
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in $((BASE+1)) $((BASE+2)) $((BASE+3)) $((BASE-999)) $((BASE-998)) $((BASE-997)) \
+         $((BASE+101)) $((BASE+102)) $((BASE+103)) $REDIS_PORT $((REDIS_PORT+1)); do
+  port_free "$p" || { echo "port $p is in use; set BASE / REDIS_PORT" >&2; exit 1; }
+done
+
+DIR=$(mktemp -d /tmp/colony-bench-throughput.XXXXXX)
+PIDS=()
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 30); do
+    local alive=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ $alive == 0 ]] && break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  if [[ $rc != 0 ]]; then echo "failed (exit $rc); logs kept in $DIR" >&2; else rm -rf "$DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export COLONY_SECRET=${COLONY_SECRET:-$(head -c 32 /dev/urandom | base64)}
+
+# --- colony: 3 nodes, N = 2, default sync (all in-sync secondaries) ---
+for i in 1 2 3; do
+  args=(node --id "$i" --listen "127.0.0.1:$((BASE+i))" --client "127.0.0.1:$((BASE-1000+i))"
+        --admin "127.0.0.1:$((BASE+100+i))" --box "bench-box-$i" --replicas 2
+        --colonies "$COLONIES" --cluster bench)
+  [[ $i != 1 ]] && args+=(--join "127.0.0.1:$((BASE+1))")
+  RUST_LOG=${RUST_LOG:-info} "$EXE" "${args[@]}" >/dev/null 2>"$DIR/colony-$i.log" &
+  PIDS+=($!)
+  [[ $i == 1 ]] && sleep 0.5
+done
+COLONY_CLIENT=$((BASE-999))
+
+settled() {
+  local i s
+  for i in 1 2 3; do
+    s=$(curl -s --max-time 2 "http://127.0.0.1:$((BASE+100+i))/status") || return 1
+    echo "$s" | jq -e --argjson c "$COLONIES" '
+      ([.members[] | select(.state == "alive")] | length) == 3
+      and (.directory | length) == $c
+      and all(.directory[]; (.secondaries | length) == 1 and (.secondaries[0] != .primary))' \
+      >/dev/null || return 1
+  done
+}
+echo "waiting for the colony cluster to settle (3 hosts, $COLONIES colonies, N = 2)..." >&2
+for t in $(seq 600); do
+  settled && break
+  for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "a colony node exited; see $DIR" >&2; exit 1; }; done
+  [[ $t == 600 ]] && { echo "colony cluster did not settle in 120 s" >&2; exit 1; }
+  sleep 0.2
+done
+
+# --- redis: primary + one replica, no persistence ---
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$DIR" --logfile "$DIR/redis-primary.log" >/dev/null &
+PIDS+=($!)
+redis-server --port "$((REDIS_PORT+1))" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$DIR" --logfile "$DIR/redis-replica.log" --replicaof 127.0.0.1 "$REDIS_PORT" >/dev/null &
+PIDS+=($!)
+echo "waiting for the redis replica to sync..." >&2
+for t in $(seq 150); do
+  if redis-cli -p "$((REDIS_PORT+1))" info replication 2>/dev/null | grep -q 'master_link_status:up' &&
+     redis-cli -p "$REDIS_PORT" info replication 2>/dev/null | grep -q 'connected_slaves:1'; then break; fi
+  [[ $t == 150 ]] && { echo "redis replica did not sync" >&2; exit 1; }
+  sleep 0.2
+done
+
+# --- measurements: interleaved (colony, redis) per repeat and pipeline depth ---
+RAW=$DIR/raw.csv   # target,pipeline,repeat,test,rps,p50,p99
+: >"$RAW"
+run() { # target port pipeline repeat
+  local out err
+  out=$(redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -c "$CLIENTS" -n "$REQUESTS" \
+        -r "$KEYSPACE" -P "$3" --csv 2>"$DIR/bench-$1-P$3-$4.err")
+  err=$(grep -c -i 'error' "$DIR/bench-$1-P$3-$4.err" || true)
+  [[ $err != 0 ]] && echo "  $1 -P $3 #$4: $err error lines (see $DIR/bench-$1-P$3-$4.err)" >&2
+  echo "$out" | tail -n +2 | tr -d '"' | while IFS=, read -r test rps _avg _min p50 _p95 p99 _max; do
+    echo "$1,$3,$4,$test,$rps,$p50,$p99" >>"$RAW"
+  done
+  echo "  $1 -P $3 #$4: $(echo "$out" | tail -n +2 | tr -d '"' | cut -d, -f1,2 | tr '\n' ' ')" >&2
+}
+echo "redis-benchmark -t set,get -c $CLIENTS -n $REQUESTS -r $KEYSPACE -P {${PIPELINES// /,}}, $REPEATS repeats" >&2
+for r in $(seq "$REPEATS"); do
+  for p in $PIPELINES; do
+    run colony "$COLONY_CLIENT" "$p" "$r"
+    run redis "$REDIS_PORT" "$p" "$r"
+  done
+done
+
+# --- table of medians ---
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+col() { # target pipeline test field(5=rps,6=p50,7=p99)
+  awk -F, -v t="$1" -v p="$2" -v x="$3" -v f="$4" '$1==t && $2==p && $4==x {print $f}' "$RAW" | median
+}
+echo
+echo "colony: 3 nodes, N=2 sync, $COLONIES colonies, client port of node 1; redis: primary + 1 replica (async)"
+echo "redis-benchmark -c $CLIENTS -n $REQUESTS -r $KEYSPACE (random keys), median of $REPEATS"
+printf '%-7s %-4s %-8s %12s %8s %8s %14s\n' target test pipeline "ops/s" "p50 ms" "p99 ms" "colony/redis"
+for p in $PIPELINES; do
+  for test in SET GET; do
+    rc=$(col colony "$p" "$test" 5); rr=$(col redis "$p" "$test" 5)
+    ratio=$(awk -v a="$rc" -v b="$rr" 'BEGIN {printf "%.2f", a/b}')
+    printf '%-7s %-4s %-8s %12.0f %8.3f %8.3f %14s\n' colony "$test" "$p" "$rc" "$(col colony "$p" "$test" 6)" "$(col colony "$p" "$test" 7)" "$ratio"
+    printf '%-7s %-4s %-8s %12.0f %8.3f %8.3f %14s\n' redis "$test" "$p" "$rr" "$(col redis "$p" "$test" 6)" "$(col redis "$p" "$test" 7)" ""
+  done
+done
+
+# What the colony nodes logged at WARN or above during the run.
+warn=$(cat "$DIR"/colony-*.log | grep -c -E ' (WARN|ERROR) ' || true)
+echo
+echo "colony node log lines at WARN/ERROR during the run: $warn"
+if [[ $warn != 0 ]]; then
+  cat "$DIR"/colony-*.log | grep -E ' (WARN|ERROR) ' | sed -E 's/^[^ ]+ +//' | cut -c1-160 | sort | uniq -c | sort -rn | head -5
+fi
+for i in 1 2 3; do
+  curl -s --max-time 2 "http://127.0.0.1:$((BASE+100+i))/metrics" | grep -E '^colony_(client_errors|frames_dropped|writes)_total' | tr '\n' ' '
+  echo
+done
