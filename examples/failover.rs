@@ -744,6 +744,7 @@ fn key_slot(key: &str) -> u16 {
 struct RedisNode {
     id: String,
     port: u16,
+    flags: String,
     master: Option<String>,
     slots: Vec<(u16, u16)>,
 }
@@ -774,6 +775,7 @@ fn cluster_nodes(port: u16) -> Result<Vec<RedisNode>> {
         out.push(RedisNode {
             id: f[0].to_string(),
             port,
+            flags: f[2].to_string(),
             master: (f[3] != "-").then(|| f[3].to_string()),
             slots,
         });
@@ -883,12 +885,31 @@ fn redis_once(args: &Args, rep: usize) -> Result<RedisRun> {
         if !all_ok {
             return Ok(false);
         }
-        let nodes = cluster_nodes(ports[0])?;
-        Ok(nodes.len() == 6
-            && nodes.iter().filter(|n| n.master.is_some()).all(|n| {
+        // Every node sees 3 primaries holding slots and 3 replicas of them, none
+        // failing or still in handshake, and every replica's link is up.
+        for p in &ports {
+            let nodes = cluster_nodes(*p)?;
+            let primaries = nodes
+                .iter()
+                .filter(|n| n.master.is_none() && !n.slots.is_empty())
+                .count();
+            let replicas: Vec<&RedisNode> = nodes.iter().filter(|n| n.master.is_some()).collect();
+            let clean = nodes.iter().all(|n| {
+                !["fail", "handshake", "noaddr"]
+                    .iter()
+                    .any(|f| n.flags.split(',').any(|x| x.starts_with(f)))
+            });
+            if nodes.len() != 6 || primaries != 3 || replicas.len() != 3 || !clean {
+                return Ok(false);
+            }
+            if !replicas.iter().all(|n| {
                 redis_info(n.port, "replication")
                     .is_some_and(|t| t.contains("master_link_status:up"))
-            }))
+            }) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     })?;
     if !ready {
         bail!("Redis Cluster did not reach cluster_state:ok with synced replicas in 60 s");
