@@ -275,8 +275,15 @@ impl NodeArgs {
         let (secret, dev_secret) = load_secret(self.secret_file.as_deref())?;
         let role = match self.role.unwrap_or_default() {
             RoleArg::Normal => HostRole::Normal,
-            RoleArg::Storage => HostRole::Storage,
-            RoleArg::Logger => HostRole::Logger,
+            // Refused rather than silently run as an ordinary node: an operator who
+            // asks for a storage or logging node counts on what it would keep.
+            RoleArg::Storage | RoleArg::Logger => {
+                return Err(ConfigError::Invalid(
+                    "--role storage and --role logger are not available in this version; \
+                     use shutdown to disk (--data-dir) and colony backup instead"
+                        .into(),
+                ))
+            }
         };
         let mut core = NodeConfig {
             colonies,
