@@ -64,6 +64,17 @@ pub enum Action {
         fault: usize,
         n: usize,
     },
+    /// The whole cluster shuts down to disk, then starts again (see [`crate::shutdown`]).
+    Shutdown {
+        interval: Time,
+        down: Time,
+    },
+    /// Send the next host of a shutdown away.
+    ShutdownStep,
+    /// Start every host again after a shutdown.
+    ColdStart,
+    /// Restore the saved cells into the new cluster.
+    RestoreStep,
 }
 
 /// Schedule the scenario's faults.
@@ -142,6 +153,17 @@ pub fn plan(w: &mut World) {
                 },
             ),
             FaultSpec::Heal { at_s } => (*at_s, Action::Heal),
+            FaultSpec::ShutdownRestart {
+                at_s,
+                interval_s,
+                down_s,
+            } => (
+                *at_s,
+                Action::Shutdown {
+                    interval: ms(*interval_s),
+                    down: ms(*down_s),
+                },
+            ),
             FaultSpec::Squeeze {
                 at_s,
                 host,
@@ -366,6 +388,10 @@ impl World {
             }
             Action::RandomKill(i) => self.random_kill(i),
             Action::Rolling { fault, n } => self.rolling(fault, n),
+            Action::Shutdown { interval, down } => self.shutdown_begin(interval, down),
+            Action::ShutdownStep => self.shutdown_step(),
+            Action::ColdStart => self.cold_start(),
+            Action::RestoreStep => self.restore_step(),
         }
     }
 

@@ -32,6 +32,8 @@ pub struct HostSlot {
     pub gone: bool,
     /// A graceful restart: start again this long after the leave completes.
     pub restart_after_leave: Option<Time>,
+    /// A cluster shutdown: after the leave the slot waits, down, for the cold start.
+    pub hold_after_leave: bool,
 }
 
 impl HostSlot {
@@ -46,6 +48,7 @@ impl HostSlot {
             down: false,
             gone: false,
             restart_after_leave: None,
+            hold_after_leave: false,
         }
     }
 }
@@ -91,6 +94,11 @@ impl World {
     /// start joins through up to three running hosts.
     pub(crate) fn boot(&mut self, host: HostId) {
         let founder = host == 1 && self.slot(host).is_some_and(|s| s.gen == 0);
+        self.start_process(host, founder);
+    }
+
+    /// Start a process in `host`'s slot; a `founder` creates a new cluster (no seeds).
+    pub(crate) fn start_process(&mut self, host: HostId, founder: bool) {
         let seeds: Vec<HostId> = if founder {
             Vec::new()
         } else {
@@ -176,7 +184,8 @@ impl World {
         };
         slot.incarnation = slot.incarnation.max(node.incarnation());
         let restart = slot.restart_after_leave.take();
-        if restart.is_none() {
+        let hold = std::mem::take(&mut slot.hold_after_leave);
+        if restart.is_none() && !hold {
             slot.gone = true;
         } else {
             slot.down = true;
@@ -190,6 +199,9 @@ impl World {
         }
         if let Some(d) = restart {
             self.schedule(now + d, crate::faults::Action::Revive(host));
+        }
+        if hold {
+            self.host_parked();
         }
     }
 

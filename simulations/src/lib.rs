@@ -8,7 +8,8 @@
 //!
 //! - [`scenario`]: the scenario format; [`layout`]: hosts on boxes in zones.
 //! - [`world`]: the event loop; [`queue`]: its agenda; [`hosts`]: host processes;
-//!   [`network`]: the links; [`resources`]: load reports; [`faults`]: fault actions.
+//!   [`network`]: the links; [`resources`]: load reports; [`faults`]: fault actions;
+//!   [`shutdown`]: the whole cluster to disk and back.
 //! - [`workload`]: the clients; [`ledger`]: what acknowledged writes demand.
 //! - [`view`]: the cluster as the checker sees it; [`checker`]: the invariants;
 //!   [`recovery`]: recovery times and bounds; [`events`]: the event stream.
@@ -29,6 +30,7 @@ pub mod queue;
 pub mod recovery;
 pub mod resources;
 pub mod scenario;
+pub mod shutdown;
 pub mod summary;
 pub mod view;
 pub mod workload;

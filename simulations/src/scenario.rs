@@ -360,6 +360,20 @@ pub enum FaultSpec {
         #[serde(default)]
         for_s: Option<f64>,
     },
+    /// The whole cluster shuts down to disk and starts again: from `at_s` every host
+    /// leaves gracefully, one at a time, `interval_s` apart (each after the previous one
+    /// has left); the last one writes what it holds to disk. `down_s` after it left,
+    /// every host starts again (a new cluster) and, once every colony has a primary, the
+    /// saved cells are restored. Clients are refused from the last leave until the
+    /// restore is done.
+    #[serde(alias = "shutdown-restart")]
+    ShutdownRestart {
+        at_s: f64,
+        #[serde(default = "d_down")]
+        interval_s: f64,
+        #[serde(default = "d_down")]
+        down_s: f64,
+    },
     /// Every message to or from the host takes `extra_ms` longer.
     Slow {
         at_s: f64,
@@ -391,6 +405,7 @@ impl FaultSpec {
             | FaultSpec::Partition { at_s, .. }
             | FaultSpec::Heal { at_s }
             | FaultSpec::Squeeze { at_s, .. }
+            | FaultSpec::ShutdownRestart { at_s, .. }
             | FaultSpec::Slow { at_s, .. } => *at_s,
             FaultSpec::RandomKills { from_s, .. } => *from_s,
         }
@@ -488,6 +503,14 @@ impl Scenario {
                     bail!("random_kills: restart_after_s must be [min, max]");
                 }
             }
+            if let FaultSpec::ShutdownRestart {
+                interval_s, down_s, ..
+            } = f
+            {
+                if *interval_s < 0.0 || *down_s < 0.0 {
+                    bail!("shutdown_restart: interval_s and down_s must not be negative");
+                }
+            }
         }
         Ok(())
     }
@@ -531,6 +554,30 @@ mod tests {
         assert_eq!(s.cluster.boxes(), 3);
         assert_eq!(s.network.latency_ms, [1, 5]);
         assert!(matches!(s.faults[0], FaultSpec::Kill { host: None, .. }));
+    }
+
+    #[test]
+    fn shutdown_restart_parses_under_both_spellings() {
+        for kind in ["shutdown_restart", "shutdown-restart"] {
+            let s = Scenario::parse(&format!(
+                r#"
+                name = "off"
+                duration_s = 60
+                [cluster]
+                hosts = 3
+                colonies = 8
+                [[faults]]
+                kind = "{kind}"
+                at_s = 20
+                down_s = 10
+                "#
+            ))
+            .unwrap();
+            assert!(matches!(
+                s.faults[0],
+                FaultSpec::ShutdownRestart { interval_s, down_s, .. } if interval_s == 1.0 && down_s == 10.0
+            ));
+        }
     }
 
     #[test]

@@ -168,6 +168,7 @@ impl Summary {
             x.client.reads += r.client.reads;
             x.client.stale_reads += r.client.stale_reads;
             x.client.odd_replies += r.client.odd_replies;
+            x.client.no_host += r.client.no_host;
             x.sim_seconds += r.sim_seconds;
             x.wall_seconds += r.wall_seconds;
             x.messages += r.net.sent;
@@ -223,8 +224,8 @@ impl Summary {
             (
                 "writes refused / uncertain",
                 format!(
-                    "{} / {}",
-                    x.client.writes_refused, x.client.writes_uncertain
+                    "{} / {}  ({} ops found no host)",
+                    x.client.writes_refused, x.client.writes_uncertain, x.client.no_host
                 ),
             ),
             ("writes lost (reported)", self.writes_lost.to_string()),

@@ -44,6 +44,9 @@ pub struct ClientStats {
     pub stale_reads: u64,
     /// Replies of a kind that should never happen with typed keys (wrong type, ...).
     pub odd_replies: u64,
+    /// Operations that found no host to talk to (the whole cluster down, or restoring
+    /// and not accepting clients yet): refused, never acknowledged.
+    pub no_host: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,18 +169,27 @@ impl Workload {
     }
 
     /// The next operation: which host the client talks to, its request id, and the
-    /// command. `None` when every key tried was busy or no host is up.
+    /// command. `None` when every key tried was busy or no host is up (then the
+    /// operation is refused: counted in `no_host`, and a write in `writes_refused`; the
+    /// ledger does not change, as the write never happened).
     pub fn next_op(
         &mut self,
         now: Time,
         hosts: &[HostId],
         rng: &mut ChaCha8Rng,
     ) -> Option<(HostId, ReqId, Command)> {
-        if hosts.is_empty() {
-            return None;
-        }
         let kind = self.pick_kind(rng)?;
         let i = self.pick_key(kind, now, rng)?;
+        if hosts.is_empty() {
+            self.stats.issued += 1;
+            self.stats.no_host += 1;
+            if kind == OpKind::Get {
+                self.stats.reads += 1;
+            } else {
+                self.stats.writes_refused += 1;
+            }
+            return None;
+        }
         let host = hosts[rng.random_range(0..hosts.len())];
         let key = self.ledger.keys[i as usize].name.clone().into_bytes();
         let key_kind = self.ledger.keys[i as usize].kind;

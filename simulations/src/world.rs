@@ -21,6 +21,7 @@ use crate::plot::Sample;
 use crate::queue::{Agenda, Time};
 use crate::resources;
 use crate::scenario::{ms, Scenario, SplitBrain};
+use crate::shutdown::{Disk, Outage};
 use crate::summary::{Failure, RunResult};
 use crate::view::ClusterView;
 use crate::workload::{Outcome, Workload};
@@ -102,6 +103,12 @@ pub struct World {
     samples: Option<Vec<Sample>>,
     /// Squeezed hosts and the replicas they held when squeezed.
     pub(crate) squeezed: BTreeMap<HostId, u32>,
+    /// What hosts leaving as the last ones wrote to disk (see [`crate::shutdown`]).
+    pub(crate) disk: Disk,
+    /// A whole-cluster shutdown in progress.
+    pub(crate) outage: Option<Outage>,
+    /// A restore finished: scan the whole ledger at the first healthy check.
+    pub(crate) scan_after_restore: bool,
     failure: Option<Failure>,
     done: bool,
     pub(crate) verbose: bool,
@@ -159,6 +166,9 @@ impl World {
             faults: Vec::new(),
             samples: opts.plot.then(Vec::new),
             squeezed: BTreeMap::new(),
+            disk: Disk::new(),
+            outage: None,
+            scan_after_restore: false,
             failure: None,
             done: false,
             verbose: opts.verbose,
@@ -317,7 +327,11 @@ impl World {
         for (req, reply) in out.replies.drain(..) {
             self.on_reply(host, req, &reply);
         }
+        let persist = std::mem::take(&mut out.persist);
         self.out = out;
+        if !persist.is_empty() {
+            self.save_to_disk(host, &persist);
+        }
         if left {
             self.retire(host);
         }
@@ -370,6 +384,10 @@ impl World {
     }
 
     fn on_reply(&mut self, host: HostId, req: ReqId, reply: &Reply) {
+        if World::is_restore_req(req) {
+            self.on_restore_reply(host, req, reply);
+            return;
+        }
         if let Outcome::Contradiction { key, since, c } =
             self.workload.on_reply(self.now, host, req, reply)
         {
@@ -384,13 +402,11 @@ impl World {
         if self.now >= self.active_end {
             return;
         }
-        let hosts: Vec<HostId> = self
-            .hosts
-            .iter()
-            .filter_map(|s| s.node.as_ref())
-            .filter(|n| n.state() == NodeState::Active)
-            .map(|n| n.id())
-            .collect();
+        let hosts: Vec<HostId> = if self.clients_refused() {
+            Vec::new()
+        } else {
+            self.active_ids()
+        };
         if let Some((host, req, cmd)) = self.workload.next_op(self.now, &hosts, &mut self.rng) {
             self.step(host, Input::Client { req, cmd });
         }
@@ -432,6 +448,20 @@ impl World {
         let now = self.now;
         let timeout = self.cfg.request_timeout_ms + 10_000;
         self.workload.expire(now, timeout);
+        if self.checks_suspended() {
+            if now >= self.end {
+                let what = self.outage_report().unwrap_or_default();
+                self.fail(Violation {
+                    t: now,
+                    invariant: "restore",
+                    what: format!("the run ended before the cluster was back: {what}"),
+                });
+            } else {
+                self.agenda
+                    .push(now + self.sc.checks.check_every_ms, Item::Check);
+            }
+            return;
+        }
         let colonies = self.sc.cluster.colonies;
         let finishing = now >= self.end;
         let live = live_hosts(&self.hosts);
@@ -448,6 +478,10 @@ impl World {
             last: false,
         };
         let mut verdict = self.checker.check(&mut cx, target);
+        if verdict.is_ok() && self.scan_after_restore && self.checker.recovery.is_healthy() {
+            self.scan_after_restore = false;
+            verdict = self.checker.scan_ledger(&mut cx);
+        }
         let mut reschedule = true;
         if verdict.is_ok() && finishing && self.checker.recovery.is_healthy() {
             let (n, first) = directory_mismatches(&live, &view);
@@ -530,6 +564,23 @@ impl World {
     /// For tests: the clients' ledger.
     pub fn ledger_mut(&mut self) -> &mut crate::workload::Ledger {
         &mut self.workload.ledger
+    }
+
+    /// For tests: the cells on the world's disk (saved by the last hosts to leave).
+    pub fn disk_cells(&self) -> usize {
+        self.disk.values().map(Vec::len).sum()
+    }
+
+    /// For tests: drop every `n`-th cell of the disk (all of them with `n = 1`), as a
+    /// broken shutdown or restore would.
+    pub fn corrupt_disk(&mut self, n: usize) {
+        let mut i = 0;
+        for cells in self.disk.values_mut() {
+            cells.retain(|_| {
+                i += 1;
+                i % n.max(1) != 0
+            });
+        }
     }
 
     /// For tests: run the full ledger scan now, as at the end of a run.

@@ -41,6 +41,25 @@ fn a_fabricated_acknowledged_write_is_caught() {
 }
 
 #[test]
+fn a_restore_that_misses_saved_cells_is_caught() {
+    let sc = Scenario::find("shutdown-restart").expect("scenario exists");
+    for (seed, every) in [(1, 1), (2, 20)] {
+        let mut w = World::new(&sc, seed, RunOptions::default());
+        // The last host left before 35 s; the cold start comes 10 s after it.
+        w.run_until(35_000);
+        assert!(w.failure().is_none(), "a plain shutdown must be clean");
+        assert!(w.disk_cells() > 0, "the last host saved its cells");
+        w.corrupt_disk(every);
+        let r = w.run();
+        let f = r.failure.expect("the lost cells must be noticed");
+        assert_eq!(
+            f.violation.invariant, "no acknowledged write lost",
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
 fn an_impossible_recovery_bound_is_caught() {
     let sc = small(
         r#"

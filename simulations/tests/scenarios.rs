@@ -164,6 +164,21 @@ fn insufficient_capacity() {
     });
 }
 
+#[test]
+fn shutdown_restart() {
+    run("shutdown-restart", |r| {
+        let saved = event(r, "shutdown_to_disk");
+        let restored = event(r, "restore_done");
+        if saved == 0 || restored == 0 || r.writes_lost != 0 || r.data_lost_events != 0 {
+            return Err(format!(
+                "{saved} shutdown_to_disk and {restored} restore_done events (want > 0 each), {} writes lost, {} data_lost events (want 0)",
+                r.writes_lost, r.data_lost_events
+            ));
+        }
+        Ok(())
+    });
+}
+
 /// Every scenario file is covered by a test above (the benchmark aside).
 #[test]
 fn every_scenario_is_tested() {
@@ -174,6 +189,7 @@ fn every_scenario_is_tested() {
         "oneway-partition",
         "random-kills",
         "rolling-restart",
+        "shutdown-restart",
         "slow-lossy",
         "split-brain",
         "split-brain-accept",
