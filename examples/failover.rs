@@ -390,6 +390,57 @@ fn first_ok(
     Ok((best.expect("an OK").duration_since(t0), failures))
 }
 
+/// What one ordinary client sees: from `t0`, `SET key` on one connection (opened before
+/// the kill; reply timeout 10 s), again 5 ms after every error, reconnecting after a link
+/// error, until OK. The time to that OK, and how the attempts failed.
+fn sequential_ok(
+    con: redis::Connection,
+    addr: String,
+    key: String,
+    t0: Instant,
+    give_up: Duration,
+) -> (Option<Duration>, BTreeMap<String, usize>) {
+    let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+    let mut con = con
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()
+        .map(|_| con);
+    while t0.elapsed() < give_up {
+        let mut c = match con.take() {
+            Some(c) => c,
+            None => match connect(&addr, Duration::from_secs(10)) {
+                Ok(c) => c,
+                Err(e) => {
+                    *failures.entry(classify(&e)).or_default() += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+            },
+        };
+        match redis::cmd("SET")
+            .arg(&key)
+            .arg("sequential")
+            .query::<()>(&mut c)
+        {
+            Ok(()) => return (Some(t0.elapsed()), failures),
+            Err(e) => {
+                *failures.entry(classify(&e)).or_default() += 1;
+                if !is_link_error(&e) {
+                    con = Some(c);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    (None, failures)
+}
+
+fn show_secs(d: Option<Duration>) -> String {
+    d.map_or("no OK".into(), |d| {
+        format!("first OK after {:.3} s", d.as_secs_f64())
+    })
+}
+
 fn fmt_failures(f: &BTreeMap<String, usize>) -> String {
     if f.is_empty() {
         return "none".into();
@@ -520,6 +571,7 @@ fn colony_exe() -> Result<PathBuf> {
 
 struct ColonyRun {
     elapsed: Duration,
+    seq_elapsed: Option<Duration>,
     suspected_before: usize,
     suspected_after_others: usize,
     suspect_ms: Option<i64>,
@@ -642,10 +694,18 @@ fn colony_once(args: &Args, rep: usize) -> Result<ColonyRun> {
     };
     let suspected_before = count_kind("host_suspected", &|_| true);
 
+    let seq_con = connect(&nodes[&writer].client, Duration::from_secs(2))?;
     let kill_ms = unix_ms() as i64;
     let t0 = Instant::now();
     procs.kill(&format!("colony-{victim}"))?;
+    let seq = {
+        let (addr, key) = (nodes[&writer].client.clone(), key.clone());
+        std::thread::spawn(move || sequential_ok(seq_con, addr, key, t0, Duration::from_secs(30)))
+    };
     let (elapsed, failures) = first_ok(&nodes[&writer].client, &key, t0, Duration::from_secs(30))?;
+    let (seq_elapsed, seq_failures) = seq
+        .join()
+        .map_err(|_| anyhow!("sequential client panicked"))?;
     std::thread::sleep(Duration::from_millis(500));
     let (ok, load_errors) = load.stop();
 
@@ -693,9 +753,11 @@ fn colony_once(args: &Args, rep: usize) -> Result<ColonyRun> {
     let rel = |x: &Option<(i64, String)>| x.as_ref().map(|(t, _)| t - kill_ms);
     let show = |x: Option<i64>| x.map_or("-".into(), |ms| format!("{:.2} s", ms as f64 / 1e3));
     println!(
-        "colony #{rep}: killed host {victim} ({count} of {} primaries); key {key} (colony {colony}) written via host {writer}: first OK after {:.3} s",
+        "colony #{rep}: killed host {victim} ({count} of {} primaries); key {key} (colony {colony}) written via host {writer}: first OK after {:.3} s; one sequential client: {} ({})",
         args.colonies,
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        show_secs(seq_elapsed),
+        fmt_failures(&seq_failures)
     );
     println!(
         "    survivors' events after the kill: suspected {}, dead {}, colony {colony} promoted {} ({}); failed attempts: {}; load {ok} ok / failed: {}; false suspicions before the kill: {suspected_before}; WARN/ERROR log lines: {warn_lines}",
@@ -709,6 +771,7 @@ fn colony_once(args: &Args, rep: usize) -> Result<ColonyRun> {
     procs.done();
     Ok(ColonyRun {
         elapsed,
+        seq_elapsed,
         suspected_before,
         suspected_after_others,
         suspect_ms: rel(&suspect),
@@ -801,6 +864,7 @@ fn redis_info(port: u16, section: &str) -> Option<String> {
 
 struct RedisRun {
     elapsed: Duration,
+    seq_elapsed: Option<Duration>,
     election_delay_ms: Option<u64>,
     fail_ms: Option<i64>,
     won_ms: Option<i64>,
@@ -960,15 +1024,19 @@ fn redis_once(args: &Args, rep: usize) -> Result<RedisRun> {
     procs.check_alive()?;
 
     let victim_id = victim.id.clone();
+    let replica_addr = format!("127.0.0.1:{replica_port}");
+    let seq_con = connect(&replica_addr, Duration::from_secs(2))?;
     let kill_ms = unix_ms() as i64;
     let t0 = Instant::now();
     procs.kill(&format!("redis-{victim_port}"))?;
-    let (elapsed, failures) = first_ok(
-        &format!("127.0.0.1:{replica_port}"),
-        &key,
-        t0,
-        Duration::from_secs(60),
-    )?;
+    let seq = {
+        let (addr, key) = (replica_addr.clone(), key.clone());
+        std::thread::spawn(move || sequential_ok(seq_con, addr, key, t0, Duration::from_secs(60)))
+    };
+    let (elapsed, failures) = first_ok(&replica_addr, &key, t0, Duration::from_secs(60))?;
+    let (seq_elapsed, seq_failures) = seq
+        .join()
+        .map_err(|_| anyhow!("sequential client panicked"))?;
     let (ok, load_errors) = load.stop();
     // The replica's log: "Start of election delayed for N milliseconds (rank #0, ...)",
     // when it learned the primary had failed and when it won the election.
@@ -985,8 +1053,10 @@ fn redis_once(args: &Args, rep: usize) -> Result<RedisRun> {
     let won_ms = redis_log_after(&log, kill_ms, |l| l.contains("Failover election won"));
     let show = |x: Option<i64>| x.map_or("-".into(), |ms| format!("{:.2} s", ms as f64 / 1e3));
     println!(
-        "redis  #{rep}: killed primary :{victim_port} (slot {slot} of key {key}), written via its replica :{replica_port}: first OK after {:.3} s",
-        elapsed.as_secs_f64()
+        "redis  #{rep}: killed primary :{victim_port} (slot {slot} of key {key}), written via its replica :{replica_port}: first OK after {:.3} s; one sequential client: {} ({})",
+        elapsed.as_secs_f64(),
+        show_secs(seq_elapsed),
+        fmt_failures(&seq_failures)
     );
     println!(
         "    replica's log after the kill: primary failing {}, election delayed {}, election won {}; failed attempts: {}; load {ok} ok / failed: {}",
@@ -999,6 +1069,7 @@ fn redis_once(args: &Args, rep: usize) -> Result<RedisRun> {
     procs.done();
     Ok(RedisRun {
         elapsed,
+        seq_elapsed,
         election_delay_ms,
         fail_ms,
         won_ms,
@@ -1065,7 +1136,7 @@ fn main() -> Result<()> {
     };
     println!();
     println!(
-        "kill -> first OK write on a key of the killed primary ({} repeats)",
+        "kill -> first OK write on a key of the killed primary, a fresh SET every 5 ms ({} repeats)",
         args.repeats
     );
     println!("{:<36} {:>9} {:>12}", "system", "p50 s", p99_label);
@@ -1091,6 +1162,43 @@ fn main() -> Result<()> {
             "colony/redis",
             percentile(&c, 50.0) / percentile(&r, 50.0),
             percentile(&c, 99.0) / percentile(&r, 99.0)
+        );
+    }
+    // The same for one ordinary client (one connection, retry after each error); a run
+    // where it never got an OK counts as its give-up time.
+    let cs: Vec<f64> = colony_runs
+        .iter()
+        .map(|r| r.seq_elapsed.map_or(30.0, |d| d.as_secs_f64()))
+        .collect();
+    let rs: Vec<f64> = redis_runs
+        .iter()
+        .map(|r| r.seq_elapsed.map_or(60.0, |d| d.as_secs_f64()))
+        .collect();
+    println!();
+    println!("the same for one sequential client (one connection, SET again after each error)");
+    println!("{:<36} {:>9} {:>12}", "system", "p50 s", p99_label);
+    if !cs.is_empty() {
+        println!(
+            "{:<36} {:>9.3} {:>12.3}",
+            "colony (4 nodes, N=3)",
+            percentile(&cs, 50.0),
+            percentile(&cs, 99.0)
+        );
+    }
+    if !rs.is_empty() {
+        println!(
+            "{:<36} {:>9.3} {:>12.3}",
+            format!("redis cluster (node-timeout {} ms)", args.node_timeout),
+            percentile(&rs, 50.0),
+            percentile(&rs, 99.0)
+        );
+    }
+    if !cs.is_empty() && !rs.is_empty() {
+        println!(
+            "{:<36} {:>9.2} {:>12.2}",
+            "colony/redis",
+            percentile(&cs, 50.0) / percentile(&rs, 50.0),
+            percentile(&cs, 99.0) / percentile(&rs, 99.0)
         );
     }
     if !colony_runs.is_empty() {

@@ -233,6 +233,43 @@ pub struct ReplicaSummary {
     pub lag: Seq,
 }
 
+/// Tombstones kept per replica.
+pub const TOMBSTONES: usize = 10_000;
+
+/// The most recent deletes of a replica, bounded to [`TOMBSTONES`], oldest dropped first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tombstones {
+    by_key: BTreeMap<Key, Version>,
+    order: VecDeque<(Key, Version)>,
+}
+
+impl Tombstones {
+    fn insert(&mut self, key: Key, version: Version) {
+        self.by_key.insert(key.clone(), version);
+        self.order.push_back((key, version));
+        while self.order.len() > TOMBSTONES {
+            if let Some((k, v)) = self.order.pop_front() {
+                if self.by_key.get(&k) == Some(&v) {
+                    self.by_key.remove(&k);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, key: &[u8]) {
+        self.by_key.remove(key);
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<Version> {
+        self.by_key.get(key).copied()
+    }
+
+    /// Every live tombstone.
+    pub fn list(&self) -> Vec<(Key, Version)> {
+        self.by_key.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
 /// One replica of one colony on this host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColonyReplica {
@@ -263,6 +300,9 @@ pub struct ColonyReplica {
     reduced: bool,
     cell_moves: BTreeMap<Key, CellMove>,
     /// Cells received from another colony, answered once their write is acknowledged.
+    /// Recent deletes (key -> version of the delete), oldest first out: what a merge
+    /// needs to tell "deleted here" from "never here".
+    pub tombstones: Tombstones,
     cell_in_waiting: Vec<(Seq, ColonyId, Key)>,
 }
 
@@ -293,6 +333,7 @@ impl ColonyReplica {
             refused: BTreeMap::new(),
             reduced: false,
             cell_moves: BTreeMap::new(),
+            tombstones: Tombstones::default(),
             cell_in_waiting: Vec::new(),
         }
     }
@@ -400,6 +441,13 @@ impl ColonyReplica {
 
     fn record(&mut self, m: Mutation, cfg: &ColonyConfig) {
         self.cells.apply(&m.op);
+        match &m.op {
+            Op::Remove {
+                key,
+                why: RemoveWhy::Deleted,
+            } => self.tombstones.insert(key.clone(), m.version),
+            Op::Put { key, .. } | Op::Remove { key, .. } => self.tombstones.forget(key),
+        }
         self.last = m.version;
         let e = self.lineage.entry(m.version.epoch).or_insert(0);
         *e = (*e).max(m.version.seq);
@@ -662,7 +710,11 @@ impl ColonyReplica {
     pub fn on_msg(&mut self, env: &mut Env, from: HostId, epoch: Epoch, body: ColonyMsg) {
         match body {
             // Merges and cell transfers cross epochs and lineages by design.
-            ColonyMsg::Merge { cells, lineage } => return self.merge(env, cells, &lineage),
+            ColonyMsg::Merge {
+                cells,
+                lineage,
+                deleted,
+            } => return self.merge(env, cells, &lineage, deleted),
             ColonyMsg::CellIn {
                 from_colony,
                 key,
@@ -931,6 +983,7 @@ impl ColonyReplica {
                         .map(|(k, c)| (k.clone(), c.clone()))
                         .collect(),
                     lineage: self.lineage.clone(),
+                    deleted: self.tombstones.list(),
                 },
             );
         }
@@ -1404,7 +1457,13 @@ impl ColonyReplica {
     /// Cells from a fenced or deposed primary. Per cell: history we share is skipped; a
     /// cell only they changed is adopted; a cell both changed is a conflict, won by
     /// the higher version, and reported.
-    fn merge(&mut self, env: &mut Env, cells: Vec<(Key, Cell)>, theirs: &Lineage) {
+    fn merge(
+        &mut self,
+        env: &mut Env,
+        cells: Vec<(Key, Cell)>,
+        theirs: &Lineage,
+        deleted: Vec<(Key, Version)>,
+    ) {
         if self.role != Role::Primary {
             if self.primary != env.me {
                 env.send(
@@ -1414,6 +1473,7 @@ impl ColonyReplica {
                     ColonyMsg::Merge {
                         cells,
                         lineage: theirs.clone(),
+                        deleted,
                     },
                 );
             }
@@ -1423,11 +1483,20 @@ impl ColonyReplica {
             if lineage_has(&self.lineage, inc.version) {
                 continue;
             }
-            let adopt = match self.cells.get(&key) {
-                None => true,
-                Some(local) if *local == inc => false,
-                Some(local) if lineage_has(theirs, local.version) => true,
-                Some(local) => {
+            let adopt = match (self.cells.get(&key), self.tombstones.get(&key)) {
+                (None, Some(deleted)) => {
+                    // We deleted it; they changed it after the split: a conflict.
+                    env.event(EventKind::MergeConflict {
+                        colony: self.colony,
+                        epoch: self.epoch,
+                        key: String::from_utf8_lossy(&key).into_owned(),
+                    });
+                    inc.version > deleted
+                }
+                (None, None) => true,
+                (Some(local), _) if *local == inc => false,
+                (Some(local), _) if lineage_has(theirs, local.version) => true,
+                (Some(local), _) => {
                     env.event(EventKind::MergeConflict {
                         colony: self.colony,
                         epoch: self.epoch,
@@ -1438,6 +1507,32 @@ impl ColonyReplica {
             };
             if adopt && inc.is_live(env.now) {
                 self.write(env, Op::Put { key, cell: inc }, None, Reply::Ok);
+            }
+        }
+        for (key, deleted) in deleted {
+            if lineage_has(&self.lineage, deleted) {
+                continue;
+            }
+            let Some(local) = self.cells.get(&key) else {
+                continue;
+            };
+            let remove = if lineage_has(theirs, local.version) {
+                // They deleted what we both had: take the delete.
+                true
+            } else {
+                env.event(EventKind::MergeConflict {
+                    colony: self.colony,
+                    epoch: self.epoch,
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                });
+                deleted > local.version
+            };
+            if remove {
+                let op = Op::Remove {
+                    key,
+                    why: RemoveWhy::Deleted,
+                };
+                self.write(env, op, None, Reply::Ok);
             }
         }
     }
@@ -1908,6 +2003,69 @@ mod tests {
             }
         }
         assert_eq!(t.acked.len(), 1);
+    }
+
+    /// Runs every message until the links are empty.
+    fn settle(t: &mut Trio) {
+        while t.links.values().any(|q| !q.is_empty()) {
+            t.deliver(0, false);
+        }
+    }
+
+    #[test]
+    fn a_merge_takes_their_deletes_and_keeps_ours() {
+        let mut t = Trio::new();
+        // Shared history: k0 and k1 written under the primary's epoch.
+        t.reps.get_mut(&P).unwrap().epoch = Epoch { term: 3, by: P };
+        t.write(0); // k0
+        t.write(1); // k1
+        settle(&mut t);
+        let shared = t.reps[&P].lineage().clone();
+        let k = |s: &str| s.as_bytes().to_vec();
+        // We delete k1 after the split.
+        let del = Command::Del { key: k("k1") };
+        t.step(P, |r, env| r.client(env, ReplyTo { host: P, req: 99 }, del));
+        settle(&mut t);
+        assert!(t.reps[&P].cells.get(b"k1").is_none());
+        // The other side (an older epoch that shares our first two writes) deleted k0
+        // and wrote k1 again.
+        let theirs_epoch = Epoch { term: 2, by: 7 };
+        let mut theirs = shared.clone();
+        theirs.insert(theirs_epoch, 5);
+        let their_k1 = Cell {
+            dna: Dna::Value(b"theirs".to_vec()),
+            version: Version {
+                epoch: theirs_epoch,
+                seq: 4,
+            },
+            expires_at: None,
+        };
+        let deleted = vec![(
+            k("k0"),
+            Version {
+                epoch: theirs_epoch,
+                seq: 5,
+            },
+        )];
+        let body = ColonyMsg::Merge {
+            cells: vec![(k("k1"), their_k1)],
+            lineage: theirs,
+            deleted,
+        };
+        t.step(P, |r, env| r.on_msg(env, 7, theirs_epoch, body));
+        settle(&mut t);
+        let p = &t.reps[&P];
+        assert!(
+            p.cells.get(b"k0").is_none(),
+            "their delete of a cell we both had is taken"
+        );
+        assert!(
+            p.cells.get(b"k1").is_none(),
+            "our later delete beats their older write of k1"
+        );
+        for h in [1, 2] {
+            assert_eq!(t.reps[&h].cells, p.cells, "secondary {h} follows the merge");
+        }
     }
 
     #[test]

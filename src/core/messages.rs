@@ -136,6 +136,10 @@ pub enum ColonyMsg {
     Merge {
         cells: Vec<(Key, Cell)>,
         lineage: Lineage,
+        /// Cells the sender deleted, with the version of the delete (its tombstones),
+        /// so a delete made on one side of a split is not undone by the merge.
+        #[serde(default)]
+        deleted: Vec<(Key, Version)>,
     },
     /// Primary of colony A -> primary of colony B: take this cell (cell migration).
     CellIn {

@@ -907,6 +907,7 @@ impl Node {
                                 .map(|(k, v)| (k.clone(), v.clone()))
                                 .collect(),
                             lineage: r.lineage().clone(),
+                            deleted: r.tombstones.list(),
                         },
                     },
                 ));
