@@ -149,6 +149,10 @@ struct ClientReq {
     cmd: Command,
     colony: ColonyId,
     deadline: Tick,
+    /// The host the request was last forwarded to, if it left this host: when that host
+    /// is declared dead, the request is re-routed or answered at once instead of
+    /// waiting for its deadline.
+    sent_to: Option<HostId>,
 }
 
 /// Work for a colony on this host, queued so that one colony's output can feed
@@ -317,6 +321,7 @@ impl Node {
                         cmd,
                         colony,
                         deadline: now + self.cfg.request_timeout_ms,
+                        sent_to: None,
                     },
                 );
                 out.timers
@@ -595,6 +600,7 @@ impl Node {
         for c in colonies {
             self.with_colony(now, c, out, |r, env| r.on_host_down(env, h));
         }
+        self.requests_lost_with(h, out);
         // Colonies none of whose holders may have survived: look again after a grace
         // period (a promotion announcement may still be on its way).
         for e in self.dir.colonies.iter() {
@@ -1105,16 +1111,57 @@ impl Node {
             .primary_of(colony)
             .filter(|p| *p != me && self.membership.is_alive(*p));
         match next {
-            Some(p) if hops < 4 => out.sends.push((
-                p,
-                Msg::Forward {
-                    to,
-                    colony,
-                    cmd,
-                    hops: hops + 1,
-                },
-            )),
+            Some(p) if hops < 4 => {
+                if to.host == me {
+                    if let Some(c) = self.clients.get_mut(&to.req) {
+                        c.sent_to = Some(p);
+                    }
+                }
+                out.sends.push((
+                    p,
+                    Msg::Forward {
+                        to,
+                        colony,
+                        cmd,
+                        hops: hops + 1,
+                    },
+                ))
+            }
             _ => self.deliver_reply(now, to, Reply::Error(CommandError::NoPrimary(colony)), out),
+        }
+    }
+
+    /// Local requests forwarded to `dead` will get no answer. Reads and plain SETs
+    /// (idempotent: doing them twice is doing them once) go again, to the colony's next
+    /// primary; any other write may or may not have been applied, so its client hears
+    /// `TRYAGAIN` now rather than at the request deadline.
+    fn requests_lost_with(&mut self, dead: HostId, out: &mut Out) {
+        let lost: Vec<ReqId> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.sent_to == Some(dead))
+            .map(|(r, _)| *r)
+            .collect();
+        for req in lost {
+            let Some(c) = self.clients.get_mut(&req) else {
+                continue;
+            };
+            c.sent_to = None;
+            let repeatable = !c.cmd.is_write()
+                || matches!(
+                    c.cmd,
+                    Command::Set {
+                        cond: super::cell::SetCond::Always,
+                        ..
+                    } | Command::Restore { .. }
+                );
+            if repeatable {
+                out.timers
+                    .push((self.cfg.retry_ms, Timer::ClientRetry(req)));
+            } else {
+                self.clients.remove(&req);
+                out.replies.push((req, Reply::Error(CommandError::Timeout)));
+            }
         }
     }
 
@@ -1581,6 +1628,51 @@ mod tests {
             };
             assert_eq!(c.replies.get(&r), Some(&want), "cell {i}");
         }
+    }
+
+    #[test]
+    fn requests_in_flight_to_a_dead_primary_do_not_wait_for_their_deadline() {
+        let mut c = Cluster::new(NodeConfig {
+            request_timeout_ms: 30_000,
+            ..cfg()
+        });
+        c.start(0, vec![]);
+        for h in 1..5 {
+            c.start(h, vec![0]);
+        }
+        c.run_for(60_000);
+        // A key whose primary is host `victim`, asked through another host.
+        let victim: HostId = 1;
+        let colonies = c.cfg.colonies;
+        let led: Vec<String> = (0..10_000)
+            .map(|i| format!("k{i}"))
+            .filter(|k| c.primaries(colony_of(k.as_bytes(), colonies)) == vec![victim])
+            .take(2)
+            .collect();
+        assert_eq!(led.len(), 2, "keys led by the victim");
+        let via: HostId = 3;
+        let set = c.client(via, set(&led[0], "v"));
+        let incr = c.client(
+            via,
+            Command::IncrBy {
+                key: led[1].clone().into_bytes(),
+                delta: 1,
+            },
+        );
+        // The victim dies before it can answer either.
+        c.run_for(1);
+        c.kill(victim);
+        c.run_for(15_000);
+        assert_eq!(
+            c.replies.get(&set),
+            Some(&Reply::Ok),
+            "a plain SET is re-routed to the new primary"
+        );
+        assert_eq!(
+            c.replies.get(&incr),
+            Some(&Reply::Error(CommandError::Timeout)),
+            "an INCR may or may not have happened: TRYAGAIN now, not at the 30 s deadline"
+        );
     }
 
     #[test]
