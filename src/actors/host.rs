@@ -86,7 +86,6 @@ pub struct HostActor {
     counters: Counters,
     recent_writes: VecDeque<(Tick, u64)>,
     sensor: Sensor,
-    leave_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     timers: BinaryHeap<Reverse<(Tick, u64, TimerSlot)>>,
     timer_seq: u64,
     wakeup: Option<(Tick, SpawnHandle)>,
@@ -135,7 +134,6 @@ impl HostActor {
             counters: Counters::default(),
             recent_writes: VecDeque::new(),
             sensor: Sensor::new(),
-            leave_waiters: Vec::new(),
             timers: BinaryHeap::new(),
             timer_seq: 0,
             wakeup: None,
@@ -215,9 +213,6 @@ impl HostActor {
         }
         if self.node.state() == NodeState::Left {
             tracing::info!(host = me, "left the cluster; exiting");
-            for w in self.leave_waiters.drain(..) {
-                let _ = w.send(());
-            }
             // Give the last frames (the `Left` notice) a moment to leave the sockets.
             ctx.run_later(Duration::from_millis(300), |_, _| System::current().stop());
         }
@@ -770,18 +765,15 @@ impl Handler<SessionCount> for HostActor {
 }
 
 /// Leave gracefully (SIGTERM, `colony leave`, `POST /leave`): hand every replica off,
-/// then stop the process with exit code 0. Answers when the leave is complete.
+/// then stop the process with exit code 0.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Leave(pub Option<tokio::sync::oneshot::Sender<()>>);
+pub struct Leave;
 
 impl Handler<Leave> for HostActor {
     type Result = ();
 
-    fn handle(&mut self, m: Leave, ctx: &mut Context<Self>) {
-        if let Some(w) = m.0 {
-            self.leave_waiters.push(w);
-        }
+    fn handle(&mut self, _: Leave, ctx: &mut Context<Self>) {
         if self.node.state() == NodeState::Active {
             tracing::info!(
                 host = self.me.host,

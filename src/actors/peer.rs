@@ -287,7 +287,7 @@ impl Handler<AttachInbound> for PeerActor {
                     Ok(other) => {
                         tracing::warn!(
                             peer = from,
-                            frame = frame_name(&other),
+                            frame = other.kind(),
                             "handshake frame after the handshake; dropping the link"
                         );
                         return;
@@ -351,15 +351,5 @@ impl Handler<LinkDown> for PeerActor {
 
     fn handle(&mut self, m: LinkDown, ctx: &mut Context<Self>) {
         self.link_down(ctx, m.gen, m.error);
-    }
-}
-
-fn frame_name(f: &Frame) -> &'static str {
-    match f {
-        Frame::Hello(_) => "hello",
-        Frame::Proof(_) => "proof",
-        Frame::Refused(_) => "refused",
-        Frame::Peers(_) => "peers",
-        Frame::Msg(_) => "msg",
     }
 }

@@ -176,7 +176,7 @@ async fn restore_report(
 }
 
 async fn leave(st: web::Data<AdminState>) -> HttpResponse {
-    st.host.do_send(Leave(None));
+    st.host.do_send(Leave);
     HttpResponse::Accepted().body("leaving\n")
 }
 

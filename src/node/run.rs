@@ -155,7 +155,7 @@ async fn start(s: Settings) -> Result<(), NodeError> {
                 tracing::info!(
                     "signal received: leaving gracefully (signal again to exit at once)"
                 );
-                h.do_send(Leave(None));
+                h.do_send(Leave);
             } else {
                 tracing::warn!("second signal: exiting without finishing the leave");
                 std::process::exit(130);
