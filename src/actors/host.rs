@@ -90,6 +90,9 @@ pub struct HostActor {
     timer_seq: u64,
     wakeup: Option<(Tick, SpawnHandle)>,
     data_dir: Option<PathBuf>,
+    /// Frames per peer waiting for the end of the current burst of messages.
+    outbox: BTreeMap<HostId, Vec<Frame>>,
+    flush_scheduled: bool,
 }
 
 /// A core timer in the heap (ordered by deadline and sequence only).
@@ -138,6 +141,8 @@ impl HostActor {
             timer_seq: 0,
             wakeup: None,
             data_dir: setup.data_dir,
+            outbox: BTreeMap::new(),
+            flush_scheduled: false,
         }
     }
 
@@ -149,22 +154,18 @@ impl HostActor {
 
     fn carry_out(&mut self, ctx: &mut Context<Self>) {
         let me = self.me.host;
-        let mut batches: BTreeMap<HostId, Vec<Frame>> = BTreeMap::new();
         for (to, msg) in self.out.sends.drain(..) {
             if to == me {
                 ctx.notify(FromPeer { from: me, msg });
             } else {
-                batches.entry(to).or_default().push(Frame::Msg(msg));
+                self.outbox.entry(to).or_default().push(Frame::Msg(msg));
             }
         }
-        for (to, frames) in batches {
-            match self.peers.get(&to) {
-                Some(p) => {
-                    self.counters.frames_out += frames.len() as u64;
-                    p.actor.do_send(SendFrames(frames));
-                }
-                None => self.counters.unroutable += frames.len() as u64,
-            }
+        // Frames go out once the messages already queued here are handled: a burst of
+        // client requests (pipelining) leaves as one batch per peer, not one per request.
+        if !self.outbox.is_empty() && !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.notify(FlushOutbox);
         }
         if !self.out.timers.is_empty() {
             let now = now_ms();
@@ -897,5 +898,27 @@ impl Handler<DirectoryReady> for HostActor {
                     .primary_of(c)
                     .is_some_and(|p| node.is_alive(p))
             })
+    }
+}
+
+/// Send what the last burst of steps produced (see `carry_out`).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushOutbox;
+
+impl Handler<FlushOutbox> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushOutbox, _: &mut Context<Self>) {
+        self.flush_scheduled = false;
+        for (to, frames) in std::mem::take(&mut self.outbox) {
+            match self.peers.get(&to) {
+                Some(p) => {
+                    self.counters.frames_out += frames.len() as u64;
+                    p.actor.do_send(SendFrames(frames));
+                }
+                None => self.counters.unroutable += frames.len() as u64,
+            }
+        }
     }
 }
