@@ -665,6 +665,38 @@ impl Handler<ClientRequest> for HostActor {
     }
 }
 
+/// The client commands a session read in one burst (pipelining): stepped one by one,
+/// carried out once.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientRequests {
+    pub reqs: Vec<(Command, u64)>,
+    pub reply_to: Recipient<ClientReply>,
+}
+
+impl Handler<ClientRequests> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: ClientRequests, ctx: &mut Context<Self>) {
+        let now = now_ms();
+        for (cmd, tag) in m.reqs {
+            let req = self.next_req;
+            self.next_req += 1;
+            self.waiting.insert(
+                req,
+                Waiting {
+                    to: m.reply_to.clone(),
+                    tag,
+                    write: cmd.is_write(),
+                },
+            );
+            self.node
+                .handle(now, Input::Client { req, cmd }, &mut self.out);
+        }
+        self.carry_out(ctx);
+    }
+}
+
 /// Where a key lives (the `COLONY` command).
 #[derive(Message)]
 #[rtype(result = "KeyLocation")]

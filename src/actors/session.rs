@@ -7,7 +7,7 @@
 //! so pipelining works. A protocol error is answered with `-ERR Protocol error` and the
 //! connection is closed, as Redis does; the node is not affected.
 
-use super::host::{ClientRequest, GetCounters, GetStatus, HostActor, Locate, SessionCount};
+use super::host::{ClientRequests, GetCounters, GetStatus, HostActor, Locate, SessionCount};
 use crate::core::cell::{Command, Reply, SetCond};
 use crate::resp::{self, ClientCommand, RespCodec, RespError, RespValue};
 use actix::io::{FramedWrite, WriteHandler};
@@ -33,6 +33,8 @@ pub struct SessionActor {
     /// No more commands are read: close once all are answered.
     quitting: bool,
     closed: bool,
+    outgoing: Vec<(Command, u64)>,
+    flush_scheduled: bool,
 }
 
 /// A multi-key command waiting for its parts.
@@ -70,6 +72,8 @@ impl SessionActor {
                 gathers: HashMap::new(),
                 quitting: false,
                 closed: false,
+                outgoing: Vec::new(),
+                flush_scheduled: false,
             }
         })
     }
@@ -92,12 +96,14 @@ impl SessionActor {
         }
     }
 
+    /// Queues a command for the host; the queue goes out as one message once the
+    /// commands already read are parsed (a pipelined burst costs one host message).
     fn submit(&mut self, ctx: &mut Context<Self>, seq: u64, part: u64, cmd: Command) {
-        self.host.do_send(ClientRequest {
-            cmd,
-            tag: (seq << PART_BITS) | part,
-            reply_to: ctx.address().recipient(),
-        });
+        self.outgoing.push((cmd, (seq << PART_BITS) | part));
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.notify(FlushRequests);
+        }
     }
 
     fn gather(&mut self, ctx: &mut Context<Self>, seq: u64, kind: GatherKind, cmds: Vec<Command>) {
@@ -337,6 +343,25 @@ impl Handler<ClientReply> for SessionActor {
                 let v = combine(g.kind, g.parts);
                 self.answer(seq, v);
             }
+        }
+    }
+}
+
+/// Send the commands queued by `submit`.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushRequests;
+
+impl Handler<FlushRequests> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushRequests, ctx: &mut Context<Self>) {
+        self.flush_scheduled = false;
+        if !self.outgoing.is_empty() {
+            self.host.do_send(ClientRequests {
+                reqs: std::mem::take(&mut self.outgoing),
+                reply_to: ctx.address().recipient(),
+            });
         }
     }
 }
