@@ -622,62 +622,44 @@ impl<R: Read> RecordReader<R> {
     fn on_defect(&mut self, d: Defect) -> Result<bool, StoreError> {
         let (next, zero) = self.resync().map_err(|e| self.fail_io(e))?;
         let file = self.path.display();
-        match next {
-            Some(next) => match self.mode {
-                ReadMode::Strict => Err(StoreError::Corrupt {
-                    path: self.path.clone(),
-                    offset: d.offset,
-                    expected: d.expected,
-                    found: format!("{} (a valid record follows at byte {next})", d.found),
-                }),
-                ReadMode::Salvage => {
-                    tracing::warn!(
-                        file = %file,
-                        offset = d.offset,
-                        "corrupt data skipped up to byte {next}: expected {}, found {}",
-                        d.expected,
-                        d.found
-                    );
-                    self.report.skipped.push(d.offset..next);
-                    Ok(true)
-                }
-            },
-            None => {
-                let eof = self.win.pos();
-                if d.tail_shaped || zero {
-                    tracing::warn!(
-                        file = %file,
-                        offset = d.offset,
-                        "torn tail: the last record is cut short; ignoring {} bytes from byte {} ({})",
-                        eof - d.offset,
-                        d.offset,
-                        d.found
-                    );
-                    self.report.torn_tail = Some(TornTail {
-                        offset: d.offset,
-                        len: eof - d.offset,
-                    });
-                    return Ok(false);
-                }
-                match self.mode {
-                    ReadMode::Strict => Err(StoreError::Corrupt {
-                        path: self.path.clone(),
-                        offset: d.offset,
-                        expected: d.expected,
-                        found: format!("{} (and no valid record after it)", d.found),
-                    }),
-                    ReadMode::Salvage => {
-                        tracing::warn!(
-                            file = %file,
-                            offset = d.offset,
-                            "corrupt data skipped to the end of the file (byte {eof}): expected {}, found {}",
-                            d.expected,
-                            d.found
-                        );
-                        self.report.skipped.push(d.offset..eof);
-                        Ok(false)
-                    }
-                }
+        let eof = self.win.pos();
+        if next.is_none() && (d.tail_shaped || zero) {
+            tracing::warn!(
+                file = %file,
+                offset = d.offset,
+                "torn tail: the last record is cut short; ignoring {} bytes from byte {} ({})",
+                eof - d.offset,
+                d.offset,
+                d.found
+            );
+            self.report.torn_tail = Some(TornTail {
+                offset: d.offset,
+                len: eof - d.offset,
+            });
+            return Ok(false);
+        }
+        // Corruption: the damage runs to the next valid record, or to the end.
+        let (end, after) = match next {
+            Some(n) => (n, format!("a valid record follows at byte {n}")),
+            None => (eof, "and no valid record after it".to_string()),
+        };
+        match self.mode {
+            ReadMode::Strict => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                offset: d.offset,
+                expected: d.expected,
+                found: format!("{} ({after})", d.found),
+            }),
+            ReadMode::Salvage => {
+                tracing::warn!(
+                    file = %file,
+                    offset = d.offset,
+                    "corrupt data skipped up to byte {end} ({after}): expected {}, found {}",
+                    d.expected,
+                    d.found
+                );
+                self.report.skipped.push(d.offset..end);
+                Ok(next.is_some())
             }
         }
     }
