@@ -58,21 +58,42 @@ enum Cmd {
         #[arg(long)]
         to: std::path::PathBuf,
     },
-    /// Restore a backup or shutdown file into a running cluster.
+    /// Restore a backup or shutdown file, or a logging node's log, into a running
+    /// cluster.
     Restore {
         /// Admin address of any node.
         addr: String,
         /// The backup or shutdown file.
-        file: std::path::PathBuf,
+        #[arg(required_unless_present = "from_log", conflicts_with = "from_log")]
+        file: Option<std::path::PathBuf>,
+        /// A logging node's directory, or one log file (compacted or not), instead.
+        #[arg(long, value_name = "DIR")]
+        from_log: Option<std::path::PathBuf>,
         /// Keep every good record of a file corrupt in the middle.
         #[arg(long)]
         salvage: bool,
     },
+    /// Tools for a logging node's directory.
+    #[command(subcommand)]
+    Log(LogCmd),
     /// Start a local five-node cluster, write sessions, kill a host, add one, let one
     /// leave, and show the events live.
     Demo(cli::demo::DemoArgs),
     /// Print the version and the protocol version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum LogCmd {
+    /// Keep only the last entry of every live cell: rewrite the finished segments (and
+    /// an earlier compaction) into one compacted file. Safe while the logger runs.
+    Compact {
+        /// The logging node's data directory.
+        dir: std::path::PathBuf,
+        /// Keep every good record of a file corrupt in the middle.
+        #[arg(long)]
+        salvage: bool,
+    },
 }
 
 fn init_logs(format: LogFormat) {
@@ -110,8 +131,14 @@ fn main() -> anyhow::Result<()> {
         Cmd::Restore {
             addr,
             file,
+            from_log,
             salvage,
-        } => cli::backup::restore(&addr, &file, salvage)?,
+        } => match (file, from_log) {
+            (_, Some(dir)) => cli::log::restore(&addr, &dir, salvage)?,
+            (Some(file), None) => cli::backup::restore(&addr, &file, salvage)?,
+            (None, None) => anyhow::bail!("give a backup FILE or --from-log DIR"),
+        },
+        Cmd::Log(LogCmd::Compact { dir, salvage }) => cli::log::compact(&dir, salvage)?,
         Cmd::Version => println!(
             "colony {} (peer protocol {})",
             env!("CARGO_PKG_VERSION"),

@@ -12,7 +12,7 @@ use super::event_bus::{EventBus, Publish};
 use super::peer::{AttachInbound, AttachOutbound, PeerActor, SendFrames};
 use super::session::ClientReply;
 use crate::admin::report::{
-    Counters, DirReport, MemberReport, MigrationReport, ReplicaReport, StatusReport,
+    Counters, DirReport, LoggerReport, MemberReport, MigrationReport, ReplicaReport, StatusReport,
 };
 use crate::core::cell::{Command, Key, Reply};
 use crate::core::events::EventKind;
@@ -20,6 +20,7 @@ use crate::core::messages::{Msg, ReqId};
 use crate::core::node::{Input, Node, NodeState, Out, Timer};
 use crate::core::topology::HostState;
 use crate::core::types::{colony_of, ColonyId, HostId, Load, Role, Tick};
+use crate::node::log_writer::LogWriter;
 use crate::node::sensing::Sensor;
 use crate::store;
 use crate::wire::{self, Addrs, Frame, FrameCodec, Hello, Local, PeerEntry, WireError};
@@ -69,6 +70,8 @@ pub struct HostSetup {
     pub bus: Addr<EventBus>,
     /// Where the last host writes its colonies when it leaves (`<dir>/restore/`).
     pub data_dir: Option<PathBuf>,
+    /// A logging node's writer (the buffer and the thread behind it).
+    pub log: Option<LogWriter>,
 }
 
 pub struct HostActor {
@@ -93,6 +96,7 @@ pub struct HostActor {
     /// Frames per peer waiting for the end of the current burst of messages.
     outbox: BTreeMap<HostId, Vec<Frame>>,
     flush_scheduled: bool,
+    log: Option<LogWriter>,
 }
 
 /// A core timer in the heap (ordered by deadline and sequence only).
@@ -143,6 +147,7 @@ impl HostActor {
             data_dir: setup.data_dir,
             outbox: BTreeMap::new(),
             flush_scheduled: false,
+            log: setup.log,
         }
     }
 
@@ -212,10 +217,41 @@ impl HostActor {
             let colonies = std::mem::take(&mut self.out.persist);
             self.persist(&colonies);
         }
+        if !self.out.log.is_empty() {
+            self.append_log(ctx);
+        }
         if self.node.state() == NodeState::Left {
             tracing::info!(host = me, "left the cluster; exiting");
+            if let Some(log) = &mut self.log {
+                // Everything received goes to disk and the segment gets its footer.
+                log.close();
+            }
             // Give the last frames (the `Left` notice) a moment to leave the sockets.
             ctx.run_later(Duration::from_millis(300), |_, _| System::current().stop());
+        }
+    }
+
+    /// A logging node: hand what the core produced to the writer thread, without
+    /// waiting. What the buffer refuses goes back to the core, which fetches it again.
+    fn append_log(&mut self, ctx: &mut Context<Self>) {
+        let appends = std::mem::take(&mut self.out.log);
+        let Some(log) = &mut self.log else {
+            return;
+        };
+        if let Some(refused) = log.offer(appends) {
+            tracing::warn!(
+                dropped = refused.dropped,
+                buffered = refused.buffered_bytes,
+                "log buffer full: dropping entries, to be fetched again"
+            );
+            self.step(
+                ctx,
+                Input::LogOverflow {
+                    reached: refused.reached,
+                    dropped: refused.dropped,
+                    buffered_bytes: refused.buffered_bytes,
+                },
+            );
         }
     }
 
@@ -509,6 +545,12 @@ impl HostActor {
             directory,
             local,
             migrations,
+            logger: self.log.as_ref().map(|log| LoggerReport {
+                dir: log.dir().display().to_string(),
+                colonies: node.log_sink().map_or(0, |s| s.positions().len() as u32),
+                sink: node.log_sink().map(|s| s.stats).unwrap_or_default(),
+                writer: log.stats(),
+            }),
         }
     }
 }

@@ -126,6 +126,61 @@ pub fn render(status: &StatusReport, c: &Counters) -> String {
             c.sessions_opened,
         ),
     ];
+    let mut counters: Vec<(&str, &str, u64)> = counters.to_vec();
+    if let Some(l) = &status.logger {
+        gauge(
+            "logger_buffered_bytes",
+            "A logging node: bytes received and not yet written.",
+            l.writer.buffered_bytes as f64,
+        );
+        gauge(
+            "logger_buffer_capacity_bytes",
+            "A logging node: the write buffer's capacity.",
+            l.writer.buffer_capacity as f64,
+        );
+        gauge(
+            "logger_segment",
+            "A logging node: the number of the segment being written.",
+            l.writer.segment as f64,
+        );
+        counters.extend([
+            (
+                "logger_entries",
+                "A logging node: mutations written to the log.",
+                l.writer.entries,
+            ),
+            (
+                "logger_snapshots",
+                "A logging node: colony snapshots written to the log.",
+                l.writer.snapshots,
+            ),
+            (
+                "logger_bytes",
+                "A logging node: record bytes written to the log.",
+                l.writer.bytes,
+            ),
+            (
+                "logger_dropped",
+                "A logging node: entries dropped because the buffer was full (fetched again).",
+                l.writer.dropped,
+            ),
+            (
+                "logger_overflows",
+                "A logging node: times the write buffer was full.",
+                l.writer.overflows,
+            ),
+            (
+                "logger_write_errors",
+                "A logging node: failed appends or fsyncs.",
+                l.writer.write_errors,
+            ),
+            (
+                "logger_gaps",
+                "A logging node: gaps found in a colony's stream (each fetched again).",
+                l.sink.gaps,
+            ),
+        ]);
+    }
     for (name, help, value) in counters {
         let _ = writeln!(out, "# HELP colony_{name}_total {help}");
         let _ = writeln!(out, "# TYPE colony_{name}_total counter");

@@ -28,6 +28,19 @@ pub struct StatusReport {
     pub local: Vec<ReplicaReport>,
     /// Clones this node's primaries are streaming to new hosts.
     pub migrations: Vec<MigrationReport>,
+    /// A logging node: where its log stands.
+    #[serde(default)]
+    pub logger: Option<LoggerReport>,
+}
+
+/// A logging node's log: what the core received and what the writer thread wrote.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoggerReport {
+    pub dir: String,
+    /// Colonies the log holds a position in.
+    pub colonies: u32,
+    pub sink: crate::core::logsink::SinkStats,
+    pub writer: crate::node::log_writer::LogWriterStats,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -138,7 +138,8 @@ pub fn backup(addr: &str, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn post_batch(addr: &str, batch: &[(ColonyDump, Vec<(Key, Cell)>)]) -> Result<(u64, u64, u64)> {
+/// Sends one batch of colonies to `POST /restore`; returns (restored, expired, failed).
+pub fn post_batch(addr: &str, batch: &[(ColonyDump, Vec<(Key, Cell)>)]) -> Result<(u64, u64, u64)> {
     let mut dump = DumpWriter::new(Vec::new(), FileKind::Backup, 0)?;
     for (h, cells) in batch {
         dump.begin_colony(ColonyDump {

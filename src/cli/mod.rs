@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod demo;
 pub mod http;
+pub mod log;
 pub mod resp_client;
 pub mod status;
 pub mod watch;

@@ -270,6 +270,11 @@ impl CellStore {
         self.cells.iter()
     }
 
+    /// Every cell, copied (a snapshot to send or write).
+    pub fn to_vec(&self) -> Vec<(Key, Cell)> {
+        self.iter().map(|(k, c)| (k.clone(), c.clone())).collect()
+    }
+
     /// Apply a replicated op. Idempotent.
     pub fn apply(&mut self, op: &Op) {
         match op {

@@ -109,6 +109,8 @@ pub struct Env<'a> {
     /// Whether this tick is this colony's turn to weigh migrations (and sweep expired
     /// cells): spreads the work of thousands of colonies over several ticks.
     pub placement_turn: bool,
+    /// Live logging nodes: a primary streams its acknowledged mutations to each.
+    pub loggers: &'a [HostId],
     pub fx: &'a mut Effects,
 }
 
@@ -284,6 +286,10 @@ pub struct ColonyReplica {
     pub cells: CellStore,
     lineage: Lineage,
     log: VecDeque<Mutation>,
+    /// Primary: the highest seq streamed to the logging nodes (every acknowledged
+    /// mutation up to it). Secondary: the commit point its primary last reported, so a
+    /// promoted secondary streams what its old primary had not.
+    logged: Seq,
     /// Secondary: the snapshot has arrived (or it held data already).
     synced: bool,
     /// Secondary: whether the primary counts it (from Members).
@@ -321,6 +327,7 @@ impl ColonyReplica {
             cells: CellStore::default(),
             lineage: Lineage::new(),
             log: VecDeque::new(),
+            logged: 0,
             synced: false,
             in_sync: false,
             peers: Vec::new(),
@@ -529,7 +536,7 @@ impl ColonyReplica {
                 self.epoch,
                 ColonyMsg::Replicate {
                     m: m.clone(),
-                    commit: self.pending.front().map_or(m.version.seq, |p| p.seq - 1),
+                    commit: self.committed(),
                 },
             );
         }
@@ -568,11 +575,89 @@ impl ColonyReplica {
         if !self.cell_in_waiting.is_empty() {
             self.flush_cell_in(env);
         }
+        self.push_log(env);
         if let Some(HandOff::Draining { to, drop_me, .. }) = self.hand_off {
             if self.pending.is_empty() {
                 self.send_hand_off(env, to, drop_me.then_some(env.me));
             }
         }
+    }
+
+    // ----- logging nodes -----------------------------------------------------------
+
+    /// The highest seq every counting secondary has: what is acknowledged.
+    fn committed(&self) -> Seq {
+        self.pending.front().map_or(self.last.seq, |p| p.seq - 1)
+    }
+
+    /// Primary: stream the mutations acknowledged since the last push to every logging
+    /// node. Only acknowledged mutations go to the log, so a log never holds a write a
+    /// failover took back. With no logger alive the mark still advances: a logger that
+    /// appears later asks for what it lacks ([`Self::serve_log_probe`]).
+    fn push_log(&mut self, env: &mut Env) {
+        let commit = self.committed();
+        if commit <= self.logged {
+            return;
+        }
+        let from = self.logged;
+        self.logged = commit;
+        if env.loggers.is_empty() {
+            return;
+        }
+        let entries: Vec<Mutation> = self
+            .log
+            .iter()
+            .filter(|m| m.version.seq > from && m.version.seq <= commit)
+            .cloned()
+            .collect();
+        if entries.is_empty() {
+            return;
+        }
+        for &l in env.loggers {
+            env.fx.sends.push((
+                l,
+                Msg::Log {
+                    colony: self.colony,
+                    entries: entries.clone(),
+                },
+            ));
+        }
+    }
+
+    /// Primary: a logging node has this colony up to `have`. Send it what follows, from
+    /// the tail of mutations if the tail reaches back that far, else the whole colony.
+    /// A log ahead of everything acknowledged here holds another history (the colony
+    /// was recreated after every holder died): it gets the whole colony too. The
+    /// snapshot is the primary's state (`last`), which may include a write still
+    /// waiting for its acks, like any point-in-time dump.
+    pub fn serve_log_probe(&mut self, env: &mut Env, logger: HostId, have: Seq) {
+        if self.role != Role::Primary || !self.serving() {
+            return;
+        }
+        self.push_log(env);
+        if have == self.logged {
+            return;
+        }
+        let tail_reaches =
+            have < self.logged && self.log.front().is_some_and(|m| m.version.seq <= have + 1);
+        let msg = if tail_reaches {
+            Msg::Log {
+                colony: self.colony,
+                entries: self
+                    .log
+                    .iter()
+                    .filter(|m| m.version.seq > have && m.version.seq <= self.logged)
+                    .cloned()
+                    .collect(),
+            }
+        } else {
+            Msg::LogSnapshot {
+                colony: self.colony,
+                at: self.last,
+                cells: self.cells.to_vec(),
+            }
+        };
+        env.fx.sends.push((logger, msg));
     }
 
     fn sweep_expired(&mut self, env: &mut Env) {
@@ -845,10 +930,11 @@ impl ColonyReplica {
             self.election = Election::default();
         }
         match body {
-            ColonyMsg::Replicate { m, .. } => {
+            ColonyMsg::Replicate { m, commit } => {
                 if !self.synced || from != self.primary {
                     return;
                 }
+                self.logged = self.logged.max(commit);
                 if new_epoch {
                     self.resync(env);
                 } else if m.version.seq == self.last.seq + 1 {
@@ -1087,11 +1173,7 @@ impl ColonyReplica {
             self.epoch,
             ColonyMsg::Snapshot {
                 at: self.last,
-                cells: self
-                    .cells
-                    .iter()
-                    .map(|(k, c)| (k.clone(), c.clone()))
-                    .collect(),
+                cells: self.cells.to_vec(),
                 lineage: self.lineage.clone(),
             },
         );
@@ -1551,6 +1633,7 @@ impl ColonyReplica {
         if env.placement_turn {
             self.sweep_expired(env);
         }
+        self.push_log(env);
         self.watchdogs(env);
         self.population_events(env);
         if self.hand_off.is_some() || !self.cell_moves.is_empty() {
@@ -1873,6 +1956,7 @@ mod tests {
                 quorum: true,
                 target: 3,
                 placement_turn: false,
+                loggers: &[],
                 fx: &mut fx,
             };
             f(self.reps.get_mut(&host).unwrap(), &mut env);

@@ -111,6 +111,22 @@ pub enum EventKind {
     },
     /// The last host left while still holding replicas: the shell writes them to disk.
     ShutdownToDisk { colonies: u32, cells: u64 },
+    /// A logging node could not keep up: its write buffer was full and it dropped
+    /// `dropped` entries of `colonies` colonies since the last such event. It fetches
+    /// them again from the primaries (their tails, or a snapshot), so the log heals;
+    /// until then it is behind.
+    LoggerBehind {
+        dropped: u64,
+        colonies: u32,
+        buffered_bytes: u64,
+    },
+    /// A logging node fetched a colony's whole state because the primary no longer had
+    /// the mutations it was missing (a new logger, or one that fell far behind).
+    LogSnapshot {
+        colony: ColonyId,
+        epoch: Epoch,
+        cells: u64,
+    },
 }
 
 impl EventKind {
@@ -136,6 +152,8 @@ impl EventKind {
             EventKind::BackupDone { .. } => "backup_done",
             EventKind::RestoreDone { .. } => "restore_done",
             EventKind::ShutdownToDisk { .. } => "shutdown_to_disk",
+            EventKind::LoggerBehind { .. } => "logger_behind",
+            EventKind::LogSnapshot { .. } => "log_snapshot",
         }
     }
 
@@ -150,7 +168,8 @@ impl EventKind {
             | EventKind::PopulationRestored { colony, .. }
             | EventKind::CellMigrated { colony, .. }
             | EventKind::MergeConflict { colony, .. }
-            | EventKind::DataLost { colony, .. } => Some(*colony),
+            | EventKind::DataLost { colony, .. }
+            | EventKind::LogSnapshot { colony, .. } => Some(*colony),
             _ => None,
         }
     }

@@ -71,6 +71,22 @@ pub enum Msg {
     ForwardReply { req: ReqId, reply: Reply },
     /// A graceful leave is complete: the sender holds no replicas and goes.
     Left,
+    /// Primary -> logging node: mutations of `colony` that are acknowledged (committed),
+    /// in seq order. Sent as commits advance, and in answer to [`Msg::LogProbe`].
+    Log {
+        colony: ColonyId,
+        entries: Vec<Mutation>,
+    },
+    /// Primary -> logging node: the whole colony at `at`, for a logger whose position is
+    /// older than the primary's tail of mutations (a new logger, or one that fell behind).
+    LogSnapshot {
+        colony: ColonyId,
+        at: Version,
+        cells: Vec<(Key, Cell)>,
+    },
+    /// Logging node -> a primary's host: how far the log has each of these colonies
+    /// (seq 0: not at all). The primary answers with what is missing.
+    LogProbe { have: Vec<(ColonyId, Seq)> },
     /// The colony protocol, fenced by the sender's epoch.
     Colony {
         colony: ColonyId,
@@ -163,6 +179,9 @@ impl Msg {
             Msg::Forward { .. } => "forward",
             Msg::ForwardReply { .. } => "forward_reply",
             Msg::Left => "left",
+            Msg::Log { .. } => "log",
+            Msg::LogSnapshot { .. } => "log_snapshot",
+            Msg::LogProbe { .. } => "log_probe",
             Msg::Colony { body, .. } => match body {
                 ColonyMsg::Replicate { .. } => "replicate",
                 ColonyMsg::Ack { .. } => "ack",

@@ -13,12 +13,14 @@
 //! - [`membership`]: SWIM (foca) with incarnations, suspicion and the undead.
 //! - [`directory`]: every host's table of where every colony lives, with anti-entropy.
 //! - [`colony`]: one replica of one colony: replication, cloning, promotion, migration.
+//! - [`logsink`]: a logging node's position in every colony's history, gaps and resyncs.
 //! - [`node`]: one host: composes the machines above and routes between them.
 
 pub mod cell;
 pub mod colony;
 pub mod directory;
 pub mod events;
+pub mod logsink;
 pub mod membership;
 pub mod messages;
 pub mod node;

@@ -10,13 +10,16 @@ use super::cell::{Command, CommandError, Reply};
 use super::colony::{ColonyConfig, ColonyReplica, ColonyTimer, Effects, Env};
 use super::directory::{DirEntry, Directory, HostRecord};
 use super::events::{Event, EventKind};
+use super::logsink::{LogAppend, LogSink, LogSinkConfig, SinkOut};
 use super::membership::{
     HostIdentity, Membership, MembershipConfig, MembershipOut, MembershipTimer, Notice,
 };
 use super::messages::{ColonyMsg, Msg, ReplyTo, ReqId};
 use super::placement;
 use super::topology::{HostState, HostView, Topology};
-use super::types::{colony_of, ColonyId, Epoch, HostId, HostInfo, Load, Role, Tick};
+use super::types::{
+    colony_of, ColonyId, Epoch, HostId, HostInfo, HostRole, Load, Role, Tick, Version,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -56,6 +59,9 @@ pub struct NodeConfig {
     pub merge_timeout_ms: u64,
     /// Peers a changed host record is pushed to directly.
     pub record_fanout: usize,
+    /// Timings of a logging node (`HostRole::Logger`).
+    #[serde(default)]
+    pub log_sink: LogSinkConfig,
 }
 
 impl Default for NodeConfig {
@@ -76,6 +82,7 @@ impl Default for NodeConfig {
             leave_timeout_ms: 60_000,
             merge_timeout_ms: 30_000,
             record_fanout: 3,
+            log_sink: LogSinkConfig::default(),
         }
     }
 }
@@ -95,6 +102,13 @@ pub enum Input {
     Load(Load),
     /// Leave gracefully: hand everything off, then go.
     Leave,
+    /// A logging node's shell could not buffer some of [`Out::log`]: for each colony,
+    /// how far the log really reaches (see [`LogSink::overflow`]).
+    LogOverflow {
+        reached: Vec<(ColonyId, Option<Version>)>,
+        dropped: u64,
+        buffered_bytes: u64,
+    },
 }
 
 /// Timers a node asks for. Opaque to the shell: schedule, then hand back.
@@ -108,6 +122,8 @@ pub enum Timer {
     ClientTimeout(ReqId),
     OrphanCheck(ColonyId),
     Stabilize(u64),
+    /// A logging node asks the primaries of quiet colonies what its log misses.
+    LogProbe,
 }
 
 /// What a step produced.
@@ -123,6 +139,8 @@ pub struct Out {
     /// set when this host leaves as the last one (or its leave timed out) still holding
     /// replicas that nobody else has.
     pub persist: Vec<ColonyId>,
+    /// A logging node: what to append to the log, in order.
+    pub log: Vec<LogAppend>,
 }
 
 impl Out {
@@ -132,6 +150,7 @@ impl Out {
         self.events.clear();
         self.replies.clear();
         self.persist.clear();
+        self.log.clear();
     }
 }
 
@@ -198,6 +217,10 @@ pub struct Node {
     /// When the last housekeeping tick ran: a long gap means this process was paused.
     last_tick: Option<Tick>,
     work: VecDeque<Work>,
+    /// A logging node's position in every colony (None on other roles).
+    sink: Option<LogSink>,
+    /// Live logging nodes, which primaries stream acknowledged mutations to.
+    loggers: Vec<HostId>,
 }
 
 impl Node {
@@ -233,9 +256,28 @@ impl Node {
             ticks: 0,
             last_tick: None,
             work: VecDeque::new(),
+            sink: (info.role == HostRole::Logger).then(|| LogSink::new(cfg.log_sink.clone())),
+            loggers: Vec::new(),
             info,
             cfg,
         }
+    }
+
+    /// A logging node: where the log found on disk stands, before [`Input::Start`].
+    pub fn set_log_positions(&mut self, positions: BTreeMap<ColonyId, Version>) {
+        if let Some(sink) = &mut self.sink {
+            sink.set_positions(positions);
+        }
+    }
+
+    /// A logging node's sink (positions and counters).
+    pub fn log_sink(&self) -> Option<&LogSink> {
+        self.sink.as_ref()
+    }
+
+    /// Live logging nodes as this host knows them.
+    pub fn loggers(&self) -> &[HostId] {
+        &self.loggers
     }
 
     // ----- introspection -----------------------------------------------------------
@@ -330,6 +372,13 @@ impl Node {
             }
             Input::Load(load) => self.load = load,
             Input::Leave => self.start_leave(now, out),
+            Input::LogOverflow {
+                reached,
+                dropped,
+                buffered_bytes,
+            } => self.with_sink(now, out, |sink, so| {
+                sink.overflow(now, reached, dropped, buffered_bytes, so)
+            }),
         }
         self.run_work(now, out);
     }
@@ -339,7 +388,8 @@ impl Node {
         let mut mo = MembershipOut::default();
         self.membership.start(&mut mo);
         let seeds: Vec<HostId> = seeds.into_iter().filter(|s| *s != me).collect();
-        if seeds.is_empty() {
+        // A logging node holds no replicas: it never creates the cluster's colonies.
+        if seeds.is_empty() && self.sink.is_none() {
             for c in 0..self.cfg.colonies {
                 let r = ColonyReplica::genesis(c, me, Epoch::genesis(me));
                 self.dir.colonies.merge(r.dir_entry(me));
@@ -355,6 +405,10 @@ impl Node {
         out.timers.push((self.cfg.tick_ms, Timer::Tick));
         let jitter = self.rng.random_range(0..self.cfg.anti_entropy_ms.max(1));
         out.timers.push((jitter, Timer::AntiEntropy));
+        if self.sink.is_some() {
+            let first = self.rng.random_range(0..self.cfg.log_sink.probe_ms.max(1));
+            out.timers.push((first, Timer::LogProbe));
+        }
     }
 
     fn on_message(&mut self, now: Tick, from: HostId, msg: Msg, out: &mut Out) {
@@ -423,6 +477,17 @@ impl Node {
             }),
             Msg::ForwardReply { req, reply } => self.client_reply(now, req, reply, out),
             Msg::Left => self.on_left(now, from, out),
+            Msg::Log { colony, entries } => self.with_sink(now, out, |sink, so| {
+                sink.on_entries(now, from, colony, entries, so)
+            }),
+            Msg::LogSnapshot { colony, at, cells } => self.with_sink(now, out, |sink, so| {
+                sink.on_snapshot(now, colony, at, cells, so)
+            }),
+            Msg::LogProbe { have } => {
+                for (colony, seq) in have {
+                    self.with_colony(now, colony, out, |r, env| r.serve_log_probe(env, from, seq));
+                }
+            }
             Msg::Colony {
                 colony,
                 epoch,
@@ -547,7 +612,56 @@ impl Node {
                     self.stable = self.live_set();
                 }
             }
+            Timer::LogProbe => {
+                let membership = &self.membership;
+                let dir = &self.dir;
+                let mut so = SinkOut::default();
+                if let Some(sink) = &mut self.sink {
+                    sink.probe(now, dir, |h| membership.is_alive(h), &mut so);
+                    out.timers.push((sink.config().probe_ms, Timer::LogProbe));
+                }
+                self.drain_sink(now, so, out);
+            }
         }
+    }
+
+    // ----- logging node ------------------------------------------------------------
+
+    fn with_sink(&mut self, now: Tick, out: &mut Out, f: impl FnOnce(&mut LogSink, &mut SinkOut)) {
+        let mut so = SinkOut::default();
+        match &mut self.sink {
+            Some(sink) => f(sink, &mut so),
+            None => return,
+        }
+        self.drain_sink(now, so, out);
+    }
+
+    fn drain_sink(&mut self, now: Tick, so: SinkOut, out: &mut Out) {
+        out.log.extend(so.appends);
+        out.sends.extend(so.sends);
+        for kind in so.events {
+            self.emit(now, kind, out);
+        }
+    }
+
+    /// Live hosts whose record says they are logging nodes.
+    fn refresh_loggers(&mut self) {
+        self.loggers = self
+            .topo
+            .hosts()
+            .filter(|v| v.info.role == HostRole::Logger && v.info.id != self.info.id)
+            .filter(|v| v.state == HostState::Alive && self.membership.is_alive(v.info.id))
+            .map(|v| v.info.id)
+            .collect();
+    }
+
+    /// Whether any other live host could hold replicas (loggers cannot).
+    fn replica_holders_left(&self) -> bool {
+        self.membership.live_members().into_iter().any(|h| {
+            self.topo
+                .get(h)
+                .is_none_or(|v| v.info.role != HostRole::Logger)
+        })
     }
 
     // ----- membership ----------------------------------------------------------------
@@ -627,6 +741,7 @@ impl Node {
     }
 
     fn membership_changed(&mut self, now: Tick, out: &mut Out) {
+        self.refresh_loggers();
         let live = self.live_set();
         let present = self.stable.intersection(&live).count();
         let quorum = present * 2 > self.stable.len();
@@ -844,6 +959,7 @@ impl Node {
 
     fn tick(&mut self, now: Tick, out: &mut Out) {
         self.ticks += 1;
+        self.refresh_loggers();
         self.publish_record(now, false, out);
         self.target = placement::feasible_population(
             &self.topo,
@@ -861,7 +977,7 @@ impl Node {
         self.merge_fenced(now, out);
         if self.state == NodeState::Leaving {
             self.drop_incoming_clones(now, out);
-            let alone = self.membership.live_members().is_empty();
+            let alone = !self.replica_holders_left();
             let timed_out = now.saturating_sub(self.leave_started) > self.cfg.leave_timeout_ms;
             if self.replicas.is_empty() || alone || timed_out {
                 self.finish_leave(now, out);
@@ -907,11 +1023,7 @@ impl Node {
                         colony: c,
                         epoch: r.epoch,
                         body: ColonyMsg::Merge {
-                            cells: r
-                                .cells
-                                .iter()
-                                .map(|(k, v)| (k.clone(), v.clone()))
-                                .collect(),
+                            cells: r.cells.to_vec(),
                             lineage: r.lineage().clone(),
                             deleted: r.tombstones.list(),
                         },
@@ -942,7 +1054,7 @@ impl Node {
             .filter(|h| {
                 self.topo
                     .get(*h)
-                    .is_some_and(|v| v.state == HostState::Alive)
+                    .is_some_and(|v| v.state == HostState::Alive && v.info.role != HostRole::Logger)
             })
             .max_by_key(|h| super::types::mix64((u64::from(colony) << 32) | u64::from(*h)));
         if caretaker != Some(me) {
@@ -984,7 +1096,7 @@ impl Node {
         self.state = NodeState::Leaving;
         self.leave_started = now;
         self.publish_record(now, true, out);
-        if self.membership.live_members().is_empty() {
+        if !self.replica_holders_left() {
             self.finish_leave(now, out);
         }
     }
@@ -1277,6 +1389,7 @@ impl Node {
                 me: self.info.id,
                 cfg: &self.cfg.colony,
                 topo: &mut self.topo,
+                loggers: &self.loggers,
                 alive: &alive,
                 quorum: self.quorum,
                 target: self.target,
@@ -1506,6 +1619,189 @@ mod tests {
                 "key k{i} after failover"
             );
         }
+    }
+
+    /// The values a log describes, by key (colonies are distinct here).
+    fn logged_values(c: &Cluster, logger: HostId) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let appends = c.logs.get(&logger).cloned().unwrap_or_default();
+        crate::core::testkit::replay_log(&appends)
+            .into_iter()
+            .map(|((_, k), cell)| match cell.dna {
+                crate::core::cell::Dna::Value(v) => (k, v),
+                other => panic!("unexpected dna {other:?}"),
+            })
+            .collect()
+    }
+
+    /// What the cluster holds, read through the clients (acknowledged state).
+    fn read_back(
+        c: &mut Cluster,
+        keys: impl Iterator<Item = String>,
+    ) -> BTreeMap<Vec<u8>, Vec<u8>> {
+        let host = *c
+            .nodes
+            .iter()
+            .find(|(_, n)| n.log_sink().is_none())
+            .map(|(h, _)| h)
+            .unwrap();
+        let reqs: Vec<(String, ReqId)> = keys
+            .map(|k| {
+                let r = c.client(
+                    host,
+                    Command::Get {
+                        key: k.clone().into(),
+                    },
+                );
+                (k, r)
+            })
+            .collect();
+        c.run_for(3_000);
+        reqs.into_iter()
+            .filter_map(|(k, r)| match c.replies.get(&r) {
+                Some(Reply::Bulk(v)) => Some((k.into_bytes(), v.clone())),
+                Some(Reply::Nil) => None,
+                other => panic!("read of {k}: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn with_logger(c: &mut Cluster, logger: HostId) {
+        c.roles.insert(logger, HostRole::Logger);
+        c.start(logger, vec![0]);
+    }
+
+    #[test]
+    fn a_logger_holds_every_acknowledged_write_through_a_failover() {
+        let mut c = five();
+        with_logger(&mut c, 9);
+        c.run_for(10_000);
+        for h in 0..5 {
+            assert_eq!(c.nodes[&h].loggers(), &[9], "host {h} knows the logger");
+        }
+        let mut acked: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut submit = |c: &mut Cluster, cmds: Vec<(String, Option<String>)>| {
+            let reqs: Vec<_> = cmds
+                .into_iter()
+                .enumerate()
+                .map(|(i, (k, v))| {
+                    let host = (i % 5) as HostId;
+                    let host = if c.nodes.contains_key(&host) { host } else { 0 };
+                    let cmd = match &v {
+                        Some(v) => set(&k, v),
+                        None => Command::Del {
+                            key: k.clone().into(),
+                        },
+                    };
+                    (k, v, c.client(host, cmd))
+                })
+                .collect();
+            c.run_for(8_000);
+            for (k, v, r) in reqs {
+                if matches!(c.replies.get(&r), Some(Reply::Ok) | Some(Reply::Int(_))) {
+                    acked.insert(k.into_bytes(), v.map(String::into_bytes));
+                }
+            }
+        };
+        submit(
+            &mut c,
+            (0..300)
+                .map(|i| (format!("k{i}"), Some(format!("a{i}"))))
+                .collect(),
+        );
+        // In a steady cluster every entry arrives by push, in order: nothing to resync.
+        let stats = c.nodes[&9].log_sink().unwrap().stats;
+        assert_eq!((stats.entries, stats.gaps, stats.snapshots), (300, 0, 0));
+        // And as soon as it is acknowledged, not at the next probe.
+        let r = c.client(1, set("fresh", "f"));
+        c.run_for(200);
+        assert_eq!(c.replies.get(&r), Some(&Reply::Ok));
+        assert_eq!(
+            logged_values(&c, 9).get(&b"fresh"[..]),
+            Some(&b"f".to_vec())
+        );
+        let r = c.client(
+            2,
+            Command::Del {
+                key: "fresh".into(),
+            },
+        );
+        c.run_for(200);
+        assert_eq!(c.replies.get(&r), Some(&Reply::Int(1)));
+        assert_eq!(logged_values(&c, 9).get(&b"fresh"[..]), None);
+        let busiest = (0..5)
+            .max_by_key(|h| {
+                c.nodes[h]
+                    .replicas()
+                    .filter(|r| r.role == Role::Primary)
+                    .count()
+            })
+            .unwrap();
+        let mut second: Vec<(String, Option<String>)> = (0..100)
+            .map(|i| (format!("k{i}"), Some(format!("b{i}"))))
+            .collect();
+        second.extend((200..250).map(|i| (format!("k{i}"), None)));
+        // The busiest primary dies while the second batch is in flight.
+        let n = second.len();
+        let (first_half, rest) = second.split_at(n / 2);
+        let (first_half, rest) = (first_half.to_vec(), rest.to_vec());
+        submit(&mut c, first_half);
+        c.kill(busiest);
+        c.run_for(10_000);
+        submit(&mut c, rest);
+        c.run_for(10_000);
+        assert!(c.count_events("colony_promoted") > 0);
+        assert_eq!(
+            c.nodes[&9].replicas().count(),
+            0,
+            "a logger holds no replica"
+        );
+        let expected: BTreeMap<Vec<u8>, Vec<u8>> = acked
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
+        assert!(expected.len() >= 240, "most writes were acknowledged");
+        let cluster = read_back(&mut c, (0..300).map(|i| format!("k{i}")));
+        assert_eq!(
+            cluster, expected,
+            "the cluster holds every acknowledged write"
+        );
+        assert_eq!(logged_values(&c, 9), expected, "so does the log");
+    }
+
+    #[test]
+    fn a_late_logger_catches_up_by_snapshot_and_heals_after_overflow() {
+        let mut cfg = cfg();
+        cfg.colony.log_tail = 8;
+        let mut c = Cluster::new(cfg);
+        c.start(0, vec![]);
+        for h in 1..5 {
+            c.start(h, vec![0]);
+        }
+        c.run_for(60_000);
+        let write = |c: &mut Cluster, range: std::ops::Range<usize>| {
+            for i in range {
+                c.client((i % 5) as HostId, set(&format!("k{i}"), &format!("v{i}")));
+            }
+            c.run_for(5_000);
+        };
+        write(&mut c, 0..400);
+        // The tails (8 mutations) do not reach back to seq 1: snapshots.
+        with_logger(&mut c, 9);
+        c.run_for(15_000);
+        assert!(c.count_events("log_snapshot") > 0);
+        let expected = read_back(&mut c, (0..400).map(|i| format!("k{i}")));
+        assert_eq!(expected.len(), 400);
+        assert_eq!(logged_values(&c, 9), expected);
+
+        // The logger's buffer is full for a while: it drops, says so, and heals.
+        c.log_full.insert(9);
+        write(&mut c, 400..600);
+        c.log_full.clear();
+        assert!(c.count_events("logger_behind") > 0);
+        c.run_for(15_000);
+        let expected = read_back(&mut c, (0..600).map(|i| format!("k{i}")));
+        assert_eq!(expected.len(), 600);
+        assert_eq!(logged_values(&c, 9), expected);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! virtual clock, FIFO links with fixed latency, and a kill switch. The full simulator
 //! (`colony-sim`) is the real thing; this one only lets the core test itself.
 
-use super::cell::{Command, Reply};
+use super::cell::{Cell, Command, Key, Op, Reply};
 use super::events::Event;
+use super::logsink::LogAppend;
 use super::messages::{Msg, ReqId};
 use super::node::{Input, Node, NodeConfig, Out};
-use super::types::{HostId, HostInfo, HostRole, Resources, Tick};
+use super::types::{ColonyId, HostId, HostInfo, HostRole, Resources, Tick, Version};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -36,6 +37,13 @@ pub struct Cluster {
     pub paused: BTreeMap<HostId, Tick>,
     /// What hosts wrote to disk when they left last: `(colony, cells)`.
     pub disk: Vec<(u32, Vec<SavedCell>)>,
+    /// Roles other than `Normal`, by host.
+    pub roles: BTreeMap<HostId, HostRole>,
+    /// What each logging node appended to its log, in order.
+    pub logs: BTreeMap<HostId, Vec<LogAppend>>,
+    /// Logging nodes whose write buffer is "full": their appends are refused and
+    /// reported back as [`Input::LogOverflow`].
+    pub log_full: BTreeSet<HostId>,
 }
 
 impl Cluster {
@@ -56,6 +64,9 @@ impl Cluster {
             cfg,
             paused: BTreeMap::new(),
             disk: Vec::new(),
+            roles: BTreeMap::new(),
+            logs: BTreeMap::new(),
+            log_full: BTreeSet::new(),
         }
     }
 
@@ -76,7 +87,9 @@ impl Cluster {
     pub fn start(&mut self, id: HostId, seeds: Vec<HostId>) {
         let inc = self.incarnations.get(&id).map_or(0, |i| i + 1);
         self.incarnations.insert(id, inc);
-        let node = Node::new(Self::info(id), self.cfg.clone(), inc, 7 + u64::from(id));
+        let mut info = Self::info(id);
+        info.role = self.roles.get(&id).copied().unwrap_or_default();
+        let node = Node::new(info, self.cfg.clone(), inc, 7 + u64::from(id));
         self.nodes.insert(id, node);
         self.push(0, id, Input::Start { seeds });
     }
@@ -148,16 +161,44 @@ impl Cluster {
                 events,
                 replies,
                 persist,
+                log,
             } = std::mem::take(&mut out);
+            let mut overflow = None;
+            if self.log_full.contains(&host) && !log.is_empty() {
+                let dropped = log.len() as u64;
+                // The log reaches what was written before: rewind to it.
+                let written = self.logs.get(&host);
+                let reached = log
+                    .iter()
+                    .map(|a| a.colony())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .map(|c| {
+                        let at = written.and_then(|w| {
+                            w.iter()
+                                .rev()
+                                .find(|a| a.colony() == c)
+                                .and_then(|a| a.reaches())
+                        });
+                        (c, at)
+                    })
+                    .collect();
+                overflow = Some(Input::LogOverflow {
+                    reached,
+                    dropped,
+                    buffered_bytes: 0,
+                });
+            } else if !log.is_empty() {
+                self.logs.entry(host).or_default().extend(log);
+            }
             for c in persist {
                 if let Some(r) = node.replica(c) {
-                    let cells = r
-                        .cells
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
+                    let cells = r.cells.to_vec();
                     self.disk.push((c, cells));
                 }
+            }
+            if let Some(input) = overflow {
+                self.push(0, host, input);
             }
             self.events.extend(events);
             self.replies.extend(replies);
@@ -190,4 +231,40 @@ impl Cluster {
     pub fn count_events(&self, name: &str) -> usize {
         self.events.iter().filter(|e| e.kind.name() == name).count()
     }
+}
+
+/// The state a log describes: every live cell by (colony, key), applying entries and
+/// snapshots in order (a snapshot replaces its colony).
+pub fn replay_log(appends: &[LogAppend]) -> BTreeMap<(ColonyId, Key), Cell> {
+    let mut cells: BTreeMap<(ColonyId, Key), Cell> = BTreeMap::new();
+    let mut at: BTreeMap<ColonyId, Version> = BTreeMap::new();
+    for a in appends {
+        match a {
+            LogAppend::Entries { colony, entries } => {
+                for m in entries {
+                    match &m.op {
+                        Op::Put { key, cell } => {
+                            cells.insert((*colony, key.clone()), cell.clone());
+                        }
+                        Op::Remove { key, .. } => {
+                            cells.remove(&(*colony, key.clone()));
+                        }
+                    }
+                    at.insert(*colony, m.version);
+                }
+            }
+            LogAppend::Snapshot {
+                colony,
+                at: v,
+                cells: snap,
+            } => {
+                cells.retain(|(c, _), _| c != colony);
+                for (k, cell) in snap {
+                    cells.insert((*colony, k.clone()), cell.clone());
+                }
+                at.insert(*colony, *v);
+            }
+        }
+    }
+    cells
 }

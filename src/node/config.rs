@@ -123,6 +123,15 @@ pub struct NodeArgs {
     #[arg(long)]
     #[serde(default)]
     pub salvage: bool,
+    /// A logging node: size at which a log segment is finished and the next begun, in
+    /// MiB (default 64).
+    #[arg(long)]
+    pub log_segment_mib: Option<u64>,
+    /// A logging node: memory for mutations received but not yet on disk, in MiB
+    /// (default 256). Beyond it the logger drops, says so (`logger_behind`) and fetches
+    /// the dropped part again from the primaries.
+    #[arg(long)]
+    pub log_buffer_mib: Option<u64>,
 }
 
 /// Errors in the node's settings.
@@ -166,6 +175,17 @@ pub struct Settings {
     /// Directories whose `*.colony` files are restored before clients are accepted.
     pub restore_dirs: Vec<PathBuf>,
     pub salvage: bool,
+    /// A logging node's log (None on other roles).
+    pub logger: Option<LoggerSettings>,
+}
+
+/// Where and how a logging node writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggerSettings {
+    /// The log directory (the data directory itself).
+    pub dir: PathBuf,
+    pub segment_bytes: u64,
+    pub buffer_bytes: u64,
 }
 
 impl NodeArgs {
@@ -214,6 +234,8 @@ impl NodeArgs {
             max_frame_mib: self.max_frame_mib.or(file.max_frame_mib),
             restore: self.restore.or(file.restore),
             salvage: self.salvage || file.salvage,
+            log_segment_mib: self.log_segment_mib.or(file.log_segment_mib),
+            log_buffer_mib: self.log_buffer_mib.or(file.log_buffer_mib),
         }
     }
 
@@ -275,15 +297,41 @@ impl NodeArgs {
         let (secret, dev_secret) = load_secret(self.secret_file.as_deref())?;
         let role = match self.role.unwrap_or_default() {
             RoleArg::Normal => HostRole::Normal,
+            RoleArg::Logger => HostRole::Logger,
             // Refused rather than silently run as an ordinary node: an operator who
-            // asks for a storage or logging node counts on what it would keep.
-            RoleArg::Storage | RoleArg::Logger => {
+            // asks for a storage node counts on what it would keep.
+            RoleArg::Storage => {
                 return Err(ConfigError::Invalid(
-                    "--role storage and --role logger are not available in this version; \
-                     use shutdown to disk (--data-dir) and colony backup instead"
+                    "--role storage is not available in this version; use shutdown to disk \
+                     (--data-dir), a logging node (--role logger) or colony backup instead"
                         .into(),
                 ))
             }
+        };
+        let logger = if role == HostRole::Logger {
+            let Some(dir) = self.data_dir.clone() else {
+                return Err(ConfigError::Invalid(
+                    "--role logger needs --data-dir (where the log is written)".into(),
+                ));
+            };
+            if self.join.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "--role logger needs --join: a logging node attaches to a running cluster"
+                        .into(),
+                ));
+            }
+            let mib = |v: Option<u64>, default: u64, flag: &str| match v {
+                Some(0) => Err(ConfigError::Invalid(format!("--{flag} must be positive"))),
+                Some(m) => Ok(m.saturating_mul(1 << 20)),
+                None => Ok(default << 20),
+            };
+            Some(LoggerSettings {
+                dir,
+                segment_bytes: mib(self.log_segment_mib, 64, "log-segment-mib")?,
+                buffer_bytes: mib(self.log_buffer_mib, 256, "log-buffer-mib")?,
+            })
+        } else {
+            None
         };
         let mut core = NodeConfig {
             colonies,
@@ -292,12 +340,16 @@ impl NodeArgs {
         core.colony.replicas = replicas;
         core.colony.sync_replicas = self.sync_replicas;
         core.membership = fast_detection();
-        let restore_dirs: Vec<PathBuf> = self
-            .restore
-            .clone()
-            .into_iter()
-            .chain(self.data_dir.as_ref().map(|d| d.join("restore")))
-            .collect();
+        // A logging node holds no cells: nothing to restore into it.
+        let restore_dirs: Vec<PathBuf> = if logger.is_some() {
+            Vec::new()
+        } else {
+            self.restore
+                .clone()
+                .into_iter()
+                .chain(self.data_dir.as_ref().map(|d| d.join("restore")))
+                .collect()
+        };
         let info = HostInfo {
             id,
             box_name: self.box_name.unwrap_or_else(|| format!("box-{id}")),
@@ -325,6 +377,7 @@ impl NodeArgs {
             core,
             restore_dirs,
             salvage: self.salvage,
+            logger,
         })
     }
 }

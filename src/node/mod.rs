@@ -2,6 +2,7 @@
 //! (see `actors.md`) to their sockets.
 
 pub mod config;
+pub mod log_writer;
 pub mod restore;
 pub mod run;
 pub mod sensing;

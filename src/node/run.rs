@@ -7,6 +7,7 @@ use crate::actors::event_bus::EventBus;
 use crate::actors::host::{HostActor, HostSetup, IncomingPeer, Leave};
 use crate::actors::session::SessionActor;
 use crate::core::node::Node;
+use crate::node::log_writer::LogWriter;
 use crate::wire::{Hello, Local, PROTOCOL_VERSION};
 use actix::prelude::*;
 use std::net::SocketAddr;
@@ -27,6 +28,8 @@ pub enum NodeError {
     },
     #[error("runtime error: {0}")]
     Runtime(#[from] std::io::Error),
+    #[error("cannot open the log: {0}")]
+    Log(#[from] crate::store::StoreError),
 }
 
 /// A new incarnation for every start: tenths of a second since 2024-01-01, so a host
@@ -57,7 +60,11 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
 
 async fn start(s: Settings) -> Result<(), NodeError> {
     let peers = bind("peers", s.listen).await?;
-    let clients = bind("clients", s.client).await?;
+    // A logging node serves no clients.
+    let clients = match s.logger {
+        None => Some(bind("clients", s.client).await?),
+        Some(_) => None,
+    };
     let incarnation = incarnation_now();
     if s.dev_secret {
         tracing::warn!(
@@ -81,7 +88,26 @@ async fn start(s: Settings) -> Result<(), NodeError> {
         timeout: HANDSHAKE_TIMEOUT,
     });
     let seed = rand::random::<u64>();
-    let node = Node::new(s.info.clone(), s.core.clone(), incarnation, seed);
+    let mut node = Node::new(s.info.clone(), s.core.clone(), incarnation, seed);
+    let log = match &s.logger {
+        Some(l) => {
+            let (writer, positions) = LogWriter::start(
+                &l.dir,
+                l.segment_bytes,
+                l.buffer_bytes,
+                crate::actors::host::now_ms(),
+            )?;
+            tracing::info!(
+                dir = %l.dir.display(),
+                colonies = positions.len(),
+                segment = writer.stats().segment,
+                "log opened"
+            );
+            node.set_log_positions(positions);
+            Some(writer)
+        }
+        None => None,
+    };
     let bus = EventBus::new(incarnation).start();
     let host = HostActor::new(HostSetup {
         node,
@@ -91,6 +117,7 @@ async fn start(s: Settings) -> Result<(), NodeError> {
         seeds: s.join.clone(),
         bus: bus.clone(),
         data_dir: s.data_dir.clone(),
+        log,
     })
     .start();
     let admin =
@@ -119,6 +146,9 @@ async fn start(s: Settings) -> Result<(), NodeError> {
     let h = host.clone();
     let (restore_dirs, salvage) = (s.restore_dirs.clone(), s.salvage);
     actix::spawn(async move {
+        let Some(clients) = clients else {
+            return;
+        };
         // Saved cells go back in before any client is served.
         super::restore::restore_at_start(&h, &restore_dirs, salvage).await;
         tracing::info!("accepting clients");

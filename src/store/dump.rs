@@ -86,16 +86,25 @@ fn min_encoded_len(key: &[u8], cell: &Cell) -> usize {
 }
 
 fn encode_record(record: &DumpRecord) -> Result<Vec<u8>, StoreError> {
+    encode_msgpack(record, "a dump record")
+}
+
+fn decode_record(data: &[u8]) -> Result<DumpRecord, String> {
+    decode_exact(data)
+}
+
+/// A typed record's msgpack bytes (the compact encoding every store file uses).
+pub(super) fn encode_msgpack<T: Serialize>(record: &T, what: &str) -> Result<Vec<u8>, StoreError> {
     rmp_serde::to_vec(record).map_err(|e| StoreError::Encode {
-        what: "a dump record".into(),
+        what: what.into(),
         message: e.to_string(),
     })
 }
 
-/// Decodes one record; it must be exactly one `DumpRecord`, with nothing after it.
-fn decode_record(data: &[u8]) -> Result<DumpRecord, String> {
+/// Decodes one typed record; it must be exactly one `T`, with nothing after it.
+pub(super) fn decode_exact<T: serde::de::DeserializeOwned>(data: &[u8]) -> Result<T, String> {
     let mut de = rmp_serde::Deserializer::new(Cursor::new(data));
-    let record = DumpRecord::deserialize(&mut de).map_err(|e| e.to_string())?;
+    let record = T::deserialize(&mut de).map_err(|e| e.to_string())?;
     let used = de.position();
     if used != data.len() as u64 {
         return Err(format!(

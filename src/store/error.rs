@@ -118,6 +118,11 @@ pub enum StoreError {
         what: String,
     },
 
+    /// Files changed while a two-pass reader was reading them (something rewrote them in
+    /// place); nothing was written.
+    #[error("{}: changed while being read: {what}", path.display())]
+    Changed { path: PathBuf, what: String },
+
     /// A record to write exceeds the format's maximum record length.
     #[error("record of {len} bytes exceeds the maximum of {max} bytes")]
     RecordTooLarge { len: u64, max: u64 },

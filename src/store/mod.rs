@@ -1,9 +1,14 @@
-//! The on-disk file format: shutdown-to-disk dumps, backups and (later) mutation logs.
+//! The on-disk file format: shutdown-to-disk dumps, backups and mutation logs.
 //!
 //! Every file is one container format ([`frame`]): a header, length-prefixed records
 //! each with its own CRC32C, and a footer that marks the file finished. Typed contents
 //! sit on top ([`dump`]: colonies and their cells, msgpack). Readers stream: memory is
 //! bounded by the largest record, never by the file.
+//!
+//! The logging node keeps a directory of mutation logs ([`log`]): segments of committed
+//! mutations and snapshots of colonies appended by one writer, compacted into one file
+//! of the live cells, and replayed into the final state with memory bounded by the
+//! number of keys.
 //!
 //! # Byte layout (all integers little-endian)
 //!
@@ -74,19 +79,23 @@
 //! Dumps and backups are written with [`write_atomically`]: to `<path>.tmp-<pid>`,
 //! fsynced, renamed over `path`, then the directory is fsynced. A crash leaves the old
 //! file or the new one under the final name, never half of one; at worst a stale
-//! temporary file remains. Logs are appended in place instead, and on restart
-//! [`truncate_torn_tail`] removes a torn last record before [`RecordWriter::resume`].
+//! temporary file remains. Compacted logs are written the same way. Log segments are
+//! appended in place instead: on restart a torn last record is cut off (as
+//! [`truncate_torn_tail`] does) before [`RecordWriter::resume`].
 
 pub mod atomic;
 pub mod dump;
 pub mod error;
 pub mod frame;
+pub mod log;
 mod window;
 
 #[cfg(test)]
 mod dump_tests;
 #[cfg(test)]
 mod frame_tests;
+#[cfg(test)]
+mod log_tests;
 
 pub use atomic::{temp_path, write_atomically};
 pub use dump::{
@@ -97,4 +106,8 @@ pub use frame::{
     truncate_torn_tail, FileKind, Header, ReadMode, ReadReport, Record, RecordReader, RecordWriter,
     TornTail, FOOTER_PAYLOAD_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_DATA_LEN, MAX_RECORD_LEN,
     RECORD_HEADER_LEN, TAG_DATA, TAG_FOOTER,
+};
+pub use log::{
+    compact, compacted_name, log_files, replay, segment_name, snapshot_records, CompactReport,
+    FileReport, LogFile, LogFiles, LogPositions, LogRecord, LogWriter, ReplayReport,
 };
