@@ -655,6 +655,19 @@ impl Node {
             .collect();
     }
 
+    /// Whether `host` counts toward quorum: every host but a logging node (a host whose
+    /// record has not arrived yet counts).
+    fn votes(&self, host: HostId) -> bool {
+        if host == self.info.id {
+            return self.info.role != HostRole::Logger;
+        }
+        // The host table keeps the records of dead hosts (the topology does not).
+        self.dir
+            .hosts
+            .get(host)
+            .is_none_or(|r| r.view.info.role != HostRole::Logger)
+    }
+
     /// Whether any other live host could hold replicas (loggers cannot).
     fn replica_holders_left(&self) -> bool {
         self.membership.live_members().into_iter().any(|h| {
@@ -743,11 +756,19 @@ impl Node {
     fn membership_changed(&mut self, now: Tick, out: &mut Out) {
         self.refresh_loggers();
         let live = self.live_set();
-        let present = self.stable.intersection(&live).count();
-        let quorum = present * 2 > self.stable.len();
+        // Logging nodes hold no replicas and do not vote: a logger that dies (or sits on
+        // one side of a cut) must not cost the data hosts their quorum.
+        let voters: BTreeSet<HostId> = self
+            .stable
+            .iter()
+            .copied()
+            .filter(|h| self.votes(*h))
+            .collect();
+        let present = voters.intersection(&live).count();
+        let quorum = present * 2 > voters.len();
         if quorum != self.quorum {
             self.quorum = quorum;
-            let (live, stable) = (live.len() as u32, self.stable.len() as u32);
+            let (live, stable) = (present as u32, voters.len() as u32);
             let kind = if quorum {
                 EventKind::SplitHealed { live, stable }
             } else {
@@ -1802,6 +1823,27 @@ mod tests {
         let expected = read_back(&mut c, (0..600).map(|i| format!("k{i}")));
         assert_eq!(expected.len(), 600);
         assert_eq!(logged_values(&c, 9), expected);
+    }
+
+    #[test]
+    fn a_logger_does_not_vote_so_losing_it_and_one_host_keeps_quorum() {
+        let mut c = Cluster::new(cfg());
+        c.start(0, vec![]);
+        for h in 1..3 {
+            c.start(h, vec![0]);
+        }
+        with_logger(&mut c, 9);
+        c.run_for(60_000);
+        // Three data hosts and a logger: the logger and one host die. Two of three
+        // voters remain (two of four would be no quorum).
+        c.kill(9);
+        c.kill(2);
+        c.run_for(30_000);
+        assert!(c.nodes[&0].has_quorum() && c.nodes[&1].has_quorum());
+        assert_eq!(c.count_events("split_detected"), 0);
+        let r = c.client(0, set("after", "1"));
+        c.run_for(3_000);
+        assert_eq!(c.replies.get(&r), Some(&Reply::Ok));
     }
 
     #[test]
