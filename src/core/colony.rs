@@ -590,6 +590,18 @@ impl ColonyReplica {
         self.pending.front().map_or(self.last.seq, |p| p.seq - 1)
     }
 
+    /// The mutations of the tail with `after < seq <= upto`. The tail is in seq order, so
+    /// this is a binary search and a copy of just those: a commit costs what it
+    /// streams, not the length of the tail.
+    fn tail_between(&self, after: Seq, upto: Seq) -> Vec<Mutation> {
+        let start = self.log.partition_point(|m| m.version.seq <= after);
+        self.log
+            .range(start..)
+            .take_while(|m| m.version.seq <= upto)
+            .cloned()
+            .collect()
+    }
+
     /// Primary: stream the mutations acknowledged since the last push to every logging
     /// node. Only acknowledged mutations go to the log, so a log never holds a write a
     /// failover took back. With no logger alive the mark still advances: a logger that
@@ -604,12 +616,7 @@ impl ColonyReplica {
         if env.loggers.is_empty() {
             return;
         }
-        let entries: Vec<Mutation> = self
-            .log
-            .iter()
-            .filter(|m| m.version.seq > from && m.version.seq <= commit)
-            .cloned()
-            .collect();
+        let entries = self.tail_between(from, commit);
         if entries.is_empty() {
             return;
         }
@@ -643,12 +650,7 @@ impl ColonyReplica {
         let msg = if tail_reaches {
             Msg::Log {
                 colony: self.colony,
-                entries: self
-                    .log
-                    .iter()
-                    .filter(|m| m.version.seq > have && m.version.seq <= self.logged)
-                    .cloned()
-                    .collect(),
+                entries: self.tail_between(have, self.logged),
             }
         } else {
             Msg::LogSnapshot {
