@@ -16,7 +16,7 @@ pub type Key = Vec<u8>;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Dna {
     /// A plain value (Redis string).
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A map of fields (Redis hash).
     Map(BTreeMap<Vec<u8>, Vec<u8>>),
     /// The cell moved to another colony; this colony only forwards.
@@ -66,61 +66,79 @@ pub enum SetCond {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Get {
+        #[serde(with = "serde_bytes")]
         key: Key,
     },
     Exists {
+        #[serde(with = "serde_bytes")]
         key: Key,
     },
     /// Remaining time to live in ms: -2 absent, -1 no expiry.
     Ttl {
+        #[serde(with = "serde_bytes")]
         key: Key,
     },
     Set {
+        #[serde(with = "serde_bytes")]
         key: Key,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         /// Milliseconds to live.
         ttl_ms: Option<u64>,
         cond: SetCond,
     },
     Del {
+        #[serde(with = "serde_bytes")]
         key: Key,
     },
     Expire {
+        #[serde(with = "serde_bytes")]
         key: Key,
         ttl_ms: u64,
     },
     IncrBy {
+        #[serde(with = "serde_bytes")]
         key: Key,
         delta: i64,
     },
     HSet {
+        #[serde(with = "serde_bytes")]
         key: Key,
         fields: Vec<(Vec<u8>, Vec<u8>)>,
     },
     HGet {
+        #[serde(with = "serde_bytes")]
         key: Key,
+        #[serde(with = "serde_bytes")]
         field: Vec<u8>,
     },
     HMGet {
+        #[serde(with = "serde_bytes")]
         key: Key,
         fields: Vec<Vec<u8>>,
     },
     HGetAll {
+        #[serde(with = "serde_bytes")]
         key: Key,
     },
     HDel {
+        #[serde(with = "serde_bytes")]
         key: Key,
         fields: Vec<Vec<u8>>,
     },
     HExists {
+        #[serde(with = "serde_bytes")]
         key: Key,
+        #[serde(with = "serde_bytes")]
         field: Vec<u8>,
     },
     HLen {
+        #[serde(with = "serde_bytes")]
         key: Key,
     },
     /// Move the cell (with its secondary copies) to another colony.
     MoveCell {
+        #[serde(with = "serde_bytes")]
         key: Key,
         to: ColonyId,
     },
@@ -128,6 +146,7 @@ pub enum Command {
     /// absolute expiry. A cell whose expiry has passed is not restored (`Int(0)`).
     /// Not reachable from RESP: only restores use it.
     Restore {
+        #[serde(with = "serde_bytes")]
         key: Key,
         dna: Dna,
         expires_at: Option<Tick>,
@@ -199,7 +218,7 @@ pub enum Reply {
     Ok,
     Nil,
     Int(i64),
-    Bulk(Vec<u8>),
+    Bulk(#[serde(with = "serde_bytes")] Vec<u8>),
     Array(Vec<Option<Vec<u8>>>),
     Error(CommandError),
 }
@@ -208,9 +227,17 @@ pub enum Reply {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// The cell is now exactly this.
-    Put { key: Key, cell: Cell },
+    Put {
+        #[serde(with = "serde_bytes")]
+        key: Key,
+        cell: Cell,
+    },
     /// The cell is gone.
-    Remove { key: Key, why: RemoveWhy },
+    Remove {
+        #[serde(with = "serde_bytes")]
+        key: Key,
+        why: RemoveWhy,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -494,6 +521,24 @@ impl CellStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_and_values_travel_as_msgpack_bin_not_integer_arrays() {
+        let op = Op::Put {
+            key: b"k\x80".to_vec(),
+            cell: Cell {
+                dna: Dna::Value(vec![0x80; 10]),
+                version: Version::default(),
+                expires_at: None,
+            },
+        };
+        let bytes = rmp_serde::to_vec(&op).unwrap();
+        let bin = |b: &[u8]| bytes.windows(b.len()).any(|w| w == b);
+        assert!(bin(&[0xc4, 2, b'k', 0x80]), "key as bin8: {bytes:x?}");
+        assert!(bin(&[0xc4, 10, 0x80, 0x80]), "value as bin8: {bytes:x?}");
+        let back: Op = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back, op);
+    }
     use crate::core::types::Epoch;
 
     fn v(seq: u64) -> Version {

@@ -210,10 +210,10 @@ fn a_cell_larger_than_a_record_is_refused() {
         w.cell(b"k", &huge),
         Err(StoreError::RecordTooLarge { .. })
     ));
-    // Just below the limit by raw size, but over it once encoded (bytes >= 0x80 take
-    // two bytes each as msgpack ints).
+    // Just below the limit by raw size, but over it once the record around it (the
+    // chunk prefix, the key, the version) is added.
     let wide = Cell {
-        dna: Dna::Value(vec![0x80; MAX_DATA_LEN / 2 + 10]),
+        dna: Dna::Value(vec![0x80; MAX_DATA_LEN - 4]),
         version: Version::default(),
         expires_at: None,
     };
@@ -418,4 +418,85 @@ proptest! {
             }
         }
     }
+}
+
+/// Version 1 files encoded byte strings as msgpack arrays of integers (serde's default
+/// for `Vec<u8>`); version 2 writes `bin`. A version 1 dump still loads.
+#[test]
+fn a_version_1_dump_with_integer_array_values_still_loads() {
+    use serde::Serialize;
+    #[derive(Serialize)]
+    enum OldDna {
+        Value(Vec<u8>),
+    }
+    #[derive(Serialize)]
+    struct OldCell {
+        dna: OldDna,
+        version: Version,
+        expires_at: Option<u64>,
+    }
+    #[derive(Serialize)]
+    enum OldRecord {
+        Colony(ColonyDump),
+        Cells {
+            colony: ColonyId,
+            cells: Vec<(Vec<u8>, OldCell)>,
+        },
+        End {
+            colonies: u32,
+            cells: u64,
+        },
+    }
+    let value = vec![1u8, 0x80, 0xff];
+    let records = [
+        OldRecord::Colony(ColonyDump {
+            colony: 4,
+            epoch: Epoch::genesis(1),
+            seq: 9,
+            cells: 1,
+        }),
+        OldRecord::Cells {
+            colony: 4,
+            cells: vec![(
+                b"k".to_vec(),
+                OldCell {
+                    dna: OldDna::Value(value.clone()),
+                    version: Version::default(),
+                    expires_at: None,
+                },
+            )],
+        },
+        OldRecord::End {
+            colonies: 1,
+            cells: 1,
+        },
+    ];
+    let mut w = RecordWriter::new(Vec::new(), FileKind::Dump, 0).unwrap();
+    for (i, r) in records.iter().enumerate() {
+        let bytes = rmp_serde::to_vec(r).unwrap();
+        if i == 1 {
+            // The old encoding really is an array of integers here.
+            assert!(bytes.windows(4).any(|b| b == [0x93, 0x01, 0xcc, 0x80]));
+        }
+        w.append(&bytes).unwrap();
+    }
+    let mut file = w.finish().unwrap();
+    file[..HEADER_LEN].copy_from_slice(
+        &Header {
+            version: 1,
+            kind: FileKind::Dump,
+            created_at_ms: 0,
+        }
+        .encode(),
+    );
+    let mut got = Vec::new();
+    let reader = DumpReader::open(&file[..], "old.colony", ReadMode::Strict).unwrap();
+    assert_eq!(reader.header().version, 1);
+    for r in reader {
+        if let DumpRecord::Cells { cells, .. } = r.unwrap() {
+            got.extend(cells);
+        }
+    }
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.dna, Dna::Value(value));
 }

@@ -61,7 +61,7 @@ pub enum StoreError {
 
     /// A format version this build cannot read.
     #[error(
-        "{}: unsupported format version {found} at byte {offset} (this build reads version {expected})",
+        "{}: unsupported format version {found} at byte {offset} (this build reads versions up to {expected})",
         path.display()
     )]
     UnsupportedVersion {

@@ -14,8 +14,12 @@ use std::path::{Path, PathBuf};
 
 /// The first bytes of every store file.
 pub const MAGIC: &[u8; 7] = b"COLONY\0";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes. Version 2 encodes keys and values as msgpack
+/// `bin` (serde_bytes) instead of arrays of integers; the same decoders read both, so
+/// version 1 files still load.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this build reads.
+pub const OLDEST_READABLE_VERSION: u16 = 1;
 /// Header: magic (7), version (2), kind (1), created_at_ms (8), crc32c (4).
 pub const HEADER_LEN: usize = 22;
 /// Record header: length (4), crc32c of the payload (4).
@@ -134,7 +138,7 @@ fn parse_header(b: &[u8], path: &Path, mode: ReadMode) -> Result<(Header, bool),
         });
     }
     let version = u16::from_le_bytes([b[VERSION_AT], b[VERSION_AT + 1]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(StoreError::UnsupportedVersion {
             path: path.to_owned(),
             offset: VERSION_AT as u64,

@@ -135,7 +135,7 @@ fn round_trip_many_records() {
     assert_eq!(
         *reader.header(),
         Header {
-            version: 1,
+            version: FORMAT_VERSION,
             kind: FileKind::MutationLog,
             created_at_ms: 1_700_000_000_000
         }
@@ -183,7 +183,7 @@ fn the_byte_layout_is_pinned() {
     let bytes = w.finish().unwrap();
     let mut expected = Vec::new();
     expected.extend_from_slice(b"COLONY\0");
-    expected.extend_from_slice(&[1, 0]); // version
+    expected.extend_from_slice(&[2, 0]); // version
     expected.push(1); // kind: dump
     expected.extend_from_slice(&[8, 7, 6, 5, 4, 3, 2, 1]);
     let hcrc = crc32c::crc32c(&expected);
@@ -452,13 +452,19 @@ fn bad_headers_are_clear_errors() {
     ));
 
     let mut version = good.clone();
-    version[7] = 2;
+    version[7] = 3;
     let e = open(&version, ReadMode::Salvage).unwrap();
-    assert!(matches!(e, StoreError::UnsupportedVersion { found: 2, .. }));
+    assert!(matches!(e, StoreError::UnsupportedVersion { found: 3, .. }));
     assert_eq!(
         e.to_string(),
-        "h.colony: unsupported format version 2 at byte 7 (this build reads version 1)"
+        "h.colony: unsupported format version 3 at byte 7 (this build reads versions up to 2)"
     );
+    let mut version = good.clone();
+    version[7] = 0;
+    assert!(matches!(
+        open(&version, ReadMode::Salvage),
+        Some(StoreError::UnsupportedVersion { found: 0, .. })
+    ));
 
     // An unknown kind with a correct header checksum.
     let mut kind = Header::new(FileKind::Dump, 5).encode();

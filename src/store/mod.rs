@@ -17,7 +17,7 @@
 //!
 //! header, 22 bytes
 //!   0..7    magic "COLONY\0"                43 4f 4c 4f 4e 59 00
-//!   7..9    format version, u16             1
+//!   7..9    format version, u16             2 (1 is still read)
 //!   9       kind, u8                        1 dump, 2 backup, 3 mutation log,
 //!                                           4 compacted log
 //!   10..18  created_at_ms, u64              wall clock of the writer's caller

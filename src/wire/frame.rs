@@ -14,7 +14,7 @@ use std::io::Cursor;
 use tokio_util::codec::{Decoder, Encoder};
 
 /// The version of this protocol; peers must agree on it exactly.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The default limit on a frame body (a colony snapshot travels as one frame).
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
