@@ -1,6 +1,7 @@
 //! A scenario's own expectations (its `[expect]` table), judged on a finished run: the
 //! events it must show and in what order, how many promotions, losses, acknowledged
-//! writes and migrations, and whether squeezed hosts shed replicas.
+//! writes and migrations, whether squeezed hosts shed replicas, and how much the logging
+//! nodes logged.
 
 use crate::scenario::ExpectSpec;
 use crate::summary::RunResult;
@@ -58,6 +59,14 @@ pub fn unmet(e: &ExpectSpec, r: &RunResult) -> Vec<String> {
             out.push(format!(
                 "{} migrations, expected at least {min}",
                 r.migrations
+            ));
+        }
+    }
+    if let Some(min) = e.min_log_entries {
+        if r.log.sink.entries < min {
+            out.push(format!(
+                "{} mutations logged, expected at least {min}",
+                r.log.sink.entries
             ));
         }
     }

@@ -2,9 +2,10 @@
 //! action does to the world.
 //!
 //! Hosts named by id are used as given; a fault without a host picks one at random
-//! (seeded) among the running hosts when it fires. Windows of random kills and rolling
-//! restarts reschedule themselves step by step. Every action that changes the cluster is
-//! recorded as a fault, which starts the clock of the recovery check.
+//! (seeded) among the running hosts when it fires, never a logging node: only
+//! `logger_restart` picks loggers. Windows of random kills and rolling restarts
+//! reschedule themselves step by step. Every action that changes the cluster is recorded
+//! as a fault, which starts the clock of the recovery check.
 
 use crate::network::Partition;
 use crate::queue::Time;
@@ -30,6 +31,11 @@ pub enum Action {
     },
     /// Start a new process in a killed host's slot.
     Revive(HostId),
+    /// Kill a logging node and start it again on its disk after `down`.
+    LoggerRestart {
+        host: Option<HostId>,
+        down: Time,
+    },
     Leave {
         host: Option<HostId>,
         restart_after: Option<Time>,
@@ -181,6 +187,13 @@ pub fn plan(w: &mut World) {
                     release_after: for_s.map(ms),
                 },
             ),
+            FaultSpec::LoggerRestart { at_s, host, down_s } => (
+                *at_s,
+                Action::LoggerRestart {
+                    host: *host,
+                    down: ms(*down_s),
+                },
+            ),
             FaultSpec::Slow {
                 at_s,
                 host,
@@ -274,9 +287,18 @@ impl World {
             Action::Revive(h) => {
                 if self.slot(h).is_some_and(|s| s.node.is_none() && !s.gone) {
                     self.boot(h);
-                    self.note_fault(format!("restart host {h}"), false);
+                    let what = match self.slot(h) {
+                        Some(s) if s.is_logger() => format!(
+                            "restart logger {h} on its disk ({} appends, {} colonies)",
+                            s.log.len(),
+                            s.log_positions().len()
+                        ),
+                        _ => format!("restart host {h}"),
+                    };
+                    self.note_fault(what, false);
                 }
             }
+            Action::LoggerRestart { host, down } => self.logger_restart(host, down),
             Action::Leave {
                 host,
                 restart_after,
@@ -408,7 +430,11 @@ impl World {
         };
         let now = self.now;
         let max_down = max_down.unwrap_or(self.sc.cluster.replicas.saturating_sub(1));
-        let down = self.hosts.iter().filter(|s| s.down).count() as u32;
+        let down = self
+            .hosts
+            .iter()
+            .filter(|s| s.down && !s.is_logger())
+            .count() as u32;
         if down < max_down {
             if let Some(h) = self.pick_active(&[]) {
                 let d = self.uniform(restart_after_s);
@@ -443,7 +469,7 @@ impl World {
         let ids: Vec<HostId> = self
             .hosts
             .iter()
-            .filter(|s| !s.gone)
+            .filter(|s| !s.gone && !s.is_logger())
             .map(|s| s.info.id)
             .collect();
         let Some(&h) = ids.get(n) else {

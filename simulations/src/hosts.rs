@@ -6,15 +6,22 @@
 //! to a dead process reaches its successor) and a higher incarnation than any the host
 //! used before (including incarnations the node renewed itself after being declared
 //! dead).
+//!
+//! A logging node's slot also keeps its *disk*: every [`LogAppend`] the node handed to
+//! its shell, in order (the simulated shell writes at once and loses nothing). A new
+//! process in the slot starts on it: positions read back with [`LogAppend::reaches`].
+//! Loggers serve no clients and are never picked as a fault's victim or as a seed.
 
 use crate::layout;
 use crate::queue::Time;
 use crate::resources::{self, Squeeze};
 use crate::view::LiveHost;
 use crate::world::World;
+use colony::core::logsink::{LogAppend, SinkStats};
 use colony::core::node::{Input, Node, NodeState};
-use colony::core::types::{HostId, HostInfo, Load};
+use colony::core::types::{ColonyId, HostId, HostInfo, HostRole, Load, Version};
 use rand::{Rng, RngExt};
+use std::collections::BTreeMap;
 
 /// One host id's place in the world.
 pub struct HostSlot {
@@ -34,6 +41,10 @@ pub struct HostSlot {
     pub restart_after_leave: Option<Time>,
     /// A cluster shutdown: after the leave the slot waits, down, for the cold start.
     pub hold_after_leave: bool,
+    /// A logging node: its log on disk, every append in order, across its processes.
+    pub log: Vec<LogAppend>,
+    /// A logging node: the sink counters of its processes that are gone.
+    pub log_stats: SinkStats,
 }
 
 impl HostSlot {
@@ -49,8 +60,43 @@ impl HostSlot {
             gone: false,
             restart_after_leave: None,
             hold_after_leave: false,
+            log: Vec::new(),
+            log_stats: SinkStats::default(),
         }
     }
+
+    pub fn is_logger(&self) -> bool {
+        self.info.role == HostRole::Logger
+    }
+
+    /// Where the log on disk stands: per colony, the position of its last append.
+    pub fn log_positions(&self) -> BTreeMap<ColonyId, Version> {
+        let mut at = BTreeMap::new();
+        for a in &self.log {
+            if let Some(v) = a.reaches() {
+                at.insert(a.colony(), v);
+            }
+        }
+        at
+    }
+
+    /// The sink counters of every process of this slot (the running one included).
+    pub fn total_log_stats(&self) -> SinkStats {
+        let mut t = self.log_stats;
+        if let Some(s) = self.node.as_ref().and_then(Node::log_sink) {
+            add_stats(&mut t, &s.stats);
+        }
+        t
+    }
+}
+
+/// `into += from`, counter by counter.
+pub fn add_stats(into: &mut SinkStats, from: &SinkStats) {
+    into.entries += from.entries;
+    into.snapshots += from.snapshots;
+    into.gaps += from.gaps;
+    into.duplicates += from.duplicates;
+    into.dropped += from.dropped;
 }
 
 /// The hosts that are up, sorted by id.
@@ -67,17 +113,28 @@ pub fn live_hosts(hosts: &[HostSlot]) -> Vec<LiveHost<'_>> {
 }
 
 impl World {
-    /// Ids of running hosts that are not leaving.
+    /// Ids of running hosts that are not leaving (logging nodes aside: they serve no
+    /// clients and no fault picks them).
     pub(crate) fn active_ids(&self) -> Vec<HostId> {
         self.hosts
             .iter()
+            .filter(|s| !s.is_logger())
             .filter_map(|s| s.node.as_ref())
             .filter(|n| n.state() == NodeState::Active)
             .map(|n| n.id())
             .collect()
     }
 
-    /// A random running host (not leaving), except `not`.
+    /// Ids of running logging nodes.
+    pub(crate) fn running_loggers(&self) -> Vec<HostId> {
+        self.hosts
+            .iter()
+            .filter(|s| s.is_logger() && s.node.is_some())
+            .map(|s| s.info.id)
+            .collect()
+    }
+
+    /// A random running host (not leaving, not a logger), except `not`.
     pub(crate) fn pick_active(&mut self, not: &[HostId]) -> Option<HostId> {
         let ids: Vec<HostId> = self
             .active_ids()
@@ -114,6 +171,7 @@ impl World {
                 seeds = self
                     .hosts
                     .iter()
+                    .filter(|s| !s.is_logger())
                     .map(|s| s.info.id)
                     .filter(|h| *h != host)
                     .collect();
@@ -132,12 +190,11 @@ impl World {
         slot.gen += 1;
         slot.incarnation += 1;
         slot.down = false;
-        slot.node = Some(Node::new(
-            slot.info.clone(),
-            cfg,
-            slot.incarnation,
-            node_seed,
-        ));
+        let mut node = Node::new(slot.info.clone(), cfg, slot.incarnation, node_seed);
+        if slot.is_logger() {
+            node.set_log_positions(slot.log_positions());
+        }
+        slot.node = Some(node);
         self.step(host, Input::Start { seeds });
         self.report_load(host);
     }
@@ -166,6 +223,9 @@ impl World {
             return false;
         };
         slot.incarnation = slot.incarnation.max(node.incarnation());
+        if let Some(sink) = node.log_sink() {
+            add_stats(&mut slot.log_stats, &sink.stats);
+        }
         slot.down = true;
         let gen = slot.gen;
         self.crashed.insert((host, gen));
@@ -183,6 +243,9 @@ impl World {
             return;
         };
         slot.incarnation = slot.incarnation.max(node.incarnation());
+        if let Some(sink) = node.log_sink() {
+            add_stats(&mut slot.log_stats, &sink.stats);
+        }
         let restart = slot.restart_after_leave.take();
         let hold = std::mem::take(&mut slot.hold_after_leave);
         if restart.is_none() && !hold {

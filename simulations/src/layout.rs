@@ -3,6 +3,8 @@
 //! Hosts go round-robin over boxes and boxes round-robin over zones: with 9 hosts on 3
 //! boxes in 3 zones, host 1 is on box b0 in zone z0, host 2 on b1 in z1, host 4 on b0
 //! again. Host ids start at 1; the n-th host ever created (joins included) gets id n.
+//! Logging nodes come right after the initial hosts, each on a box of its own (`log<i>`),
+//! their zones continuing round-robin from z0.
 
 use crate::scenario::ClusterSpec;
 use colony::core::types::{HostId, HostInfo, HostRole, Resources};
@@ -49,6 +51,14 @@ pub fn host_info(
     }
 }
 
+/// The identity of the `i`-th logging node (0-based), host id `id`: a box of its own.
+pub fn logger_info(spec: &ClusterSpec, id: HostId, i: u32) -> HostInfo {
+    let zone = zone_name(i % spec.zones.max(1));
+    let mut info = host_info(spec, id, Some(&format!("log{i}")), Some(&zone));
+    info.role = HostRole::Logger;
+    info
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +75,8 @@ mod tests {
         assert_eq!((h2.box_name.as_str(), h2.zone.as_str()), ("b1", "z1"));
         let j = host_info(&spec, 10, Some("bx"), Some("z9"));
         assert_eq!((j.box_name.as_str(), j.zone.as_str()), ("bx", "z9"));
+        let l = logger_info(&spec, 11, 1);
+        assert_eq!((l.box_name.as_str(), l.zone.as_str()), ("log1", "z1"));
+        assert_eq!(l.role, HostRole::Logger);
     }
 }

@@ -9,7 +9,8 @@
 //! - [`scenario`]: the scenario format; [`layout`]: hosts on boxes in zones.
 //! - [`world`]: the event loop; [`queue`]: its agenda; [`hosts`]: host processes;
 //!   [`network`]: the links; [`resources`]: load reports; [`faults`]: fault actions;
-//!   [`shutdown`]: the whole cluster to disk and back.
+//!   [`shutdown`]: the whole cluster to disk and back; [`logger`]: logging nodes, their
+//!   disks and the check of their logs.
 //! - [`workload`]: the clients; [`ledger`]: what acknowledged writes demand.
 //! - [`view`]: the cluster as the checker sees it; [`checker`]: the invariants;
 //!   [`recovery`]: recovery times and bounds; [`events`]: the event stream.
@@ -24,6 +25,7 @@ pub mod faults;
 pub mod hosts;
 pub mod layout;
 pub mod ledger;
+pub mod logger;
 pub mod network;
 pub mod plot;
 pub mod queue;

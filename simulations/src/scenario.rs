@@ -81,6 +81,11 @@ pub struct ClusterSpec {
     /// Delay between the starts of two hosts at formation.
     #[serde(default = "d_stagger")]
     pub start_stagger_ms: u64,
+    /// Logging nodes (`HostRole::Logger`) besides the `hosts`: ids after theirs, each on
+    /// a box of its own, started after them (they join the running cluster). They hold
+    /// no replicas, serve no clients, and no fault picks them unless it targets loggers.
+    #[serde(default)]
+    pub loggers: u32,
 }
 
 fn d_one() -> u32 {
@@ -265,6 +270,8 @@ pub struct ExpectSpec {
     pub min_migrations: Option<u64>,
     /// Every squeezed host ends holding fewer replicas than when it was squeezed.
     pub squeezed_hosts_shed: bool,
+    /// Mutations the logging nodes appended (summed over loggers and their restarts).
+    pub min_log_entries: Option<u64>,
 }
 
 /// A fault, at a time in the active phase. Hosts are picked by id, or at random (seeded)
@@ -374,6 +381,17 @@ pub enum FaultSpec {
         #[serde(default = "d_down")]
         down_s: f64,
     },
+    /// Kill a logging node (a random running one, or `host`, which must be a logger) and
+    /// start it again `down_s` later on its disk: what it had appended stays, the
+    /// positions are read back from it, and the new incarnation joins through a live
+    /// host and fetches what it missed.
+    LoggerRestart {
+        at_s: f64,
+        #[serde(default)]
+        host: Option<HostId>,
+        #[serde(default = "d_down")]
+        down_s: f64,
+    },
     /// Every message to or from the host takes `extra_ms` longer.
     Slow {
         at_s: f64,
@@ -406,6 +424,7 @@ impl FaultSpec {
             | FaultSpec::Heal { at_s }
             | FaultSpec::Squeeze { at_s, .. }
             | FaultSpec::ShutdownRestart { at_s, .. }
+            | FaultSpec::LoggerRestart { at_s, .. }
             | FaultSpec::Slow { at_s, .. } => *at_s,
             FaultSpec::RandomKills { from_s, .. } => *from_s,
         }
@@ -510,6 +529,24 @@ impl Scenario {
                 if *interval_s < 0.0 || *down_s < 0.0 {
                     bail!("shutdown_restart: interval_s and down_s must not be negative");
                 }
+                if c.loggers > 0 {
+                    bail!("shutdown_restart with cluster.loggers is not modelled (the loggers would outlive the cluster they log)");
+                }
+            }
+            if let FaultSpec::LoggerRestart { host, down_s, .. } = f {
+                if c.loggers == 0 {
+                    bail!("logger_restart needs cluster.loggers > 0");
+                }
+                if *down_s < 0.0 {
+                    bail!("logger_restart: down_s must not be negative");
+                }
+                if host.is_some_and(|h| h <= c.hosts || h > c.hosts + c.loggers) {
+                    bail!(
+                        "logger_restart: host must be a logger ({}..={})",
+                        c.hosts + 1,
+                        c.hosts + c.loggers
+                    );
+                }
             }
         }
         Ok(())
@@ -578,6 +615,42 @@ mod tests {
                 FaultSpec::ShutdownRestart { interval_s, down_s, .. } if interval_s == 1.0 && down_s == 10.0
             ));
         }
+    }
+
+    #[test]
+    fn loggers_and_logger_restart_parse_and_are_validated() {
+        let text = |loggers: u32, host: &str| {
+            format!(
+                r#"
+                name = "log"
+                duration_s = 60
+                [cluster]
+                hosts = 3
+                colonies = 8
+                loggers = {loggers}
+                [[faults]]
+                kind = "logger_restart"
+                at_s = 20
+                down_s = 5
+                {host}
+                "#
+            )
+        };
+        let s = Scenario::parse(&text(1, "")).unwrap();
+        assert_eq!(s.cluster.loggers, 1);
+        assert!(matches!(
+            s.faults[0],
+            FaultSpec::LoggerRestart { host: None, down_s, .. } if down_s == 5.0
+        ));
+        assert!(Scenario::parse(&text(1, "host = 4")).is_ok());
+        assert!(
+            Scenario::parse(&text(1, "host = 2")).is_err(),
+            "not a logger"
+        );
+        assert!(
+            Scenario::parse(&text(0, "")).is_err(),
+            "no logger to restart"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::checker::Violation;
 use crate::network::NetStats;
 use crate::plot::Sample;
 use crate::workload::ClientStats;
+use colony::core::logsink::SinkStats;
 use colony::core::types::HostId;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -18,6 +19,27 @@ pub struct Failure {
     pub recent_events: Vec<String>,
     /// The faults injected up to then.
     pub faults: Vec<String>,
+}
+
+/// What the logging nodes did (every process of every logger).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogSummary {
+    pub loggers: u64,
+    /// Appends on the loggers' disks (entry batches and snapshots).
+    pub appends: u64,
+    /// The sinks' counters: mutations logged, snapshots, gaps, duplicates, dropped.
+    pub sink: SinkStats,
+    /// A hash of every logger's disk (to compare two runs).
+    pub hash: u64,
+}
+
+impl LogSummary {
+    fn add(&mut self, o: &LogSummary) {
+        self.loggers += o.loggers;
+        self.appends += o.appends;
+        crate::hosts::add_stats(&mut self.sink, &o.sink);
+        self.hash ^= o.hash;
+    }
 }
 
 /// The outcome of one scenario run with one seed.
@@ -54,6 +76,7 @@ pub struct RunResult {
     pub samples: Vec<Sample>,
     pub faults: Vec<String>,
     pub items: u64,
+    pub log: LogSummary,
 }
 
 impl RunResult {
@@ -137,6 +160,7 @@ pub struct Extra {
     pub wall_seconds: f64,
     pub messages: u64,
     pub events: u64,
+    pub log: LogSummary,
 }
 
 impl Summary {
@@ -173,6 +197,7 @@ impl Summary {
             x.wall_seconds += r.wall_seconds;
             x.messages += r.net.sent;
             x.events += r.event_lines;
+            x.log.add(&r.log);
         }
         s.failed_seeds.sort_unstable();
         x.recoveries = recov.len() as u64;
@@ -216,7 +241,7 @@ impl Summary {
                 }
             )
         };
-        let rows: Vec<(&str, String)> = vec![
+        let mut rows: Vec<(&str, String)> = vec![
             ("scenario", scenario.to_owned()),
             ("runs (seeds)", self.runs.to_string()),
             ("failed seeds", failed),
@@ -268,6 +293,23 @@ impl Summary {
                 format!("{} / {}", x.messages, x.events),
             ),
         ];
+        if x.log.loggers > 0 {
+            let l = &x.log;
+            rows.push((
+                "logged: mutations / snapshots",
+                format!(
+                    "{} / {}  ({} appends by {} loggers)",
+                    l.sink.entries, l.sink.snapshots, l.appends, l.loggers
+                ),
+            ));
+            rows.push((
+                "log gaps / duplicates / dropped",
+                format!(
+                    "{} / {} / {}",
+                    l.sink.gaps, l.sink.duplicates, l.sink.dropped
+                ),
+            ));
+        }
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let vwidth = rows.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
         let line = format!("+{}+{}+\n", "-".repeat(width + 2), "-".repeat(vwidth + 2));

@@ -16,6 +16,7 @@ use crate::expect;
 use crate::faults::{self, Action};
 use crate::hosts::{live_hosts, HostSlot};
 use crate::layout;
+use crate::logger::{check_logs, log_summary};
 use crate::network::Network;
 use crate::plot::Sample;
 use crate::queue::{Agenda, Time};
@@ -130,7 +131,7 @@ pub fn node_config(sc: &Scenario) -> NodeConfig {
             },
             ..ColonyConfig::default()
         },
-        membership: MembershipConfig::for_cluster_size(c.hosts),
+        membership: MembershipConfig::for_cluster_size(c.hosts + c.loggers),
         ..NodeConfig::default()
     }
 }
@@ -179,6 +180,13 @@ impl World {
             w.hosts.push(HostSlot::new(info));
             let at = u64::from(i) * sc.cluster.start_stagger_ms;
             w.agenda.push(at, Item::Fault(Action::Boot(i + 1)));
+        }
+        for i in 0..sc.cluster.loggers {
+            let id = sc.cluster.hosts + i + 1;
+            w.hosts
+                .push(HostSlot::new(layout::logger_info(&sc.cluster, id, i)));
+            let at = u64::from(sc.cluster.hosts + i) * sc.cluster.start_stagger_ms;
+            w.agenda.push(at, Item::Fault(Action::Boot(id)));
         }
         faults::plan(&mut w);
         let first_op = ms(sc.workload.start_s) + w.workload.next_delay(&mut w.rng);
@@ -328,6 +336,12 @@ impl World {
             self.on_reply(host, req, &reply);
         }
         let persist = std::mem::take(&mut out.persist);
+        if !out.log.is_empty() {
+            // The simulated shell writes every append at once: it reaches the disk.
+            if let Some(slot) = self.slot_mut(host) {
+                slot.log.append(&mut out.log);
+            }
+        }
         self.out = out;
         if !persist.is_empty() {
             self.save_to_disk(host, &persist);
@@ -488,6 +502,9 @@ impl World {
             if n == 0 {
                 cx.last = true;
                 verdict = self.checker.check(&mut cx, target);
+                if verdict.is_ok() {
+                    verdict = check_logs(&self.hosts, &live, &view, cx.keys, colonies, now);
+                }
                 reschedule = false;
             } else if now >= self.end + ms(self.sc.checks.directory_grace_s) {
                 verdict = Err(Violation {
@@ -536,7 +553,11 @@ impl World {
             self.net.connected(a, b)
         });
         let target = self.checker.target(&live, self.sc.cluster.colonies);
-        let ids: Vec<HostId> = live.iter().map(|h| h.id()).collect();
+        let ids: Vec<HostId> = live
+            .iter()
+            .filter(|h| h.node.log_sink().is_none())
+            .map(|h| h.id())
+            .collect();
         let counts = (
             self.log.count("colony_migrated"),
             self.log.count("colony_cloned"),
@@ -581,6 +602,48 @@ impl World {
                 i % n.max(1) != 0
             });
         }
+    }
+
+    /// For tests: the logging nodes' ids.
+    pub fn logger_ids(&self) -> Vec<HostId> {
+        self.hosts
+            .iter()
+            .filter(|s| s.is_logger())
+            .map(|s| s.info.id)
+            .collect()
+    }
+
+    /// For tests: how many appends logger `host` has on its disk.
+    pub fn log_len(&self, host: HostId) -> usize {
+        self.slot(host).map_or(0, |s| s.log.len())
+    }
+
+    /// For tests: drop every `n`-th append of logger `host`'s disk (all of them with
+    /// `n = 1`), as a broken log writer would.
+    pub fn corrupt_log(&mut self, host: HostId, n: usize) {
+        if let Some(slot) = self.slot_mut(host) {
+            let mut i = 0;
+            slot.log.retain(|_| {
+                i += 1;
+                i % n.max(1) != 0
+            });
+        }
+    }
+
+    /// For tests: check every logger's log against the ledger now, as at the end of a
+    /// run.
+    pub fn check_logs_now(&mut self) -> Result<(), Violation> {
+        let colonies = self.sc.cluster.colonies;
+        let live = live_hosts(&self.hosts);
+        let view = ClusterView::build(&live, colonies, &|a, b| self.net.connected(a, b));
+        check_logs(
+            &self.hosts,
+            &live,
+            &view,
+            &self.workload.ledger.keys,
+            colonies,
+            self.now,
+        )
     }
 
     /// For tests: run the full ledger scan now, as at the end of a run.
@@ -659,6 +722,7 @@ impl World {
             samples: self.samples.take().unwrap_or_default(),
             faults: std::mem::take(&mut self.faults),
             items: self.items,
+            log: log_summary(&self.hosts),
         };
         if r.failure.is_none() {
             r.unmet = expect::unmet(&self.sc.expect, &r);

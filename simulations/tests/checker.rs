@@ -60,6 +60,34 @@ fn a_restore_that_misses_saved_cells_is_caught() {
 }
 
 #[test]
+fn a_log_that_misses_acknowledged_writes_is_caught() {
+    let sc = Scenario::find("logger").expect("scenario exists");
+    let mut w = World::new(&sc, 2, RunOptions::default());
+    // The run ends (its final checks passed) well before this.
+    w.run_until(300_000);
+    assert!(w.failure().is_none(), "a plain run must be clean");
+    let logger = w.logger_ids()[0];
+    assert!(w.log_len(logger) > 0, "the logger appended");
+    w.check_logs_now().expect("the log matches the ledger");
+    // A write the clients were told about that the log never saw.
+    let now = w.now();
+    w.ledger_mut().keys[0].fabricate_ack(987_654_321, now);
+    let v = w
+        .check_logs_now()
+        .expect_err("the log misses the fabricated write");
+    assert_eq!(v.invariant, "the log holds every acknowledged write");
+    assert!(v.what.contains("key s:0 "), "{v}");
+    // A log writer that lost everything.
+    let mut w = World::new(&sc, 2, RunOptions::default());
+    w.run_until(300_000);
+    w.corrupt_log(logger, 1);
+    let v = w
+        .check_logs_now()
+        .expect_err("an empty log misses every write");
+    assert_eq!(v.invariant, "the log holds every acknowledged write");
+}
+
+#[test]
 fn an_impossible_recovery_bound_is_caught() {
     let sc = small(
         r#"

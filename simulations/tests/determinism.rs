@@ -24,6 +24,29 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
 }
 
 #[test]
+fn a_cluster_with_a_logger_is_deterministic_too() {
+    let sc = Scenario::find("logger").expect("scenario exists");
+    let a = run_captured(&sc, 3);
+    let b = run_captured(&sc, 3);
+    let c = run_captured(&sc, 4);
+    assert!(a.passed(), "{}", a.failure_report());
+    assert!(a.log.appends > 0, "the logger appended");
+    assert_eq!(
+        (a.log.appends, a.log.sink, a.log.hash),
+        (b.log.appends, b.log.sink, b.log.hash),
+        "seed 3 twice gave two different logs"
+    );
+    assert_ne!(a.log.hash, c.log.hash, "seeds 3 and 4 gave the same log");
+    let (a, b, c) = (
+        a.events.expect("captured"),
+        b.events.expect("captured"),
+        c.events.expect("captured"),
+    );
+    assert!(a == b, "seed 3 twice gave two different streams");
+    assert!(a != c, "seeds 3 and 4 gave the same stream");
+}
+
+#[test]
 fn results_do_not_depend_on_threads() {
     let sc = Scenario::find("steady").expect("scenario exists");
     let seeds = [1, 2, 3, 4];

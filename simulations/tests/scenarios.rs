@@ -24,8 +24,13 @@ fn threads() -> usize {
 
 /// Run `name` for every seed; `extra` adds scenario-specific checks on passing runs.
 fn run(name: &str, extra: fn(&RunResult) -> Result<(), String>) {
+    run_n(name, seed_count(), extra);
+}
+
+/// Run `name` for seeds `1..=n`.
+fn run_n(name: &str, n: u64, extra: fn(&RunResult) -> Result<(), String>) {
     let sc = Scenario::find(name).expect("scenario exists");
-    let seeds: Vec<u64> = (1..=seed_count()).collect();
+    let seeds: Vec<u64> = (1..=n).collect();
     let results = run_seeds(&sc, &seeds, threads(), &|_| {});
     let mut failed = Vec::new();
     let mut report = String::new();
@@ -179,6 +184,28 @@ fn shutdown_restart() {
     });
 }
 
+/// A handful of seeds (at most `COLONY_SIM_SEEDS`): the final check replays the
+/// logger's disk against the ledger on every run.
+#[test]
+fn logger() {
+    run_n("logger", seed_count().min(20), |r| {
+        let restarted = r.faults.iter().any(|f| f.contains("restart logger"));
+        if r.log.loggers != 1 || r.log.sink.entries == 0 || !restarted {
+            return Err(format!(
+                "{} loggers (want 1), {} mutations logged (want > 0), logger restarted: {restarted}",
+                r.log.loggers, r.log.sink.entries
+            ));
+        }
+        if r.promotions == 0 || r.writes_lost != 0 {
+            return Err(format!(
+                "promotions {} (want > 0), writes lost {} (want 0)",
+                r.promotions, r.writes_lost
+            ));
+        }
+        Ok(())
+    });
+}
+
 /// Every scenario file is covered by a test above (the benchmark aside).
 #[test]
 fn every_scenario_is_tested() {
@@ -186,6 +213,7 @@ fn every_scenario_is_tested() {
         "box-kill",
         "insufficient-capacity",
         "join-leave",
+        "logger",
         "oneway-partition",
         "random-kills",
         "rolling-restart",

@@ -16,7 +16,7 @@
 //! bounded buffer); when that buffer overflows the shell reports it with
 //! [`LogSink::overflow`] and the sink rewinds, so the entries are fetched again.
 
-use super::cell::{Cell, Key};
+use super::cell::{Cell, Key, Op};
 use super::directory::Directory;
 use super::events::EventKind;
 use super::messages::{Msg, Mutation};
@@ -313,10 +313,44 @@ impl LogSink {
     }
 }
 
+/// The live cells a log describes, by (colony, key), in memory: entries in order (a put
+/// inserts, a remove deletes), a snapshot replaces its colony. The reference the store's
+/// two-pass replay and the simulator's log check agree with.
+pub fn replay(appends: &[LogAppend]) -> BTreeMap<(ColonyId, Key), Cell> {
+    let mut cells = BTreeMap::new();
+    for a in appends {
+        match a {
+            LogAppend::Entries { colony, entries } => {
+                for m in entries {
+                    match &m.op {
+                        Op::Put { key, cell } => {
+                            cells.insert((*colony, key.clone()), cell.clone());
+                        }
+                        Op::Remove { key, .. } => {
+                            cells.remove(&(*colony, key.clone()));
+                        }
+                    }
+                }
+            }
+            LogAppend::Snapshot {
+                colony,
+                cells: snap,
+                ..
+            } => {
+                cells.retain(|(c, _), _| c != colony);
+                for (k, cell) in snap {
+                    cells.insert((*colony, k.clone()), cell.clone());
+                }
+            }
+        }
+    }
+    cells
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::cell::{Dna, Op};
+    use crate::core::cell::Dna;
     use crate::core::directory::DirEntry;
     use crate::core::types::Epoch;
 

@@ -2,12 +2,12 @@
 //! virtual clock, FIFO links with fixed latency, and a kill switch. The full simulator
 //! (`colony-sim`) is the real thing; this one only lets the core test itself.
 
-use super::cell::{Cell, Command, Key, Op, Reply};
+use super::cell::{Command, Reply};
 use super::events::Event;
 use super::logsink::LogAppend;
 use super::messages::{Msg, ReqId};
 use super::node::{Input, Node, NodeConfig, Out};
-use super::types::{ColonyId, HostId, HostInfo, HostRole, Resources, Tick, Version};
+use super::types::{HostId, HostInfo, HostRole, Resources, Tick};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -233,38 +233,4 @@ impl Cluster {
     }
 }
 
-/// The state a log describes: every live cell by (colony, key), applying entries and
-/// snapshots in order (a snapshot replaces its colony).
-pub fn replay_log(appends: &[LogAppend]) -> BTreeMap<(ColonyId, Key), Cell> {
-    let mut cells: BTreeMap<(ColonyId, Key), Cell> = BTreeMap::new();
-    let mut at: BTreeMap<ColonyId, Version> = BTreeMap::new();
-    for a in appends {
-        match a {
-            LogAppend::Entries { colony, entries } => {
-                for m in entries {
-                    match &m.op {
-                        Op::Put { key, cell } => {
-                            cells.insert((*colony, key.clone()), cell.clone());
-                        }
-                        Op::Remove { key, .. } => {
-                            cells.remove(&(*colony, key.clone()));
-                        }
-                    }
-                    at.insert(*colony, m.version);
-                }
-            }
-            LogAppend::Snapshot {
-                colony,
-                at: v,
-                cells: snap,
-            } => {
-                cells.retain(|(c, _), _| c != colony);
-                for (k, cell) in snap {
-                    cells.insert((*colony, k.clone()), cell.clone());
-                }
-                at.insert(*colony, *v);
-            }
-        }
-    }
-    cells
-}
+pub use super::logsink::replay as replay_log;
