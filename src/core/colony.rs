@@ -575,7 +575,6 @@ impl ColonyReplica {
         if !self.cell_in_waiting.is_empty() {
             self.flush_cell_in(env);
         }
-        self.push_log(env);
         if let Some(HandOff::Draining { to, drop_me, .. }) = self.hand_off {
             if self.pending.is_empty() {
                 self.send_hand_off(env, to, drop_me.then_some(env.me));
@@ -602,8 +601,10 @@ impl ColonyReplica {
             .collect()
     }
 
-    /// Primary: stream the mutations acknowledged since the last push to every logging
-    /// node. Only acknowledged mutations go to the log, so a log never holds a write a
+    /// Primary, once per tick: stream the mutations acknowledged since the last push to
+    /// every logging node, as one message per colony (a tick's worth of writes travels
+    /// and is encoded together, which is what keeps a logger cheap for the primaries).
+    /// Only acknowledged mutations go to the log, so a log never holds a write a
     /// failover took back. With no logger alive the mark still advances: a logger that
     /// appears later asks for what it lacks ([`Self::serve_log_probe`]).
     fn push_log(&mut self, env: &mut Env) {

@@ -1732,9 +1732,9 @@ mod tests {
         // In a steady cluster every entry arrives by push, in order: nothing to resync.
         let stats = c.nodes[&9].log_sink().unwrap().stats;
         assert_eq!((stats.entries, stats.gaps, stats.snapshots), (300, 0, 0));
-        // And as soon as it is acknowledged, not at the next probe.
+        // And within a tick of its acknowledgement, not at the next probe (2 s).
         let r = c.client(1, set("fresh", "f"));
-        c.run_for(200);
+        c.run_for(300);
         assert_eq!(c.replies.get(&r), Some(&Reply::Ok));
         assert_eq!(
             logged_values(&c, 9).get(&b"fresh"[..]),
@@ -1746,7 +1746,7 @@ mod tests {
                 key: "fresh".into(),
             },
         );
-        c.run_for(200);
+        c.run_for(300);
         assert_eq!(c.replies.get(&r), Some(&Reply::Int(1)));
         assert_eq!(logged_values(&c, 9).get(&b"fresh"[..]), None);
         let busiest = (0..5)
