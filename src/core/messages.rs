@@ -133,6 +133,12 @@ pub enum ColonyMsg {
     },
     /// Host -> sender: this host holds no replica of the colony (any more).
     Gone,
+    /// A host the directory names as the colony's primary, but which holds no copy (an
+    /// earlier incarnation did: it restarted faster than anyone declared it dead) ->
+    /// the named secondaries; and a named secondary without a copy either -> that
+    /// host. Handled by the node, outside the epoch rules: a secondary whose primary
+    /// says so elects a new one; a host without a copy stops counting the sender.
+    Disowned,
     /// Primary -> the host a newer directory entry names as primary: are you? A real
     /// newer primary answers `Refuse` (and we step down); a host that no longer holds
     /// the colony (an undead minority primary) answers `Gone` (and we take over at an
@@ -194,6 +200,7 @@ impl Msg {
                 ColonyMsg::CloneRefuse { .. } => "clone_refuse",
                 ColonyMsg::Drop { .. } => "drop",
                 ColonyMsg::Gone => "gone",
+                ColonyMsg::Disowned => "disowned",
                 ColonyMsg::Claim => "claim",
                 ColonyMsg::Offer { .. } => "offer",
                 ColonyMsg::HandOff { .. } => "hand_off",

@@ -221,6 +221,9 @@ pub struct Node {
     sink: Option<LogSink>,
     /// Live logging nodes, which primaries stream acknowledged mutations to.
     loggers: Vec<HostId>,
+    /// Hosts named in a colony's entry that said they hold no copy of it (they
+    /// restarted): not counted as its holders. Cleared by the colony's next entry.
+    disowned: BTreeMap<ColonyId, BTreeSet<HostId>>,
 }
 
 impl Node {
@@ -258,6 +261,7 @@ impl Node {
             work: VecDeque::new(),
             sink: (info.role == HostRole::Logger).then(|| LogSink::new(cfg.log_sink.clone())),
             loggers: Vec::new(),
+            disowned: BTreeMap::new(),
             info,
             cfg,
         }
@@ -499,6 +503,10 @@ impl Node {
                         return;
                     }
                 }
+                if let ColonyMsg::Disowned = body {
+                    self.on_disowned(now, from, colony, out);
+                    return;
+                }
                 if let ColonyMsg::Gone = body {
                     // Our claim found no primary where the directory said one was: the
                     // entry is stale (its primary went undead); take over above it.
@@ -731,7 +739,7 @@ impl Node {
         // Colonies none of whose holders may have survived: look again after a grace
         // period (a promotion announcement may still be on its way).
         for e in self.dir.colonies.iter() {
-            if e.holders().any(|x| x == h) && e.holders().all(|x| !self.is_alive(x)) {
+            if e.holders().any(|x| x == h) && e.holders().all(|x| !self.holds(e.colony, x)) {
                 out.timers
                     .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(e.colony)));
             }
@@ -873,6 +881,10 @@ impl Node {
         if !self.dir.colonies.merge(e) {
             return;
         }
+        self.disowned.remove(&colony);
+        if primary == me {
+            self.primary_without_copy(colony, out);
+        }
         // Fencing through the directory: a primary here that is older than the one
         // announced asks that host; it steps down only if the newer primary is real.
         if primary != me {
@@ -888,6 +900,87 @@ impl Node {
                     ));
                 }
             }
+        }
+    }
+
+    /// A new entry names this host as the colony's primary, but it holds no copy: its
+    /// earlier incarnation was the primary and this process restarted before anyone
+    /// declared it dead, so the others still count on it. (A host's own announcements
+    /// never come back as new entries, so this happens only after a restart.) The
+    /// named secondaries hear it and elect one of themselves; if none of them holds a
+    /// copy either, the orphan check makes this host recreate the colony and report
+    /// the loss.
+    fn primary_without_copy(&mut self, colony: ColonyId, out: &mut Out) {
+        if self.state != NodeState::Active
+            || self.sink.is_some()
+            || self.replicas.contains_key(&colony)
+            || self.fenced.contains_key(&colony)
+        {
+            return;
+        }
+        let Some(e) = self.dir.entry(colony) else {
+            return;
+        };
+        for s in &e.secondaries {
+            out.sends.push((
+                *s,
+                Msg::Colony {
+                    colony,
+                    epoch: e.epoch,
+                    body: ColonyMsg::Disowned,
+                },
+            ));
+        }
+        out.timers
+            .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(colony)));
+    }
+
+    /// `from`, named in `colony`'s entry, holds no copy of it.
+    fn on_disowned(&mut self, now: Tick, from: HostId, colony: ColonyId, out: &mut Out) {
+        let me = self.info.id;
+        match self.replicas.get(&colony) {
+            Some(r) if r.role == Role::Secondary && r.primary == from => {
+                // Our primary is gone as surely as if its host had died: elect.
+                self.with_colony(now, colony, out, |r, env| r.on_host_down(env, from));
+            }
+            Some(_) => {}
+            None => {
+                let Some(e) = self.dir.entry(colony) else {
+                    return;
+                };
+                if !e.holders().any(|h| h == from) {
+                    return;
+                }
+                self.disowned.entry(colony).or_default().insert(from);
+                // A named secondary without a copy tells the named primary so.
+                if e.primary == from && e.secondaries.contains(&me) {
+                    let epoch = e.epoch;
+                    out.sends.push((
+                        from,
+                        Msg::Colony {
+                            colony,
+                            epoch,
+                            body: ColonyMsg::Disowned,
+                        },
+                    ));
+                }
+                out.timers
+                    .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(colony)));
+            }
+        }
+    }
+
+    /// Whether `host`, named in `colony`'s entry, may still hold a copy: alive and not
+    /// known to hold none; this host, only if it really holds one.
+    fn holds(&self, colony: ColonyId, host: HostId) -> bool {
+        if host == self.info.id {
+            self.replicas.contains_key(&colony) || self.fenced.contains_key(&colony)
+        } else {
+            self.is_alive(host)
+                && !self
+                    .disowned
+                    .get(&colony)
+                    .is_some_and(|d| d.contains(&host))
         }
     }
 
@@ -1064,20 +1157,26 @@ impl Node {
         };
         if !self.quorum
             || self.replicas.contains_key(&colony)
-            || e.holders().any(|h| self.is_alive(h))
+            || self.fenced.contains_key(&colony)
+            || e.holders().any(|h| self.holds(colony, h))
         {
             return;
         }
-        // Rendezvous hashing: every host agrees on the caretaker without talking.
-        let caretaker = self
-            .live_set()
-            .into_iter()
-            .filter(|h| {
-                self.topo
-                    .get(*h)
-                    .is_some_and(|v| v.state == HostState::Alive && v.info.role != HostRole::Logger)
-            })
-            .max_by_key(|h| super::types::mix64((u64::from(colony) << 32) | u64::from(*h)));
+        // The named primary that restarted without a copy takes care of it (the others
+        // still count it as a holder and wait). Otherwise rendezvous hashing: every
+        // host agrees on the caretaker without talking.
+        let caretaker = if e.primary == me {
+            Some(me)
+        } else {
+            self.live_set()
+                .into_iter()
+                .filter(|h| {
+                    self.topo.get(*h).is_some_and(|v| {
+                        v.state == HostState::Alive && v.info.role != HostRole::Logger
+                    })
+                })
+                .max_by_key(|h| super::types::mix64((u64::from(colony) << 32) | u64::from(*h)))
+        };
         if caretaker != Some(me) {
             return;
         }
