@@ -44,83 +44,24 @@ WARMUP=${WARMUP:-$((4096 * COLONIES * 11 / 10))} # SETs before measuring (-P 16)
 PIPELINES=${PIPELINES:-"1 16"}
 BASE=${BASE:-17300}            # colony peer BASE+i, client BASE-1000+i, admin BASE+100+i; logger i = 4
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-EXE=${COLONY_EXE:-$ROOT/target/release/colony}
-[[ -x $EXE ]] || { echo "build first: cargo build --release" >&2; exit 1; }
-for tool in redis-benchmark curl jq; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y redis-tools curl jq)" >&2; exit 1; }
-done
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in $((BASE+1)) $((BASE+2)) $((BASE+3)) $((BASE+4)) $((BASE-999)) $((BASE-998)) $((BASE-997)) \
-         $((BASE+101)) $((BASE+102)) $((BASE+103)) $((BASE+104)); do
-  port_free "$p" || { echo "port $p is in use; set BASE" >&2; exit 1; }
-done
-
-DIR=$(mktemp -d /tmp/colony-bench-logger.XXXXXX)
-PIDS=()        # cluster nodes, for the whole run
 LOGGER_PID=    # the logger while it runs (cleared once it has been waited for)
 BENCH_PID=
-cleanup() {
-  local rc=$?
-  local all=("${PIDS[@]}")
-  [[ -n $LOGGER_PID ]] && all+=("$LOGGER_PID")
-  [[ -n $BENCH_PID ]] && all+=("$BENCH_PID")
-  for pid in "${all[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 30); do
-    local alive=0
-    for pid in "${all[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [[ $alive == 0 ]] && break
-    sleep 0.1
-  done
-  for pid in "${all[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  if [[ $rc != 0 ]]; then echo "failed (exit $rc); logs kept in $DIR" >&2; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+extra_pids() { echo $LOGGER_PID $BENCH_PID; }
+source "$(dirname "$0")/lib.sh"
+bench_init logger redis-benchmark curl jq
+bench_ports_free $((BASE+1)) $((BASE+2)) $((BASE+3)) $((BASE+4)) $((BASE-999)) $((BASE-998)) \
+  $((BASE-997)) $((BASE+101)) $((BASE+102)) $((BASE+103)) $((BASE+104))
 
-export COLONY_SECRET=${COLONY_SECRET:-$(head -c 32 /dev/urandom | base64)}
 now() { date +%s.%N; }
 
 # --- colony: 3 nodes, N = 2, default sync (all in-sync secondaries) ---
-for i in 1 2 3; do
-  args=(node --id "$i" --listen "127.0.0.1:$((BASE+i))" --client "127.0.0.1:$((BASE-1000+i))"
-        --admin "127.0.0.1:$((BASE+100+i))" --box "bench-box-$i" --replicas 2
-        --colonies "$COLONIES" --cluster bench)
-  [[ $i != 1 ]] && args+=(--join "127.0.0.1:$((BASE+1))")
-  RUST_LOG=${RUST_LOG:-info} "$EXE" "${args[@]}" >/dev/null 2>"$DIR/colony-$i.log" &
-  PIDS+=($!)
-  [[ $i == 1 ]] && sleep 0.5
-done
+start_cluster3 bench bench-box
 COLONY_CLIENT=$((BASE-999))
 LOGGER_ID=4
 LOGGER_ADMIN=$((BASE+104))
 
-nodes_alive() {
-  local pid
-  for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "a colony node exited; see $DIR" >&2; exit 1; }; done
-}
-settled() {
-  local i s
-  for i in 1 2 3; do
-    s=$(curl -s --max-time 2 "http://127.0.0.1:$((BASE+100+i))/status") || return 1
-    echo "$s" | jq -e --argjson c "$COLONIES" '
-      ([.members[] | select(.state == "alive" and .role != "logger")] | length) == 3
-      and (.directory | length) == $c
-      and all(.directory[]; (.secondaries | length) == 1 and (.secondaries[0] != .primary))' \
-      >/dev/null || return 1
-  done
-}
-wait_settled() {
-  for t in $(seq 600); do
-    settled && return 0
-    nodes_alive
-    [[ $t == 600 ]] && { echo "colony cluster did not settle in 120 s" >&2; exit 1; }
-    sleep 0.2
-  done
-}
 echo "waiting for the colony cluster to settle (3 hosts, $COLONIES colonies, N = 2)..." >&2
-wait_settled
+wait_settled3
 
 # --- the logger ---
 # Does node $1's /status (1-3 or 4 = the logger itself) list the logger as alive?

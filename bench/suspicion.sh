@@ -14,58 +14,15 @@ set -euo pipefail
 MINUTES=${1:-10}
 COLONIES=${COLONIES:-271}
 BASE=${BASE:-17600}           # colony peer BASE+i, client BASE-1000+i, admin BASE+100+i
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-EXE=${COLONY_EXE:-$ROOT/target/release/colony}
-[[ -x $EXE ]] || { echo "build first: cargo build --release" >&2; exit 1; }
-for tool in redis-benchmark curl jq; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y redis-tools curl jq)" >&2; exit 1; }
-done
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for i in 1 2 3; do
-  for p in $((BASE+i)) $((BASE-1000+i)) $((BASE+100+i)); do
-    port_free "$p" || { echo "port $p is in use; set BASE" >&2; exit 1; }
-  done
-done
-
-DIR=$(mktemp -d /tmp/colony-bench-suspicion.XXXXXX)
-PIDS=()
 LOAD_PID=
-cleanup() {
-  local rc=$?
-  [[ -n $LOAD_PID ]] && { kill -TERM "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; }
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  if [[ $rc != 0 ]]; then echo "failed (exit $rc); logs kept in $DIR" >&2; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+extra_pids() { echo $LOAD_PID; }
+source "$(dirname "$0")/lib.sh"
+bench_init suspicion redis-benchmark curl jq
+bench_ports_free $((BASE+1)) $((BASE+2)) $((BASE+3)) $((BASE-999)) $((BASE-998)) $((BASE-997)) \
+  $((BASE+101)) $((BASE+102)) $((BASE+103))
+start_cluster3 suspicion suspicion-box
 
-export COLONY_SECRET=${COLONY_SECRET:-$(head -c 32 /dev/urandom | base64)}
-for i in 1 2 3; do
-  args=(node --id "$i" --listen "127.0.0.1:$((BASE+i))" --client "127.0.0.1:$((BASE-1000+i))"
-        --admin "127.0.0.1:$((BASE+100+i))" --box "suspicion-box-$i" --replicas 2
-        --colonies "$COLONIES" --cluster suspicion)
-  [[ $i != 1 ]] && args+=(--join "127.0.0.1:$((BASE+1))")
-  RUST_LOG=${RUST_LOG:-info} "$EXE" "${args[@]}" >/dev/null 2>"$DIR/colony-$i.log" &
-  PIDS+=($!)
-  [[ $i == 1 ]] && sleep 0.5
-done
-
-settled() {
-  local i s
-  for i in 1 2 3; do
-    s=$(curl -s --max-time 2 "http://127.0.0.1:$((BASE+100+i))/status") || return 1
-    echo "$s" | jq -e --argjson c "$COLONIES" '
-      ([.members[] | select(.state == "alive")] | length) == 3
-      and (.directory | length) == $c
-      and all(.directory[]; (.secondaries | length) == 1)' >/dev/null || return 1
-  done
-}
-for t in $(seq 600); do
-  settled && break
-  for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "a colony node exited; see $DIR" >&2; exit 1; }; done
-  [[ $t == 600 ]] && { echo "colony cluster did not settle in 120 s" >&2; exit 1; }
-  sleep 0.2
-done
+wait_settled3
 echo "settled; load for $MINUTES min (redis-benchmark -t set,get -c 50 -P 16 -r 100000, in a loop)" >&2
 
 START=$(date +%s)

@@ -20,68 +20,17 @@ PIPELINES=${PIPELINES:-"1 16"}
 BASE=${BASE:-17100}           # colony peer BASE+i, client BASE-1000+i, admin BASE+100+i
 REDIS_PORT=${REDIS_PORT:-16351} # redis primary; replica on REDIS_PORT+1
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-EXE=${COLONY_EXE:-$ROOT/target/release/colony}
-[[ -x $EXE ]] || { echo "build first: cargo build --release" >&2; exit 1; }
-for tool in redis-server redis-cli redis-benchmark curl jq; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install -y redis-server redis-tools curl jq)" >&2; exit 1; }
-done
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in $((BASE+1)) $((BASE+2)) $((BASE+3)) $((BASE-999)) $((BASE-998)) $((BASE-997)) \
-         $((BASE+101)) $((BASE+102)) $((BASE+103)) $REDIS_PORT $((REDIS_PORT+1)); do
-  port_free "$p" || { echo "port $p is in use; set BASE / REDIS_PORT" >&2; exit 1; }
-done
-
-DIR=$(mktemp -d /tmp/colony-bench-throughput.XXXXXX)
-PIDS=()
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 30); do
-    local alive=0
-    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [[ $alive == 0 ]] && break
-    sleep 0.1
-  done
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  if [[ $rc != 0 ]]; then echo "failed (exit $rc); logs kept in $DIR" >&2; else rm -rf "$DIR"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-export COLONY_SECRET=${COLONY_SECRET:-$(head -c 32 /dev/urandom | base64)}
+source "$(dirname "$0")/lib.sh"
+bench_init throughput redis-server redis-cli redis-benchmark curl jq
+bench_ports_free $((BASE+1)) $((BASE+2)) $((BASE+3)) $((BASE-999)) $((BASE-998)) $((BASE-997)) \
+  $((BASE+101)) $((BASE+102)) $((BASE+103)) "$REDIS_PORT" $((REDIS_PORT+1))
 
 # --- colony: 3 nodes, N = 2, default sync (all in-sync secondaries) ---
-for i in 1 2 3; do
-  args=(node --id "$i" --listen "127.0.0.1:$((BASE+i))" --client "127.0.0.1:$((BASE-1000+i))"
-        --admin "127.0.0.1:$((BASE+100+i))" --box "bench-box-$i" --replicas 2
-        --colonies "$COLONIES" --cluster bench)
-  [[ $i != 1 ]] && args+=(--join "127.0.0.1:$((BASE+1))")
-  RUST_LOG=${RUST_LOG:-info} "$EXE" "${args[@]}" >/dev/null 2>"$DIR/colony-$i.log" &
-  PIDS+=($!)
-  [[ $i == 1 ]] && sleep 0.5
-done
+start_cluster3 bench bench-box
 COLONY_CLIENT=$((BASE-999))
 
-settled() {
-  local i s
-  for i in 1 2 3; do
-    s=$(curl -s --max-time 2 "http://127.0.0.1:$((BASE+100+i))/status") || return 1
-    echo "$s" | jq -e --argjson c "$COLONIES" '
-      ([.members[] | select(.state == "alive")] | length) == 3
-      and (.directory | length) == $c
-      and all(.directory[]; (.secondaries | length) == 1 and (.secondaries[0] != .primary))' \
-      >/dev/null || return 1
-  done
-}
 echo "waiting for the colony cluster to settle (3 hosts, $COLONIES colonies, N = 2)..." >&2
-for t in $(seq 600); do
-  settled && break
-  for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || { echo "a colony node exited; see $DIR" >&2; exit 1; }; done
-  [[ $t == 600 ]] && { echo "colony cluster did not settle in 120 s" >&2; exit 1; }
-  sleep 0.2
-done
+wait_settled3
 
 # --- redis: primary + one replica, no persistence ---
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
