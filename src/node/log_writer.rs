@@ -195,7 +195,10 @@ impl LogWriter {
                 continue;
             }
             let w = weight(&a);
-            if q.bytes + w > self.capacity && !q.items.is_empty() {
+            // Bytes still being written count too: the bound holds while the thread
+            // writes a batch. Only an append larger than the whole buffer is let in,
+            // alone, so one huge snapshot cannot block its colony for ever.
+            if q.bytes + w > self.capacity && q.bytes > 0 {
                 let c = a.colony();
                 refused = Some(Refused {
                     reached: vec![(c, self.queued.get(&c).copied())],
@@ -455,7 +458,8 @@ mod tests {
         let (mut w, positions) = LogWriter::start(&dir, 1 << 20, 1, 0).unwrap();
         assert!(positions.is_empty());
         // The first append always goes in (an empty buffer takes anything); the rest of
-        // the batch does not fit, whatever its colony.
+        // the batch does not fit, whatever its colony (the thread cannot have freed it:
+        // bytes count until written).
         let refused = w
             .offer(vec![
                 entries(1, 1..=2),
