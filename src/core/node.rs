@@ -870,7 +870,13 @@ impl Node {
         }
         let view = rec.view.clone();
         if self.dir.hosts.merge(rec) && self.membership.is_alive(h) {
+            let logger = view.info.role == HostRole::Logger;
             self.topo.upsert(view);
+            // Only a logger's record changes who the loggers are (deaths and joins come
+            // through membership): no scan of the host table for every record.
+            if logger || self.loggers.contains(&h) {
+                self.refresh_loggers();
+            }
         }
     }
 
@@ -1073,7 +1079,6 @@ impl Node {
 
     fn tick(&mut self, now: Tick, out: &mut Out) {
         self.ticks += 1;
-        self.refresh_loggers();
         self.publish_record(now, false, out);
         self.target = placement::feasible_population(
             &self.topo,
