@@ -1613,6 +1613,18 @@ mod tests {
         }
     }
 
+    /// The host of 0..5 holding the most primaries.
+    fn busiest(c: &Cluster) -> HostId {
+        (0..5)
+            .max_by_key(|h| {
+                c.nodes[h]
+                    .replicas()
+                    .filter(|r| r.role == Role::Primary)
+                    .count()
+            })
+            .unwrap()
+    }
+
     /// Five hosts, host 0 creates the cluster, the others join; settle.
     fn five() -> Cluster {
         let mut c = Cluster::new(cfg());
@@ -1717,14 +1729,7 @@ mod tests {
         for (i, r) in &reqs {
             assert_eq!(c.replies.get(r), Some(&Reply::Ok), "write {i}");
         }
-        let busiest = (0..5)
-            .max_by_key(|h| {
-                c.nodes[h]
-                    .replicas()
-                    .filter(|r| r.role == Role::Primary)
-                    .count()
-            })
-            .unwrap();
+        let busiest = busiest(&c);
         c.kill(busiest);
         c.run_for(60_000);
         assert!(c.count_events("colony_promoted") > 0);
@@ -1862,14 +1867,7 @@ mod tests {
         c.run_for(300);
         assert_eq!(c.replies.get(&r), Some(&Reply::Int(1)));
         assert_eq!(logged_values(&c, 9).get(&b"fresh"[..]), None);
-        let busiest = (0..5)
-            .max_by_key(|h| {
-                c.nodes[h]
-                    .replicas()
-                    .filter(|r| r.role == Role::Primary)
-                    .count()
-            })
-            .unwrap();
+        let busiest = busiest(&c);
         let mut second: Vec<(String, Option<String>)> = (0..100)
             .map(|i| (format!("k{i}"), Some(format!("b{i}"))))
             .collect();
