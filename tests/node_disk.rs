@@ -40,22 +40,7 @@ fn load(node: &NodeProc, n: usize, tag: &str) {
 }
 
 fn check(node: &NodeProc, n: usize, tag: &str) {
-    let mut conn = node.redis();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
-        let mut pipe = redis::pipe();
-        for i in chunk {
-            if i % 10 == 0 {
-                pipe.hget(format!("c:{i}"), "dna");
-            } else {
-                pipe.get(format!("c:{i}"));
-            }
-        }
-        let got: Vec<Option<String>> = pipe.query(&mut conn).expect("read back");
-        for (i, v) in chunk.iter().zip(got) {
-            let want = (i % 10 != 1).then(|| format!("{tag}-{i}"));
-            assert_eq!(v, want, "cell c:{i} via node {}", node.id);
-        }
-    }
+    check_cells(node, n, |i| (i % 10 != 1).then(|| format!("{tag}-{i}")));
 }
 
 fn colony(args: &[&str]) -> std::process::Output {

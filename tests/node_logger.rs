@@ -49,21 +49,7 @@ fn expected(i: usize) -> Option<String> {
 }
 
 fn check(node: &NodeProc, n: usize) {
-    let mut conn = node.redis();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
-        let mut pipe = redis::pipe();
-        for i in chunk {
-            if i % 10 == 0 {
-                pipe.hget(format!("c:{i}"), "dna");
-            } else {
-                pipe.get(format!("c:{i}"));
-            }
-        }
-        let got: Vec<Option<String>> = pipe.query(&mut conn).expect("read back");
-        for (i, v) in chunk.iter().zip(got) {
-            assert_eq!(v, expected(*i), "cell c:{i} via node {}", node.id);
-        }
-    }
+    check_cells(node, n, expected);
 }
 
 fn logger_status(n: &NodeProc) -> Option<colony::admin::report::LoggerReport> {

@@ -289,3 +289,23 @@ pub fn count(
         .filter(|e| reason.is_none_or(|r| e["reason"] == r))
         .count()
 }
+
+/// Reads cells `c:0..c:n` through `node` (every tenth is a hash with field `dna`, the
+/// rest plain strings), pipelined, and asserts each equals `want(i)`.
+pub fn check_cells(node: &NodeProc, n: usize, want: impl Fn(usize) -> Option<String>) {
+    let mut conn = node.redis();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            if i % 10 == 0 {
+                pipe.hget(format!("c:{i}"), "dna");
+            } else {
+                pipe.get(format!("c:{i}"));
+            }
+        }
+        let got: Vec<Option<String>> = pipe.query(&mut conn).expect("read back");
+        for (i, v) in chunk.iter().zip(got) {
+            assert_eq!(v, want(*i), "cell c:{i} via node {}", node.id);
+        }
+    }
+}
