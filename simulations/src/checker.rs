@@ -229,7 +229,8 @@ impl Checker {
             let Some(replica) = host.node.replica(colony) else {
                 continue;
             };
-            let cell = replica.cells.get(key.name.as_bytes());
+            let found = replica.cells.get(key.name.as_bytes());
+            let cell = found.as_deref();
             if key.allows(cell, cx.now) {
                 continue;
             }

@@ -77,12 +77,7 @@ impl World {
         };
         let saved: Vec<(ColonyId, Vec<(Key, Cell)>)> = colonies
             .iter()
-            .filter_map(|c| {
-                node.replica(*c).map(|r| {
-                    let cells = r.cells.iter().map(|(k, v)| (k.clone(), v.clone()));
-                    (*c, cells.collect())
-                })
-            })
+            .filter_map(|c| node.replica(*c).map(|r| (*c, r.cells.to_vec())))
             .collect();
         let cells: usize = saved.iter().map(|(_, v)| v.len()).sum();
         if self.verbose {

@@ -295,7 +295,9 @@ impl HostActor {
                             seq: s.seq,
                             cells: s.cells,
                         })?;
-                        dump.cells_from(r.cells.iter())?;
+                        for (k, c) in r.cells.iter() {
+                            dump.cell(k, &c)?;
+                        }
                     }
                     dump.finish()?;
                     Ok(())
@@ -914,11 +916,7 @@ impl Handler<SnapshotPrimaries> for HostActor {
             if s.role != Role::Primary || !s.writable {
                 continue;
             }
-            let list: Vec<(Key, crate::core::cell::Cell)> = r
-                .cells
-                .iter()
-                .map(|(k, c)| (k.clone(), c.clone()))
-                .collect();
+            let list: Vec<(Key, crate::core::cell::Cell)> = r.cells.to_vec();
             cells += list.len() as u64;
             out.push((
                 store::ColonyDump {

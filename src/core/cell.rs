@@ -6,9 +6,10 @@
 //! commands, are what is replicated: applying the same op twice gives the same state,
 //! so a secondary that sees a mutation again after a resync stays correct.
 
+pub use super::cell_store::CellStore;
 use super::types::{ColonyId, Tick, Version};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub type Key = Vec<u8>;
 
@@ -254,15 +255,6 @@ impl Op {
     }
 }
 
-/// The cells of one replica.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CellStore {
-    cells: BTreeMap<Key, Cell>,
-    /// `(expires_at, key)` of every cell with an expiry: the sweep reads only what is due.
-    expiry: BTreeSet<(Tick, Key)>,
-    bytes: usize,
-}
-
 fn parse_int(v: &[u8]) -> Result<i64, CommandError> {
     std::str::from_utf8(v)
         .ok()
@@ -271,90 +263,13 @@ fn parse_int(v: &[u8]) -> Result<i64, CommandError> {
 }
 
 impl CellStore {
-    pub fn len(&self) -> usize {
-        self.cells.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cells.is_empty()
-    }
-
-    /// Approximate bytes held by keys and DNA.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    pub fn get(&self, key: &[u8]) -> Option<&Cell> {
-        self.cells.get(key)
-    }
-
-    /// The live cell at `key`, if any.
-    pub fn live(&self, key: &[u8], now: Tick) -> Option<&Cell> {
-        self.cells.get(key).filter(|c| c.is_live(now))
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Cell)> {
-        self.cells.iter()
-    }
-
-    /// Every cell, copied (a snapshot to send or write).
-    pub fn to_vec(&self) -> Vec<(Key, Cell)> {
-        self.iter().map(|(k, c)| (k.clone(), c.clone())).collect()
-    }
-
-    /// Apply a replicated op. Idempotent.
-    pub fn apply(&mut self, op: &Op) {
-        match op {
-            Op::Put { key, cell } => {
-                let add = key.len() + cell.dna.size();
-                if let Some(t) = cell.expires_at {
-                    self.expiry.insert((t, key.clone()));
-                }
-                if let Some(old) = self.cells.insert(key.clone(), cell.clone()) {
-                    self.bytes -= key.len() + old.dna.size();
-                    if let Some(t) = old.expires_at.filter(|t| Some(*t) != cell.expires_at) {
-                        self.expiry.remove(&(t, key.clone()));
-                    }
-                }
-                self.bytes += add;
-            }
-            Op::Remove { key, .. } => {
-                if let Some(old) = self.cells.remove(key) {
-                    self.bytes -= key.len() + old.dna.size();
-                    if let Some(t) = old.expires_at {
-                        self.expiry.remove(&(t, key.clone()));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Replace everything (a snapshot arrived).
-    pub fn replace(&mut self, cells: impl IntoIterator<Item = (Key, Cell)>) {
-        self.cells.clear();
-        self.expiry.clear();
-        self.bytes = 0;
-        for (key, cell) in cells {
-            self.apply(&Op::Put { key, cell });
-        }
-    }
-
-    /// Keys whose expiry has passed, at most `limit` of them.
-    pub fn expired(&self, now: Tick, limit: usize) -> Vec<Key> {
-        self.expiry
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .take(limit)
-            .map(|(_, k)| k.clone())
-            .collect()
-    }
-
     /// Run a command as the primary at `version` (the position the write would take).
     /// Returns the reply and, for a write that changes state, the op to replicate.
     /// The store itself is not changed: the caller applies the op.
     pub fn execute(&self, cmd: &Command, now: Tick, version: Version) -> (Reply, Option<Op>) {
         let key = cmd.key().to_vec();
-        let live = self.live(&key, now);
+        let found = self.live(&key, now);
+        let live = found.as_deref();
         let put = |dna: Dna, expires_at: Option<Tick>| Op::Put {
             key: key.clone(),
             cell: Cell {

@@ -480,12 +480,12 @@ impl ColonyReplica {
         }
         let key = cmd.key().to_vec();
         // A moved cell: this colony only forwards.
-        if let Some(Cell {
-            dna: Dna::Moved(dest),
-            ..
-        }) = self.cells.get(&key)
-        {
-            env.fx.forward.push((*dest, to, cmd));
+        let moved = self.cells.get(&key).and_then(|c| match c.dna {
+            Dna::Moved(dest) => Some(dest),
+            _ => None,
+        });
+        if let Some(dest) = moved {
+            env.fx.forward.push((dest, to, cmd));
             return;
         }
         if !cmd.is_write() {
@@ -556,7 +556,10 @@ impl ColonyReplica {
         // alone while the cluster can hold a second copy. A primary cut off from all
         // its secondaries then holds writes (they time out) instead of acknowledging
         // what a split may take away.
-        let floor = (env.cfg.min_sync_acks as usize).min(env.target.saturating_sub(1) as usize);
+        // A storage node's own copy counts twice ([`placement::slots`]): alone it holds
+        // the whole target of a two-host cluster, and needs no ack.
+        let own = placement::host_slots(env.topo, env.me);
+        let floor = (env.cfg.min_sync_acks as usize).min(env.target.saturating_sub(own) as usize);
         let needed = env
             .cfg
             .sync_replicas
@@ -690,7 +693,7 @@ impl ColonyReplica {
             env.fx.replies.push((to, Reply::Ok));
             return;
         }
-        let Some(cell) = self.cells.live(&key, env.now).cloned() else {
+        let Some(cell) = self.cells.live(&key, env.now).map(|c| c.into_owned()) else {
             env.fx.replies.push((to, Reply::Nil));
             return;
         };
@@ -899,6 +902,16 @@ impl ColonyReplica {
                 self.announce_members(env);
                 self.send_snapshot(env, from);
             }
+            ColonyMsg::AlreadyHeld { have } => {
+                let offered = self
+                    .members
+                    .iter()
+                    .any(|m| m.host == from && matches!(m.sync, MemberSync::Offered { .. }));
+                if offered {
+                    self.announce_members(env);
+                    self.catch_up(env, from, have);
+                }
+            }
             ColonyMsg::Gone => self.on_host_down(env, from),
             ColonyMsg::CloneRefuse { retry_ms, .. } => {
                 self.members.retain(|m| m.host != from);
@@ -1043,7 +1056,9 @@ impl ColonyReplica {
     }
 
     /// Someone offered us a (new) replica of a colony we already hold: they are the
-    /// primary now; start over as their syncing replica.
+    /// primary now. A replica with data says so ([`ColonyMsg::AlreadyHeld`]) and keeps
+    /// it: the primary sends only the tail after it when its history contains ours, a
+    /// snapshot otherwise. A replica still waiting for its snapshot starts over.
     fn reset_for_clone(&mut self, env: &mut Env, from: HostId, epoch: Epoch) {
         if self.role == Role::Primary {
             if epoch == self.epoch {
@@ -1051,10 +1066,28 @@ impl ColonyReplica {
             }
             self.step_down(env, from, epoch, true);
         }
-        let keep = self.clone();
-        *self = Self::syncing(self.colony, epoch, from);
-        self.refused = keep.refused;
-        env.send(from, self.colony, epoch, ColonyMsg::CloneAccept);
+        let mut next = Self::syncing(self.colony, epoch, from);
+        next.refused = std::mem::take(&mut self.refused);
+        next.cells = std::mem::take(&mut self.cells);
+        if self.synced {
+            next.synced = true;
+            next.last = self.last;
+            next.lineage = std::mem::take(&mut self.lineage);
+            next.log = std::mem::take(&mut self.log);
+            next.logged = self.logged;
+            next.tombstones = std::mem::take(&mut self.tombstones);
+            *self = next;
+            env.send(
+                from,
+                self.colony,
+                epoch,
+                ColonyMsg::AlreadyHeld { have: self.last },
+            );
+        } else {
+            next.cells.clear();
+            *self = next;
+            env.send(from, self.colony, epoch, ColonyMsg::CloneAccept);
+        }
     }
 
     /// A primary learns that a newer one exists: it gives its cells to be merged (if
@@ -1066,11 +1099,7 @@ impl ColonyReplica {
                 self.colony,
                 self.epoch,
                 ColonyMsg::Merge {
-                    cells: self
-                        .cells
-                        .iter()
-                        .map(|(k, c)| (k.clone(), c.clone()))
-                        .collect(),
+                    cells: self.cells.to_vec(),
                     lineage: self.lineage.clone(),
                     deleted: self.tombstones.list(),
                 },
@@ -1626,6 +1655,11 @@ impl ColonyReplica {
 
     /// Called on every node tick.
     pub fn tick(&mut self, env: &mut Env) {
+        if let Some(e) = self.cells.take_failure() {
+            // A storage replica whose disk failed holds nothing we can trust.
+            self.dropped(env, format!("value log failed: {e}"));
+            return;
+        }
         if self.role != Role::Primary {
             return;
         }
@@ -1659,15 +1693,19 @@ impl ColonyReplica {
                 })
                 .map(|m| m.host)
                 .max_by(|a, b| {
-                    let sa = env
-                        .topo
-                        .get(*a)
-                        .map_or(0.0, |v| placement::attraction(v, &env.cfg.placement));
-                    let sb = env
-                        .topo
-                        .get(*b)
-                        .map_or(0.0, |v| placement::attraction(v, &env.cfg.placement));
-                    sa.total_cmp(&sb).then(b.cmp(a))
+                    // Primaries belong in memory: an ordinary host first, a storage
+                    // node only when no other member can take it.
+                    let key = |h: HostId| {
+                        (
+                            !placement::is_storage(env.topo, h),
+                            env.topo
+                                .get(h)
+                                .map_or(0.0, |v| placement::attraction(v, &env.cfg.placement)),
+                        )
+                    };
+                    let (oa, sa) = key(*a);
+                    let (ob, sb) = key(*b);
+                    oa.cmp(&ob).then(sa.total_cmp(&sb)).then(b.cmp(a))
                 });
             if let Some(to) = best {
                 self.moving = None;
@@ -1689,7 +1727,7 @@ impl ColonyReplica {
         if in_flight {
             return;
         }
-        let counted = 1 + self.members.iter().filter(|m| m.counts()).count() as u32;
+        let counted = self.population(env);
         let all_in_sync = self.members.iter().all(|m| m.sync == MemberSync::InSync);
         let mut set: Vec<HostId> = vec![me];
         set.extend(self.members.iter().map(|m| m.host));
@@ -1706,7 +1744,7 @@ impl ColonyReplica {
             return;
         }
         if counted > env.target.max(1) {
-            self.drop_worst(env, &set);
+            self.drop_worst(env, &set, counted - env.target.max(1));
             return;
         }
         if self.moving.is_none() && env.placement_turn {
@@ -1756,12 +1794,18 @@ impl ColonyReplica {
 
     /// Hand primacy to an in-sync secondary whose host holds at least two primaries
     /// fewer than ours: spreads client load without moving data.
+    ///
+    /// A primary on a storage node hands off to any in-sync ordinary host (the one with
+    /// the fewest primaries): clients are served from memory, and the storage node keeps
+    /// its copy as a secondary. Primacy never goes to a storage node this way.
     fn balance_primaries(&mut self, env: &mut Env) -> bool {
+        let on_storage = placement::is_storage(env.topo, env.me);
         let mine = env.topo.get(env.me).map_or(0, |v| v.primaries);
         let best = self
             .members
             .iter()
             .filter(|m| m.sync == MemberSync::InSync)
+            .filter(|m| !placement::is_storage(env.topo, m.host))
             .filter_map(|m| {
                 env.topo
                     .get(m.host)
@@ -1770,7 +1814,7 @@ impl ColonyReplica {
             })
             .min();
         match best {
-            Some((theirs, to)) if theirs + 2 <= mine => {
+            Some((theirs, to)) if on_storage || theirs + 2 <= mine => {
                 self.hand_off = Some(HandOff::Draining {
                     to,
                     since: env.now,
@@ -1795,9 +1839,18 @@ impl ColonyReplica {
         env.send(to, self.colony, self.epoch, ColonyMsg::CloneOffer);
     }
 
-    fn drop_worst(&mut self, env: &mut Env, set: &[HostId]) {
+    /// Drop the member whose absence leaves the best set, among those whose copy counts
+    /// for at most `excess` ([`placement::slots`]): a drop never takes the population
+    /// below the target.
+    fn drop_worst(&mut self, env: &mut Env, set: &[HostId], excess: u32) {
         let me = env.me;
-        let worst = self.members.iter().map(|m| m.host).max_by(|a, b| {
+        let topo: &Topology = env.topo;
+        let droppable = self
+            .members
+            .iter()
+            .map(|m| m.host)
+            .filter(|h| placement::host_slots(topo, *h) <= excess);
+        let worst = droppable.max_by(|a, b| {
             let without =
                 |x: HostId| -> Vec<HostId> { set.iter().copied().filter(|h| *h != x).collect() };
             let sa = placement::set_score(env.topo, &without(*a), &env.cfg.placement);
@@ -1856,6 +1909,18 @@ impl ColonyReplica {
         }
     }
 
+    /// Replicas that count, as [`placement::slots`] weighs them: this primary and its
+    /// counting secondaries (a storage node's copy counts twice).
+    fn population(&self, env: &Env) -> u32 {
+        placement::host_slots(env.topo, env.me)
+            + self
+                .members
+                .iter()
+                .filter(|m| m.counts())
+                .map(|m| placement::host_slots(env.topo, m.host))
+                .sum::<u32>()
+    }
+
     fn population_events(&mut self, env: &mut Env) {
         let wanted = env.cfg.replicas;
         if env.target < wanted && !self.reduced {
@@ -1867,7 +1932,7 @@ impl ColonyReplica {
                 wanted,
             });
         } else if env.target >= wanted && self.reduced {
-            let population = 1 + self.members.iter().filter(|m| m.counts()).count() as u32;
+            let population = self.population(env);
             if population >= wanted {
                 self.reduced = false;
                 env.event(EventKind::PopulationRestored {
@@ -2097,6 +2162,53 @@ mod tests {
         while t.links.values().any(|q| !q.is_empty()) {
             t.deliver(0, false);
         }
+    }
+
+    /// Like [`settle`]; the kinds of the messages delivered.
+    fn settle_seeing(t: &mut Trio) -> Vec<&'static str> {
+        let mut seen = Vec::new();
+        while let Some(q) = t.links.values().find(|q| !q.is_empty()) {
+            seen.push(q.front().map_or("", |(_, m)| m.kind()));
+            t.deliver(0, false);
+        }
+        seen
+    }
+
+    #[test]
+    fn a_replica_offered_what_it_holds_gets_only_the_tail() {
+        let mut t = Trio::new();
+        for i in 1..=3 {
+            t.write(i);
+        }
+        settle(&mut t);
+        // The primary stops counting secondary 1 (say its Drop was lost), writes on,
+        // then offers it the colony again.
+        t.reps.get_mut(&P).unwrap().members.retain(|m| m.host != 1);
+        t.write(4);
+        settle(&mut t);
+        t.step(P, |r, env| r.offer_clone(env, 1));
+        let seen = settle_seeing(&mut t);
+        assert!(seen.contains(&"already_held"), "{seen:?}");
+        assert!(!seen.contains(&"snapshot"), "{seen:?}");
+        let p = &t.reps[&P];
+        assert!(p
+            .members
+            .iter()
+            .any(|m| m.host == 1 && m.sync == MemberSync::InSync));
+        assert_eq!(t.reps[&1].cells, p.cells);
+        assert_eq!(t.reps[&1].last, p.last);
+
+        // A copy whose history the primary does not share gets a snapshot instead.
+        t.reps.get_mut(&P).unwrap().members.retain(|m| m.host != 1);
+        {
+            let s = t.reps.get_mut(&1).unwrap();
+            s.last.epoch = Epoch { term: 9, by: 1 };
+            s.lineage.insert(s.last.epoch, s.last.seq);
+        }
+        t.step(P, |r, env| r.offer_clone(env, 1));
+        let seen = settle_seeing(&mut t);
+        assert!(seen.contains(&"snapshot"), "{seen:?}");
+        assert_eq!(t.reps[&1].cells, t.reps[&P].cells);
     }
 
     #[test]

@@ -124,6 +124,10 @@ pub enum ColonyMsg {
     CloneOffer,
     /// Target -> primary: yes (an empty syncing replica exists now).
     CloneAccept,
+    /// Target -> primary: yes, and I already hold a copy up to `have` (a replica this
+    /// host kept, e.g. one its old primary stopped counting): send what follows it, or
+    /// a snapshot if our histories differ.
+    AlreadyHeld { have: Version },
     /// Target -> primary: no.
     CloneRefuse {
         reason: String,
@@ -188,26 +192,34 @@ impl Msg {
             Msg::Log { .. } => "log",
             Msg::LogSnapshot { .. } => "log_snapshot",
             Msg::LogProbe { .. } => "log_probe",
-            Msg::Colony { body, .. } => match body {
-                ColonyMsg::Replicate { .. } => "replicate",
-                ColonyMsg::Ack { .. } => "ack",
-                ColonyMsg::Resync { .. } => "resync",
-                ColonyMsg::Refuse { .. } => "refuse",
-                ColonyMsg::Members { .. } => "members",
-                ColonyMsg::Snapshot { .. } => "snapshot",
-                ColonyMsg::CloneOffer => "clone_offer",
-                ColonyMsg::CloneAccept => "clone_accept",
-                ColonyMsg::CloneRefuse { .. } => "clone_refuse",
-                ColonyMsg::Drop { .. } => "drop",
-                ColonyMsg::Gone => "gone",
-                ColonyMsg::Disowned => "disowned",
-                ColonyMsg::Claim => "claim",
-                ColonyMsg::Offer { .. } => "offer",
-                ColonyMsg::HandOff { .. } => "hand_off",
-                ColonyMsg::Merge { .. } => "merge",
-                ColonyMsg::CellIn { .. } => "cell_in",
-                ColonyMsg::CellInDone { .. } => "cell_in_done",
-            },
+            Msg::Colony { body, .. } => body.kind(),
+        }
+    }
+}
+
+impl ColonyMsg {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ColonyMsg::Replicate { .. } => "replicate",
+            ColonyMsg::Ack { .. } => "ack",
+            ColonyMsg::Resync { .. } => "resync",
+            ColonyMsg::Refuse { .. } => "refuse",
+            ColonyMsg::Members { .. } => "members",
+            ColonyMsg::Snapshot { .. } => "snapshot",
+            ColonyMsg::CloneOffer => "clone_offer",
+            ColonyMsg::CloneAccept => "clone_accept",
+            ColonyMsg::AlreadyHeld { .. } => "already_held",
+            ColonyMsg::CloneRefuse { .. } => "clone_refuse",
+            ColonyMsg::Drop { .. } => "drop",
+            ColonyMsg::Gone => "gone",
+            ColonyMsg::Disowned => "disowned",
+            ColonyMsg::Claim => "claim",
+            ColonyMsg::Offer { .. } => "offer",
+            ColonyMsg::HandOff { .. } => "hand_off",
+            ColonyMsg::Merge { .. } => "merge",
+            ColonyMsg::CellIn { .. } => "cell_in",
+            ColonyMsg::CellInDone { .. } => "cell_in_done",
         }
     }
 }

@@ -7,6 +7,7 @@
 //!
 //! - [`types`]: ids, epochs, versions, resources, key routing.
 //! - [`cell`]: cells, commands, replies and the replicated ops.
+//! - [`cell_store`]: a replica's cells, in memory or (storage node) on disk.
 //! - [`events`]: the event vocabulary.
 //! - [`topology`]: zones > boxes > hosts (petgraph) and host views.
 //! - [`placement`]: repulsion, attraction, hysteresis, feasibility.
@@ -17,6 +18,7 @@
 //! - [`node`]: one host: composes the machines above and routes between them.
 
 pub mod cell;
+pub mod cell_store;
 pub mod colony;
 pub mod directory;
 pub mod events;

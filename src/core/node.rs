@@ -7,6 +7,7 @@
 //! decision of its own.
 
 use super::cell::{Command, CommandError, Reply};
+use super::cell_store::{CellStore, ValueLogError, ValueStorage};
 use super::colony::{ColonyConfig, ColonyReplica, ColonyTimer, Effects, Env};
 use super::directory::{DirEntry, Directory, HostRecord};
 use super::events::{Event, EventKind};
@@ -223,6 +224,8 @@ pub struct Node {
     /// Hosts named in a colony's entry that said they hold no copy of it (they
     /// restarted): not counted as its holders. Cleared by the colony's next entry.
     disowned: BTreeMap<ColonyId, BTreeSet<HostId>>,
+    /// A storage node: where its replicas keep their cells (None: in memory).
+    values: Option<Box<dyn ValueStorage>>,
 }
 
 impl Node {
@@ -261,8 +264,47 @@ impl Node {
             sink: (info.role == HostRole::Logger).then(|| LogSink::new(cfg.log_sink.clone())),
             loggers: Vec::new(),
             disowned: BTreeMap::new(),
+            values: None,
             info,
             cfg,
+        }
+    }
+
+    /// A storage node: every replica this host takes from now on keeps its cells in a
+    /// value log from `storage` instead of in memory (before [`Input::Start`]).
+    pub fn set_value_storage(&mut self, storage: Box<dyn ValueStorage>) {
+        self.values = Some(storage);
+    }
+
+    /// The cells of a new replica of `colony`: in a value log on a storage node.
+    fn new_cells(&mut self, colony: ColonyId) -> Result<CellStore, ValueLogError> {
+        match &mut self.values {
+            Some(storage) => storage.open(colony).map(CellStore::on_disk),
+            None => Ok(CellStore::default()),
+        }
+    }
+
+    /// Holds `r` from now on, its cells in a value log on a storage node; a log that
+    /// cannot be opened leaves the colony to the other hosts (`replica_dropped`).
+    fn hold(&mut self, now: Tick, mut r: ColonyReplica, out: &mut Out) -> bool {
+        match self.new_cells(r.colony) {
+            Ok(cells) => {
+                r.cells = cells;
+                self.replicas.insert(r.colony, r);
+                true
+            }
+            Err(e) => {
+                self.emit(
+                    now,
+                    EventKind::ReplicaDropped {
+                        colony: r.colony,
+                        epoch: r.epoch,
+                        reason: format!("value log: {e}"),
+                    },
+                    out,
+                );
+                false
+            }
         }
     }
 
@@ -393,8 +435,10 @@ impl Node {
         if seeds.is_empty() && self.sink.is_none() {
             for c in 0..self.cfg.colonies {
                 let r = ColonyReplica::genesis(c, me, Epoch::genesis(me));
-                self.dir.colonies.merge(r.dir_entry(me));
-                self.replicas.insert(c, r);
+                let entry = r.dir_entry(me);
+                if self.hold(now, r, out) {
+                    self.dir.colonies.merge(entry);
+                }
             }
         }
         for s in &seeds {
@@ -536,25 +580,29 @@ impl Node {
         let me_view = self.topo.get(self.info.id);
         let admits = me_view.is_some_and(|v| placement::admits(v, &self.cfg.colony.placement));
         let busy_retry = self.cfg.busy_retry_ms + self.rng.random_range(0..=self.cfg.busy_retry_ms);
-        let reason = if self.state != NodeState::Active {
-            Some(("host is leaving", 0))
+        let refused = if self.state != NodeState::Active {
+            Some(("host is leaving".to_string(), 0))
         } else if !self.quorum {
-            Some(("no quorum", 0))
+            Some(("no quorum".to_string(), 0))
         } else if incoming >= self.cfg.max_incoming_clones {
-            Some(("too many transfers in flight", busy_retry))
+            Some(("too many transfers in flight".to_string(), busy_retry))
         } else if !admits {
-            Some(("no capacity", 0))
+            Some(("no capacity".to_string(), 0))
         } else {
             None
         };
-        let body = match reason {
-            Some((r, retry_ms)) => ColonyMsg::CloneRefuse {
-                reason: r.into(),
-                retry_ms,
-            },
-            None => {
-                self.replicas
-                    .insert(colony, ColonyReplica::syncing(colony, epoch, from));
+        let accepted = match refused {
+            Some(why) => Err(why),
+            None => self
+                .new_cells(colony)
+                .map_err(|e| (format!("value log: {e}"), 0)),
+        };
+        let body = match accepted {
+            Err((reason, retry_ms)) => ColonyMsg::CloneRefuse { reason, retry_ms },
+            Ok(cells) => {
+                let mut r = ColonyReplica::syncing(colony, epoch, from);
+                r.cells = cells;
+                self.replicas.insert(colony, r);
                 ColonyMsg::CloneAccept
             }
         };
@@ -1197,7 +1245,9 @@ impl Node {
         let epoch = e.epoch.next(me);
         let r = ColonyReplica::genesis(colony, me, epoch);
         let last_holders: Vec<HostId> = e.holders().collect();
-        self.replicas.insert(colony, r);
+        if !self.hold(now, r, out) {
+            return;
+        }
         self.emit(
             now,
             EventKind::DataLost {
@@ -1936,6 +1986,94 @@ mod tests {
         assert_eq!(logged_values(&c, 9), expected);
     }
 
+    /// Reads `key` through `host`; the value, if any.
+    fn read(c: &mut Cluster, host: HostId, key: &str) -> Option<Reply> {
+        let r = c.client(host, Command::Get { key: key.into() });
+        c.run_for(500);
+        c.replies.get(&r).cloned()
+    }
+
+    #[test]
+    fn a_storage_node_ends_up_holding_every_colony_and_gives_it_back() {
+        // Three ordinary hosts and a storage node (9), N = 3. The storage node's copy
+        // counts twice, its cells live in a value log, and primaries stay in memory.
+        let mut c = Cluster::new(cfg());
+        c.roles.insert(9, HostRole::Storage);
+        c.start(0, vec![]);
+        for h in 1..3 {
+            c.start(h, vec![0]);
+        }
+        c.start(9, vec![0]);
+        c.run_for(60_000);
+        let reqs: Vec<_> = (0..200)
+            .map(|i| c.client(i % 3, set(&format!("s{i}"), &format!("v{i}"))))
+            .collect();
+        c.run_for(5_000);
+        for r in &reqs {
+            assert_eq!(c.replies.get(r), Some(&Reply::Ok));
+        }
+        let held: Vec<&ColonyReplica> = c.nodes[&9].replicas().collect();
+        assert!(!held.is_empty(), "colonies are drawn to the storage node");
+        assert!(held.iter().all(|r| r.cells.is_on_disk()));
+        assert!(
+            held.iter().all(|r| r.role == Role::Secondary),
+            "primaries are handed to ordinary hosts"
+        );
+        for colony in 0..c.cfg.colonies {
+            let p = c.primaries(colony)[0];
+            let r = c.nodes[&p].replica(colony).unwrap();
+            let with_storage = r.set_hosts().contains(&9);
+            // With the storage node in the set, two hosts make the population of 3.
+            assert_eq!(
+                r.set_hosts().len() + 1,
+                if with_storage { 2 } else { 3 },
+                "colony {colony}: {:?}",
+                r.set_hosts()
+            );
+        }
+        // The ordinary hosts leave one by one: no promotion, no loss.
+        for h in [2, 1, 0] {
+            c.leave(h);
+            c.run_for(60_000);
+        }
+        let elected = c.events.iter().filter(
+            |e| matches!(&e.kind, EventKind::ColonyPromoted { reason, .. } if reason != "hand_off"),
+        );
+        assert_eq!(
+            elected.count(),
+            0,
+            "a leave hands primaries off, never elects"
+        );
+        let node = &c.nodes[&9];
+        assert_eq!(node.replicas().count() as u32, c.cfg.colonies);
+        assert!(node
+            .replicas()
+            .all(|r| r.role == Role::Primary && r.cells.is_on_disk()));
+        let cells: usize = node.replicas().map(|r| r.cells.len()).sum();
+        assert_eq!(cells, 200);
+        // Ordinary hosts start again: the colonies clone back to them, primaries leave
+        // the storage node, and every cell reads back.
+        for h in [10, 11] {
+            c.start(h, vec![9]);
+        }
+        c.run_for(90_000);
+        for colony in 0..c.cfg.colonies {
+            let p = c.primaries(colony);
+            assert_eq!(p.len(), 1);
+            assert!(
+                p[0] == 10 || p[0] == 11,
+                "colony {colony} primary on {}",
+                p[0]
+            );
+        }
+        for i in 0..200 {
+            assert_eq!(
+                read(&mut c, 10 + i % 2, &format!("s{i}")),
+                Some(Reply::Bulk(format!("v{i}").into_bytes()))
+            );
+        }
+    }
+
     #[test]
     fn a_logger_does_not_vote_so_losing_it_and_one_host_keeps_quorum() {
         let mut c = Cluster::new(cfg());
@@ -2273,7 +2411,7 @@ mod tests {
             .unwrap()
             .cells
             .get(b"cart:7")
-            .cloned();
+            .map(|c| c.into_owned());
         assert_eq!(
             cell.map(|c| c.dna),
             Some(crate::core::cell::Dna::Value(b"four apples".to_vec()))

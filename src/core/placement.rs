@@ -85,6 +85,28 @@ fn eligible(view: &HostView) -> bool {
     view.state == HostState::Alive && view.info.role != HostRole::Logger
 }
 
+/// How many replicas of one colony a host's copy counts for: a storage node stands in
+/// for two hosts (its one copy on disk counts as a primary and a secondary), a logger
+/// holds none, every other host one.
+pub fn slots(role: HostRole) -> u32 {
+    match role {
+        HostRole::Normal => 1,
+        HostRole::Storage => 2,
+        HostRole::Logger => 0,
+    }
+}
+
+/// [`slots`] of `host` as `topo` knows it; an unknown host counts as an ordinary one.
+pub fn host_slots(topo: &Topology, host: HostId) -> u32 {
+    topo.get(host).map_or(1, |v| slots(v.info.role))
+}
+
+/// Whether `host` is a storage node.
+pub fn is_storage(topo: &Topology, host: HostId) -> bool {
+    topo.get(host)
+        .is_some_and(|v| v.info.role == HostRole::Storage)
+}
+
 /// Spare fraction of a cpu capacity, in [0, 1]; an unknown (non-positive or non-finite)
 /// capacity counts as idle.
 fn spare_cpu(capacity: f64, used: f64) -> f64 {
@@ -109,13 +131,22 @@ fn spare_memory(capacity: u64, used: u64) -> f64 {
 
 /// How much a host attracts replicas: `cpu_attraction × spare cpu + memory_attraction ×
 /// spare memory − per_replica × replicas held`, each spare a fraction of capacity
-/// clamped to [0, 1] (an undeclared capacity counts as idle). A leaving host or a logger gets `f64::NEG_INFINITY`.
+/// clamped to [0, 1] (an undeclared capacity counts as idle). A storage node always
+/// counts as idle: it keeps replicas on disk, so colonies are drawn to it and only the
+/// per-replica term limits how many it takes. A leaving host or a logger gets
+/// `f64::NEG_INFINITY`.
 pub fn attraction(view: &HostView, cfg: &PlacementConfig) -> f64 {
     if !eligible(view) {
         return f64::NEG_INFINITY;
     }
-    let cpu = spare_cpu(view.info.capacity.cpu, view.load.cpu);
-    let memory = spare_memory(view.info.capacity.memory, view.load.memory);
+    let (cpu, memory) = if view.info.role == HostRole::Storage {
+        (1.0, 1.0)
+    } else {
+        (
+            spare_cpu(view.info.capacity.cpu, view.load.cpu),
+            spare_memory(view.info.capacity.memory, view.load.memory),
+        )
+    };
     cfg.cpu_attraction * cpu + cfg.memory_attraction * memory
         - cfg.per_replica * f64::from(view.replicas)
 }
@@ -163,10 +194,12 @@ pub fn set_score(topo: &Topology, hosts: &[HostId], cfg: &PlacementConfig) -> f6
 }
 
 /// Whether a host can take one more replica: alive, not a logger, and with
-/// `replica_memory` bytes to spare (a capacity of 0 means unknown: assume yes).
+/// `replica_memory` bytes to spare (a capacity of 0 means unknown: assume yes; a storage
+/// node keeps replicas on disk: always yes).
 pub fn admits(view: &HostView, cfg: &PlacementConfig) -> bool {
     eligible(view)
         && (view.info.capacity.memory == 0
+            || view.info.role == HostRole::Storage
             || view.info.capacity.memory.saturating_sub(view.load.memory) >= cfg.replica_memory)
 }
 
@@ -253,6 +286,8 @@ struct Member {
     bad: bool,
     /// Other members on its box (or host).
     boxed: usize,
+    /// What its copy counts for ([`slots`]).
+    slots: u32,
 }
 
 /// The best destination found so far for one member.
@@ -306,6 +341,11 @@ fn role_rank(role: Role) -> u8 {
 ///    primary's gain is larger by more than the difference of thresholds. An optional
 ///    move never puts a member on a box shared with more members than before.
 ///
+/// An optional move (3) never swaps a storage node for an ordinary host or back: the
+/// two count for different numbers of replicas ([`slots`]), so such a swap would change
+/// the population rather than improve it. Rules 1 and 2 may (the colony then clones or
+/// drops to get back to its target).
+///
 /// Within 1 and 2 secondaries go first (the primary's turn comes on a later call); every
 /// tie is broken by host id. Each move either fixes a violation or raises the score by
 /// more than the (non-negative) hysteresis, so repeated calls reach a fixpoint and a move
@@ -343,6 +383,7 @@ pub fn choose_migration(
                 contrib,
                 bad: duplicate || !view.is_some_and(eligible),
                 boxed,
+                slots: view.map_or(1, |v| slots(v.info.role)),
             }
         })
         .collect();
@@ -396,7 +437,7 @@ pub fn choose_migration(
             if m.boxed > 0 && boxed == 0 {
                 keep_best(&mut unbox[i], mv, false);
             }
-            if boxed <= m.boxed {
+            if boxed <= m.boxed && slots(view.info.role) == m.slots {
                 keep_best(&mut improve[i], mv, false);
             }
         }
@@ -453,31 +494,33 @@ pub fn choose_migration(
 }
 
 /// How many replicas per colony the cluster can hold: the largest `p <= wanted` with
-/// `p <=` the number of eligible hosts (alive, not loggers) and `p × colonies <=` the sum
-/// over eligible hosts of `min(slots, colonies)`, where `slots = capacity.memory /
-/// replica_memory` (capacity 0, or `replica_memory` 0, is unlimited). 0 without eligible
-/// hosts.
+/// `p <=` the [`slots`] of the eligible hosts (alive, not loggers; a storage node counts
+/// twice) and `p × colonies <=` the sum over eligible hosts of `min(room, slots ×
+/// colonies)`, where `room = capacity.memory / replica_memory` (capacity 0, or
+/// `replica_memory` 0, or a storage node, is unlimited). 0 without eligible hosts.
 pub fn feasible_population(
     topo: &Topology,
     wanted: u32,
     colonies: u32,
     cfg: &PlacementConfig,
 ) -> u32 {
-    let mut hosts: u64 = 0;
-    let mut slots: u64 = 0;
+    let mut copies: u64 = 0;
+    let mut room: u64 = 0;
     for view in topo.hosts().filter(|v| eligible(v)) {
-        hosts += 1;
+        let per_colony = u64::from(slots(view.info.role));
+        copies += per_colony;
         let capacity = view.info.capacity.memory;
-        let host_slots = if capacity == 0 || cfg.replica_memory == 0 {
-            u64::MAX
-        } else {
-            capacity / cfg.replica_memory
-        };
-        slots += host_slots.min(u64::from(colonies));
+        let fits =
+            if capacity == 0 || cfg.replica_memory == 0 || view.info.role == HostRole::Storage {
+                u64::MAX
+            } else {
+                capacity / cfg.replica_memory
+            };
+        room += fits.min(per_colony * u64::from(colonies));
     }
-    let mut p = u64::from(wanted).min(hosts);
+    let mut p = u64::from(wanted).min(copies);
     if colonies > 0 {
-        p = p.min(slots / u64::from(colonies));
+        p = p.min(room / u64::from(colonies));
     }
     // p <= wanted, so it fits.
     u32::try_from(p).unwrap_or(wanted)
@@ -931,6 +974,62 @@ mod tests {
         assert_eq!(feasible_population(&t, 3, 10, &c), 1);
         let t = topo([leaving(host(2, "z1", "b2", 0.0, 0))]);
         assert_eq!(feasible_population(&t, 3, 10, &c), 0);
+    }
+
+    #[test]
+    fn a_storage_node_stands_in_for_two_hosts() {
+        let c = cfg();
+        let storage = |id: HostId, b: &str| {
+            let mut v = with_role(host(id, "z1", b, 8.0, 8 * GIB), HostRole::Storage);
+            // Busy and full by its own measure: a storage node still counts as idle.
+            v.info.capacity.memory = 8 * GIB;
+            v
+        };
+        assert_eq!(attraction(&storage(9, "b9"), &c), 8.0);
+        assert!(admits(&storage(9, "b9"), &c));
+        // Alone it holds two of the three replicas of every colony.
+        let t = topo([storage(9, "b9")]);
+        assert_eq!(feasible_population(&t, 3, 271, &c), 2);
+        assert_eq!(feasible_population(&t, 2, 271, &c), 2);
+        assert_eq!(host_slots(&t, 9), 2);
+        assert_eq!(host_slots(&t, 42), 1, "an unknown host counts as one");
+        // With one ordinary host, three.
+        let t = topo([storage(9, "b9"), host(1, "z1", "b1", 0.0, 0)]);
+        assert_eq!(feasible_population(&t, 3, 100, &c), 3);
+        assert_eq!(feasible_population(&t, 5, 100, &c), 3);
+        let t = topo([with_role(host(1, "z1", "b1", 0.0, 0), HostRole::Logger)]);
+        assert_eq!(host_slots(&t, 1), 0);
+    }
+
+    #[test]
+    fn an_optional_move_never_swaps_a_storage_node_for_an_ordinary_host() {
+        let c = cfg();
+        let mut busy_storage = with_role(host(3, "z3", "b3", 0.0, 0), HostRole::Storage);
+        busy_storage.replicas = 200;
+        // A set on 1 and the storage node 3; 4 is far more attractive than 3 now, but
+        // swapping them would turn three counted replicas into two.
+        let mut t = topo([
+            host(1, "z1", "b1", 6.0, 6 * GIB),
+            busy_storage,
+            host(4, "z4", "b4", 0.0, 0),
+        ]);
+        let set = [(1, Role::Primary), (3, Role::Secondary)];
+        let mv = choose_migration(&mut t, &set, &[], &c);
+        assert!(mv.is_none_or(|m| m.from != 3), "{mv:?}");
+        // A leaving storage node is still moved off.
+        let mut t = topo([
+            host(1, "z1", "b1", 6.0, 6 * GIB),
+            leaving(with_role(host(3, "z3", "b3", 0.0, 0), HostRole::Storage)),
+            host(4, "z4", "b4", 0.0, 0),
+        ]);
+        assert_eq!(
+            choose_migration(&mut t, &set, &[], &c),
+            Some(Migration {
+                from: 3,
+                to: 4,
+                role: Role::Secondary
+            })
+        );
     }
 
     #[test]

@@ -89,7 +89,11 @@ impl Cluster {
         self.incarnations.insert(id, inc);
         let mut info = Self::info(id);
         info.role = self.roles.get(&id).copied().unwrap_or_default();
-        let node = Node::new(info, self.cfg.clone(), inc, 7 + u64::from(id));
+        let storage = info.role == HostRole::Storage;
+        let mut node = Node::new(info, self.cfg.clone(), inc, 7 + u64::from(id));
+        if storage {
+            node.set_value_storage(Box::new(super::cell_store::MemValueStorage));
+        }
         self.nodes.insert(id, node);
         self.push(0, id, Input::Start { seeds });
     }
