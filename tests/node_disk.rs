@@ -7,41 +7,12 @@
 mod common;
 
 use common::*;
-use nix::sys::signal::Signal;
 use redis::Commands;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn load(node: &NodeProc, n: usize, tag: &str) {
-    let mut conn = node.redis();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
-        let mut pipe = redis::pipe();
-        for i in chunk {
-            if i % 10 == 0 {
-                pipe.hset(format!("c:{i}"), "dna", format!("{tag}-{i}"))
-                    .ignore();
-            } else if i % 10 == 1 {
-                // Expires during the test: must not come back.
-                pipe.cmd("SET")
-                    .arg(format!("c:{i}"))
-                    .arg("short")
-                    .arg("PX")
-                    .arg(1_500)
-                    .ignore();
-            } else {
-                pipe.set(format!("c:{i}"), format!("{tag}-{i}")).ignore();
-            }
-        }
-        let () = pipe.query(&mut conn).expect("load");
-    }
-}
-
-fn check(node: &NodeProc, n: usize, tag: &str) {
-    check_cells(node, n, |i| (i % 10 != 1).then(|| format!("{tag}-{i}")));
-}
 
 fn colony(args: &[&str]) -> std::process::Output {
     Command::new(EXE).args(args).output().expect("run colony")
@@ -57,18 +28,11 @@ fn the_last_host_writes_everything_to_disk_and_a_restart_restores_it() {
         c.start(id, b, &["--data-dir", &dirs[id as usize - 1]]);
     }
     c.wait_settled(3, Duration::from_secs(60));
-    load(&c.nodes[&1], 100_000, "v");
+    load_cells(&c.nodes[&1], 100_000, "v");
     std::thread::sleep(Duration::from_secs(2)); // the short TTLs pass
                                                 // Stop every node gracefully, one by one.
     for id in [1u32, 2, 3] {
-        let n = c.nodes.get_mut(&id).unwrap();
-        n.signal(Signal::SIGTERM);
-        assert_eq!(
-            n.wait_exit(Duration::from_secs(60)),
-            Some(0),
-            "node {id} left; log:\n{}",
-            n.log_text()
-        );
+        c.nodes.get_mut(&id).unwrap().leave(Duration::from_secs(60));
     }
     let files: Vec<_> = std::fs::read_dir(Path::new(&dirs[2]).join("restore"))
         .expect("the last host wrote its restore directory")
@@ -81,7 +45,7 @@ fn the_last_host_writes_everything_to_disk_and_a_restart_restores_it() {
     c.start(1, "a", &["--data-dir", &dirs[0]]);
     c.start(2, "b", &["--data-dir", &dirs[1]]);
     c.wait_settled(3, Duration::from_secs(90));
-    check(&c.nodes[&1], 100_000, "v");
+    check_loaded(&c.nodes[&1], 100_000, "v");
     let left: Vec<_> = std::fs::read_dir(Path::new(&dirs[2]).join("restore"))
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -99,7 +63,7 @@ fn online_backup_while_writing_holds_every_prior_write_and_restores_elsewhere() 
     c.start(1, "a", &[]);
     c.start(2, "b", &[]);
     c.wait_settled(2, Duration::from_secs(60));
-    load(&c.nodes[&1], 20_000, "b");
+    load_cells(&c.nodes[&1], 20_000, "b");
     // A writer keeps writing during the backup; it records what was acknowledged.
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
@@ -146,7 +110,7 @@ fn online_backup_while_writing_holds_every_prior_write_and_restores_elsewhere() 
         "restore: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    check(&d.nodes[&2], 20_000, "b");
+    check_loaded(&d.nodes[&2], 20_000, "b");
     let mut conn = d.nodes[&2].redis();
     for i in before {
         let v: Option<u64> = conn.get(format!("w:{i}")).unwrap();
@@ -168,7 +132,7 @@ fn a_killed_backup_leaves_no_half_file_and_damaged_files_are_refused_or_salvaged
     let data = c.dir.join("data1");
     c.start(1, "a", &["--data-dir", &data.display().to_string()]);
     c.wait_settled(1, Duration::from_secs(30));
-    load(&c.nodes[&1], 50_000, "k");
+    load_cells(&c.nodes[&1], 50_000, "k");
     let file = c.dir.join("killed.colony");
     // Kill backups at increasing moments; the file under its name is always either
     // absent or complete.

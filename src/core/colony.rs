@@ -20,7 +20,7 @@ use super::events::EventKind;
 use super::messages::{ColonyMsg, Lineage, MemberInfo, Msg, Mutation, ReplyTo};
 use super::placement::{self, PlacementConfig};
 use super::topology::{HostState, Topology};
-use super::types::{ColonyId, Epoch, HostId, Role, Seq, Tick, Version};
+use super::types::{ColonyId, Epoch, HostId, HostRole, Role, Seq, Tick, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -1740,11 +1740,34 @@ impl ColonyReplica {
             }
             return;
         }
+        // A primary on a storage node with no ordinary host in its set brings one in
+        // (then hands primacy to it): clients are served from memory whenever an
+        // ordinary host can take the colony, whatever the population.
+        let on_storage = placement::is_storage(env.topo, me);
+        if on_storage
+            && self
+                .members
+                .iter()
+                .all(|m| placement::is_storage(env.topo, m.host))
+        {
+            let mut not_here = exclude.clone();
+            not_here.extend(
+                env.topo
+                    .hosts()
+                    .filter(|v| v.info.role == HostRole::Storage)
+                    .map(|v| v.info.id),
+            );
+            if let Some(to) =
+                placement::choose_clone_target(env.topo, &set, &not_here, &env.cfg.placement)
+            {
+                self.offer_clone(env, to);
+                return;
+            }
+        }
         if !all_in_sync {
             return;
         }
-        if counted > env.target.max(1) {
-            self.drop_worst(env, &set, counted - env.target.max(1));
+        if counted > env.target.max(1) && self.drop_worst(env, &set, counted - env.target.max(1)) {
             return;
         }
         if self.moving.is_none() && env.placement_turn {
@@ -1841,15 +1864,18 @@ impl ColonyReplica {
 
     /// Drop the member whose absence leaves the best set, among those whose copy counts
     /// for at most `excess` ([`placement::slots`]): a drop never takes the population
-    /// below the target.
-    fn drop_worst(&mut self, env: &mut Env, set: &[HostId], excess: u32) {
+    /// below the target. A primary on a storage node keeps its ordinary members (one
+    /// of them takes primacy next). Whether a member was dropped.
+    fn drop_worst(&mut self, env: &mut Env, set: &[HostId], excess: u32) -> bool {
         let me = env.me;
         let topo: &Topology = env.topo;
+        let on_storage = placement::is_storage(topo, me);
         let droppable = self
             .members
             .iter()
             .map(|m| m.host)
-            .filter(|h| placement::host_slots(topo, *h) <= excess);
+            .filter(|h| placement::host_slots(topo, *h) <= excess)
+            .filter(|h| !on_storage || placement::is_storage(topo, *h));
         let worst = droppable.max_by(|a, b| {
             let without =
                 |x: HostId| -> Vec<HostId> { set.iter().copied().filter(|h| *h != x).collect() };
@@ -1869,7 +1895,9 @@ impl ColonyReplica {
                 },
             );
             self.announce(env);
+            return true;
         }
+        false
     }
 
     fn watchdogs(&mut self, env: &mut Env) {

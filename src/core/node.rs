@@ -1995,9 +1995,23 @@ mod tests {
 
     #[test]
     fn a_storage_node_ends_up_holding_every_colony_and_gives_it_back() {
-        // Three ordinary hosts and a storage node (9), N = 3. The storage node's copy
-        // counts twice, its cells live in a value log, and primaries stay in memory.
-        let mut c = Cluster::new(cfg());
+        storage_cycle(3);
+    }
+
+    #[test]
+    fn a_storage_node_gives_primacy_back_to_memory_even_when_alone_it_is_enough() {
+        // N = 2: the storage node alone makes the population, yet once ordinary hosts
+        // are back every colony is served from one of them again.
+        storage_cycle(2);
+    }
+
+    /// Three ordinary hosts and a storage node (9). The storage node's copy counts
+    /// twice, its cells live in a value log, and primaries stay in memory. The ordinary
+    /// hosts leave one by one, two new ones join.
+    fn storage_cycle(replicas: u32) {
+        let mut config = cfg();
+        config.colony.replicas = replicas;
+        let mut c = Cluster::new(config);
         c.roles.insert(9, HostRole::Storage);
         c.start(0, vec![]);
         for h in 1..3 {
@@ -2013,7 +2027,6 @@ mod tests {
             assert_eq!(c.replies.get(r), Some(&Reply::Ok));
         }
         let held: Vec<&ColonyReplica> = c.nodes[&9].replicas().collect();
-        assert!(!held.is_empty(), "colonies are drawn to the storage node");
         assert!(held.iter().all(|r| r.cells.is_on_disk()));
         assert!(
             held.iter().all(|r| r.role == Role::Secondary),
@@ -2026,7 +2039,7 @@ mod tests {
             // With the storage node in the set, two hosts make the population of 3.
             assert_eq!(
                 r.set_hosts().len() + 1,
-                if with_storage { 2 } else { 3 },
+                if with_storage { 2 } else { replicas as usize },
                 "colony {colony}: {:?}",
                 r.set_hosts()
             );
@@ -2035,6 +2048,12 @@ mod tests {
         for h in [2, 1, 0] {
             c.leave(h);
             c.run_for(60_000);
+            if h == 2 {
+                assert!(
+                    c.nodes[&9].replicas().count() > 0,
+                    "colonies are drawn to the storage node"
+                );
+            }
         }
         let elected = c.events.iter().filter(
             |e| matches!(&e.kind, EventKind::ColonyPromoted { reason, .. } if reason != "hand_off"),

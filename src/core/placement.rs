@@ -341,10 +341,12 @@ fn role_rank(role: Role) -> u8 {
 ///    primary's gain is larger by more than the difference of thresholds. An optional
 ///    move never puts a member on a box shared with more members than before.
 ///
-/// An optional move (3) never swaps a storage node for an ordinary host or back: the
-/// two count for different numbers of replicas ([`slots`]), so such a swap would change
-/// the population rather than improve it. Rules 1 and 2 may (the colony then clones or
-/// drops to get back to its target).
+/// An optional move (3) never replaces a storage node by an ordinary host: a storage
+/// node's copy counts for two ([`slots`]), so that would take the population below its
+/// target (and the colony would clone straight back). The other way is allowed: the
+/// colony then holds a replica too many and drops an ordinary one, which is how
+/// colonies are drawn to a storage node. Rules 1 and 2 move across freely (the colony
+/// then clones or drops to get back to its target).
 ///
 /// Within 1 and 2 secondaries go first (the primary's turn comes on a later call); every
 /// tie is broken by host id. Each move either fixes a violation or raises the score by
@@ -437,7 +439,7 @@ pub fn choose_migration(
             if m.boxed > 0 && boxed == 0 {
                 keep_best(&mut unbox[i], mv, false);
             }
-            if boxed <= m.boxed && slots(view.info.role) == m.slots {
+            if boxed <= m.boxed && slots(view.info.role) >= m.slots {
                 keep_best(&mut improve[i], mv, false);
             }
         }
@@ -1002,7 +1004,7 @@ mod tests {
     }
 
     #[test]
-    fn an_optional_move_never_swaps_a_storage_node_for_an_ordinary_host() {
+    fn an_optional_move_never_replaces_a_storage_node_by_an_ordinary_host() {
         let c = cfg();
         let mut busy_storage = with_role(host(3, "z3", "b3", 0.0, 0), HostRole::Storage);
         busy_storage.replicas = 200;
@@ -1016,6 +1018,21 @@ mod tests {
         let set = [(1, Role::Primary), (3, Role::Secondary)];
         let mv = choose_migration(&mut t, &set, &[], &c);
         assert!(mv.is_none_or(|m| m.from != 3), "{mv:?}");
+        // The other way is an ordinary optional move: a busy secondary goes to the idle
+        // storage node (the colony then drops a surplus ordinary copy).
+        let mut t = topo([
+            host(1, "z1", "b1", 6.0, 6 * GIB),
+            host(2, "z2", "b2", 7.0, 7 * GIB),
+            with_role(host(3, "z3", "b3", 0.0, 0), HostRole::Storage),
+        ]);
+        assert_eq!(
+            choose_migration(&mut t, &[(1, Role::Primary), (2, Role::Secondary)], &[], &c),
+            Some(Migration {
+                from: 2,
+                to: 3,
+                role: Role::Secondary
+            })
+        );
         // A leaving storage node is still moved off.
         let mut t = topo([
             host(1, "z1", "b1", 6.0, 6 * GIB),

@@ -177,6 +177,8 @@ pub struct Settings {
     pub salvage: bool,
     /// A logging node's log (None on other roles).
     pub logger: Option<LoggerSettings>,
+    /// A storage node's value logs: `DATA_DIR/values` (None on other roles).
+    pub values_dir: Option<PathBuf>,
 }
 
 /// Where and how a logging node writes.
@@ -298,15 +300,17 @@ impl NodeArgs {
         let role = match self.role.unwrap_or_default() {
             RoleArg::Normal => HostRole::Normal,
             RoleArg::Logger => HostRole::Logger,
-            // Refused rather than silently run as an ordinary node: an operator who
-            // asks for a storage node counts on what it would keep.
-            RoleArg::Storage => {
+            RoleArg::Storage => HostRole::Storage,
+        };
+        let values_dir = if role == HostRole::Storage {
+            let Some(dir) = self.data_dir.clone() else {
                 return Err(ConfigError::Invalid(
-                    "--role storage is not available in this version; use shutdown to disk \
-                     (--data-dir), a logging node (--role logger) or colony backup instead"
-                        .into(),
-                ))
-            }
+                    "--role storage needs --data-dir (where the replicas' cells are kept)".into(),
+                ));
+            };
+            Some(dir.join("values"))
+        } else {
+            None
         };
         let logger = if role == HostRole::Logger {
             let Some(dir) = self.data_dir.clone() else {
@@ -378,6 +382,7 @@ impl NodeArgs {
             restore_dirs,
             salvage: self.salvage,
             logger,
+            values_dir,
         })
     }
 }

@@ -7,7 +7,9 @@ use crate::actors::event_bus::EventBus;
 use crate::actors::host::{HostActor, HostSetup, IncomingPeer, Leave};
 use crate::actors::session::SessionActor;
 use crate::core::node::Node;
+use crate::core::types::HostRole;
 use crate::node::log_writer::LogWriter;
+use crate::store::values::FileValueStorage;
 use crate::wire::{Hello, Local, PROTOCOL_VERSION};
 use actix::prelude::*;
 use std::net::SocketAddr;
@@ -28,8 +30,8 @@ pub enum NodeError {
     },
     #[error("runtime error: {0}")]
     Runtime(#[from] std::io::Error),
-    #[error("cannot open the log: {0}")]
-    Log(#[from] crate::store::StoreError),
+    #[error("cannot open the data directory: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// A new incarnation for every start: tenths of a second since 2024-01-01, so a host
@@ -60,10 +62,10 @@ pub fn run(settings: Settings) -> Result<(), NodeError> {
 
 async fn start(s: Settings) -> Result<(), NodeError> {
     let peers = bind("peers", s.listen).await?;
-    // A logging node serves no clients.
-    let clients = match s.logger {
-        None => Some(bind("clients", s.client).await?),
-        Some(_) => None,
+    // Logging and storage nodes serve no clients: they open no client port.
+    let clients = match s.info.role {
+        HostRole::Normal => Some(bind("clients", s.client).await?),
+        HostRole::Logger | HostRole::Storage => None,
     };
     let incarnation = incarnation_now();
     if s.dev_secret {
@@ -108,6 +110,15 @@ async fn start(s: Settings) -> Result<(), NodeError> {
         }
         None => None,
     };
+    if let Some(dir) = &s.values_dir {
+        let (storage, removed) = FileValueStorage::open_dir(dir)?;
+        tracing::info!(
+            dir = %dir.display(),
+            removed,
+            "storage node: replicas keep their cells in value logs here"
+        );
+        node.set_value_storage(Box::new(storage));
+    }
     let bus = EventBus::new(incarnation).start();
     let host = HostActor::new(HostSetup {
         node,

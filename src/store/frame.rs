@@ -52,6 +52,8 @@ pub enum FileKind {
     MutationLog = 3,
     /// A mutation log with superseded entries removed.
     CompactedLog = 4,
+    /// A storage node's cells of one colony replica (`(key, cell)` records).
+    ValueLog = 5,
 }
 
 impl FileKind {
@@ -62,6 +64,7 @@ impl FileKind {
             2 => Some(FileKind::Backup),
             3 => Some(FileKind::MutationLog),
             4 => Some(FileKind::CompactedLog),
+            5 => Some(FileKind::ValueLog),
             _ => None,
         }
     }
@@ -77,6 +80,7 @@ impl FileKind {
             FileKind::Backup => "backup",
             FileKind::MutationLog => "mutation log",
             FileKind::CompactedLog => "compacted log",
+            FileKind::ValueLog => "value log",
         }
     }
 }

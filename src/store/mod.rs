@@ -10,6 +10,9 @@
 //! of the live cells, and replayed into the final state with memory bounded by the
 //! number of keys.
 //!
+//! A storage node keeps each replica's cells in a value log ([`values`]): appended
+//! `(key, cell)` records read back by position, rewritten when mostly garbage.
+//!
 //! # Byte layout (all integers little-endian)
 //!
 //! ```text
@@ -19,7 +22,7 @@
 //!   0..7    magic "COLONY\0"                43 4f 4c 4f 4e 59 00
 //!   7..9    format version, u16             2 (1 is still read)
 //!   9       kind, u8                        1 dump, 2 backup, 3 mutation log,
-//!                                           4 compacted log
+//!                                           4 compacted log, 5 value log
 //!   10..18  created_at_ms, u64              wall clock of the writer's caller
 //!   18..22  crc32c of bytes 0..18, u32
 //!
@@ -88,6 +91,7 @@ pub mod dump;
 pub mod error;
 pub mod frame;
 pub mod log;
+pub mod values;
 mod window;
 
 #[cfg(test)]

@@ -61,6 +61,18 @@ impl NodeProc {
     }
 
     /// Waits for the process to exit by itself; its exit code.
+    /// SIGTERM (a graceful leave), then asserts the node exits 0 within `timeout`.
+    pub fn leave(&mut self, timeout: Duration) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(
+            self.wait_exit(timeout),
+            Some(0),
+            "node {} left; log:\n{}",
+            self.id,
+            self.log_text()
+        );
+    }
+
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let start = Instant::now();
         while start.elapsed() < timeout {
@@ -168,6 +180,13 @@ impl Cluster {
     /// True when every running node sees exactly the running nodes alive, and the
     /// directory of each places every colony on `target` distinct live hosts.
     pub fn settled(&self, target: u32) -> bool {
+        self.spread(|hosts, _| hosts.len() as u32 == target)
+    }
+
+    /// True when every running node sees exactly the running nodes alive, and the
+    /// directory of each places every colony on distinct live hosts that `ok` accepts
+    /// (given the hosts and the primary).
+    pub fn spread(&self, ok: impl Fn(&[u32], u32) -> bool) -> bool {
         let live: Vec<u32> = self.running().map(|n| n.id).collect();
         self.running().all(|n| {
             let Some(s) = n.status() else { return false };
@@ -185,7 +204,9 @@ impl Cluster {
                     let n = hosts.len();
                     hosts.sort();
                     hosts.dedup();
-                    hosts.len() == n && n as u32 == target && hosts.iter().all(|h| live.contains(h))
+                    hosts.len() == n
+                        && hosts.iter().all(|h| live.contains(h))
+                        && ok(&hosts, d.primary)
                 })
         })
     }
@@ -308,4 +329,36 @@ pub fn check_cells(node: &NodeProc, n: usize, want: impl Fn(usize) -> Option<Str
             assert_eq!(v, want(*i), "cell c:{i} via node {}", node.id);
         }
     }
+}
+
+/// Writes cells `c:0..c:n` through `node`, pipelined: every tenth a hash (field `dna`),
+/// every tenth plus one with a 1.5 s TTL (it must never come back), the rest strings
+/// `<tag>-<i>`.
+pub fn load_cells(node: &NodeProc, n: usize, tag: &str) {
+    let mut conn = node.redis();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
+        let mut pipe = redis::pipe();
+        for i in chunk {
+            if i % 10 == 0 {
+                pipe.hset(format!("c:{i}"), "dna", format!("{tag}-{i}"))
+                    .ignore();
+            } else if i % 10 == 1 {
+                // Expires during the test: must not come back.
+                pipe.cmd("SET")
+                    .arg(format!("c:{i}"))
+                    .arg("short")
+                    .arg("PX")
+                    .arg(1_500)
+                    .ignore();
+            } else {
+                pipe.set(format!("c:{i}"), format!("{tag}-{i}")).ignore();
+            }
+        }
+        let () = pipe.query(&mut conn).expect("load");
+    }
+}
+
+/// Asserts what [`load_cells`] wrote reads back through `node`, the expired cells gone.
+pub fn check_loaded(node: &NodeProc, n: usize, tag: &str) {
+    check_cells(node, n, |i| (i % 10 != 1).then(|| format!("{tag}-{i}")));
 }
