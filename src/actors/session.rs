@@ -131,7 +131,7 @@ impl SessionActor {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let cmd = match resp::parse(&args) {
+        let cmd = match resp::parse(args) {
             Ok(c) => c,
             Err(text) => return self.answer(seq, RespValue::Error(text)),
         };
