@@ -10,7 +10,7 @@
 
 use super::event_bus::{EventBus, Publish};
 use super::peer::{AttachInbound, AttachOutbound, PeerActor, SendFrames};
-use super::session::ClientReply;
+use super::session::ClientReplies;
 use crate::admin::report::{
     Counters, DirReport, LoggerReport, MemberReport, MigrationReport, ReplicaReport, StatusReport,
 };
@@ -28,6 +28,7 @@ use actix::prelude::*;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
@@ -54,8 +55,18 @@ struct Peer {
     actor: Addr<PeerActor>,
 }
 
+/// Who sent a client request: a session or a restore job, registered with
+/// [`ClientOpened`]. Requests carry the id, not a `Recipient` each.
+pub type ClientId = u64;
+
+/// A fresh [`ClientId`], unique in this process.
+pub fn new_client_id() -> ClientId {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 struct Waiting {
-    to: Recipient<ClientReply>,
+    client: ClientId,
     tag: u64,
     write: bool,
 }
@@ -85,6 +96,12 @@ pub struct HostActor {
     peers: BTreeMap<HostId, Peer>,
     waiting: HashMap<ReqId, Waiting>,
     next_req: ReqId,
+    /// Where the replies of each registered client go.
+    clients: HashMap<ClientId, Recipient<ClientReplies>>,
+    /// Replies of the current step, gathered per client: one message each.
+    reply_batches: HashMap<ClientId, Vec<(u64, Reply)>>,
+    /// Messages this host sent itself during the current step.
+    to_self: Vec<Msg>,
     bus: Addr<EventBus>,
     counters: Counters,
     recent_writes: VecDeque<(Tick, u64)>,
@@ -137,6 +154,9 @@ impl HostActor {
             peers: BTreeMap::new(),
             waiting: HashMap::new(),
             next_req: 1,
+            clients: HashMap::new(),
+            reply_batches: HashMap::new(),
+            to_self: Vec::new(),
             bus: setup.bus,
             counters: Counters::default(),
             recent_writes: VecDeque::new(),
@@ -161,10 +181,14 @@ impl HostActor {
         let me = self.me.host;
         for (to, msg) in self.out.sends.drain(..) {
             if to == me {
-                ctx.notify(FromPeer { from: me, msg });
+                self.to_self.push(msg);
             } else {
                 self.outbox.entry(to).or_default().push(Frame::Msg(msg));
             }
+        }
+        if !self.to_self.is_empty() {
+            let msgs = std::mem::take(&mut self.to_self);
+            ctx.notify(FromPeer { from: me, msgs });
         }
         // Frames go out once the messages already queued here are handled: a burst of
         // client requests (pipelining) leaves as one batch per peer, not one per request.
@@ -211,7 +235,15 @@ impl HostActor {
                 }
                 _ => self.counters.reads += 1,
             }
-            w.to.do_send(ClientReply { tag: w.tag, reply });
+            self.reply_batches
+                .entry(w.client)
+                .or_default()
+                .push((w.tag, reply));
+        }
+        for (client, replies) in self.reply_batches.drain() {
+            if let Some(to) = self.clients.get(&client) {
+                to.do_send(ClientReplies(replies));
+            }
         }
         if !self.out.persist.is_empty() {
             let colonies = std::mem::take(&mut self.out.persist);
@@ -581,12 +613,14 @@ impl Actor for HostActor {
 
 // ----- messages ------------------------------------------------------------------------
 
-/// A core message from a peer (or from this host to itself).
+/// Core messages from a peer (or from this host to itself), in the order they were
+/// sent: every frame an inbound link read in one go. Stepped one by one, carried out
+/// once.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct FromPeer {
     pub from: HostId,
-    pub msg: Msg,
+    pub msgs: Vec<Msg>,
 }
 
 impl Handler<FromPeer> for HostActor {
@@ -596,14 +630,13 @@ impl Handler<FromPeer> for HostActor {
         if !self.started {
             return;
         }
-        self.counters.frames_in += 1;
-        self.step(
-            ctx,
-            Input::Message {
-                from: m.from,
-                msg: m.msg,
-            },
-        );
+        self.counters.frames_in += m.msgs.len() as u64;
+        let now = now_ms();
+        for msg in m.msgs {
+            self.node
+                .handle(now, Input::Message { from: m.from, msg }, &mut self.out);
+        }
+        self.carry_out(ctx);
     }
 }
 
@@ -681,41 +714,14 @@ impl Handler<SeedLink> for HostActor {
     }
 }
 
-/// A client command from a session; the answer comes back as [`ClientReply`] with the
-/// same tag.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ClientRequest {
-    pub cmd: Command,
-    pub tag: u64,
-    pub reply_to: Recipient<ClientReply>,
-}
-
-impl Handler<ClientRequest> for HostActor {
-    type Result = ();
-
-    fn handle(&mut self, m: ClientRequest, ctx: &mut Context<Self>) {
-        let req = self.next_req;
-        self.next_req += 1;
-        self.waiting.insert(
-            req,
-            Waiting {
-                to: m.reply_to,
-                tag: m.tag,
-                write: m.cmd.is_write(),
-            },
-        );
-        self.step(ctx, Input::Client { req, cmd: m.cmd });
-    }
-}
-
-/// The client commands a session read in one burst (pipelining): stepped one by one,
-/// carried out once.
+/// The client commands a session (or a restore job) read in one burst (pipelining):
+/// stepped one by one, carried out once. Each answer goes back to `client` in a
+/// [`ClientReplies`] with the command's tag.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ClientRequests {
+    pub client: ClientId,
     pub reqs: Vec<(Command, u64)>,
-    pub reply_to: Recipient<ClientReply>,
 }
 
 impl Handler<ClientRequests> for HostActor {
@@ -729,7 +735,7 @@ impl Handler<ClientRequests> for HostActor {
             self.waiting.insert(
                 req,
                 Waiting {
-                    to: m.reply_to.clone(),
+                    client: m.client,
                     tag,
                     write: cmd.is_write(),
                 },
@@ -738,6 +744,48 @@ impl Handler<ClientRequests> for HostActor {
                 .handle(now, Input::Client { req, cmd }, &mut self.out);
         }
         self.carry_out(ctx);
+    }
+}
+
+/// A client (session or restore job) registers where its replies go, before its
+/// first request.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientOpened {
+    pub client: ClientId,
+    pub reply_to: Recipient<ClientReplies>,
+    /// A client connection (counted in the `sessions` gauge), not a restore job.
+    pub session: bool,
+}
+
+impl Handler<ClientOpened> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: ClientOpened, _: &mut Context<Self>) {
+        self.clients.insert(m.client, m.reply_to);
+        if m.session {
+            self.counters.sessions += 1;
+            self.counters.sessions_opened += 1;
+        }
+    }
+}
+
+/// A client went away; answers still due to it are dropped.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientClosed {
+    pub client: ClientId,
+    pub session: bool,
+}
+
+impl Handler<ClientClosed> for HostActor {
+    type Result = ();
+
+    fn handle(&mut self, m: ClientClosed, _: &mut Context<Self>) {
+        self.clients.remove(&m.client);
+        if m.session {
+            self.counters.sessions = self.counters.sessions.saturating_sub(1);
+        }
     }
 }
 
@@ -822,22 +870,6 @@ impl Handler<GetCounters> for HostActor {
             .filter(|r| !r.summary(self.node.id()).in_sync)
             .count() as u64;
         CountersReply(c)
-    }
-}
-
-/// A client session opened (`+1`) or closed (`-1`).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SessionCount(pub i64);
-
-impl Handler<SessionCount> for HostActor {
-    type Result = ();
-
-    fn handle(&mut self, m: SessionCount, _: &mut Context<Self>) {
-        self.counters.sessions = self.counters.sessions.saturating_add_signed(m.0);
-        if m.0 > 0 {
-            self.counters.sessions_opened += 1;
-        }
     }
 }
 

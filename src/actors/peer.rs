@@ -11,9 +11,11 @@
 //! handshake is dropped with a logged reason; the node keeps serving.
 
 use super::host::{dial, FramesDropped, FromPeer, HostActor, PeerList};
+use crate::core::messages::Msg;
+use crate::core::types::HostId;
 use crate::wire::{Frame, FrameCodec, Local, PeerEntry, WireError};
 use actix::prelude::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +28,8 @@ use tokio_util::codec::Framed;
 const MAX_QUEUED: usize = 100_000;
 /// Batches in flight to the writer task.
 const CHANNEL: usize = 1024;
+/// Most frames read from an inbound link handed to the host actor in one message.
+const MAX_FRAMES_PER_MESSAGE: usize = 1024;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -263,6 +267,16 @@ impl Handler<SendFrames> for PeerActor {
     }
 }
 
+/// Hands the messages read so far to the host actor, in one message.
+fn deliver(owner: &Addr<HostActor>, from: HostId, msgs: &mut Vec<Msg>) {
+    if !msgs.is_empty() {
+        owner.do_send(FromPeer {
+            from,
+            msgs: std::mem::take(msgs),
+        });
+    }
+}
+
 /// A handshaken connection this peer dialed to us.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -280,23 +294,41 @@ impl Handler<AttachInbound> for PeerActor {
         let (_sink, mut stream) = StreamExt::split::<Frame>(m.0);
         self.inbound = Some(actix::spawn(async move {
             let _keep_open = _sink;
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(Frame::Msg(msg)) => owner.do_send(FromPeer { from, msg }),
-                    Ok(Frame::Peers(list)) => owner.do_send(PeerList(list)),
-                    Ok(other) => {
-                        tracing::warn!(
-                            peer = from,
-                            frame = other.kind(),
-                            "handshake frame after the handshake; dropping the link"
-                        );
-                        return;
+            // Every frame already decoded from what the socket had goes to the host
+            // actor in one message, not one message per frame.
+            while let Some(first) = stream.next().await {
+                let mut msgs = Vec::new();
+                let mut item = Some(first);
+                while let Some(it) = item.take() {
+                    match it {
+                        Ok(Frame::Msg(msg)) => msgs.push(msg),
+                        Ok(Frame::Peers(list)) => {
+                            deliver(&owner, from, &mut msgs);
+                            owner.do_send(PeerList(list));
+                        }
+                        Ok(other) => {
+                            deliver(&owner, from, &mut msgs);
+                            tracing::warn!(
+                                peer = from,
+                                frame = other.kind(),
+                                "handshake frame after the handshake; dropping the link"
+                            );
+                            return;
+                        }
+                        Err(e) => {
+                            deliver(&owner, from, &mut msgs);
+                            tracing::warn!(peer = from, error = %e, "bad frame; dropping the link");
+                            return;
+                        }
                     }
-                    Err(e) => {
-                        tracing::warn!(peer = from, error = %e, "bad frame; dropping the link");
-                        return;
+                    if msgs.len() >= MAX_FRAMES_PER_MESSAGE {
+                        deliver(&owner, from, &mut msgs);
                     }
+                    // The next frame only if it is already there (decoded from the
+                    // buffer, or readable without waiting).
+                    item = stream.next().now_or_never().flatten();
                 }
+                deliver(&owner, from, &mut msgs);
             }
             tracing::debug!(peer = from, "inbound link closed");
         }));

@@ -5,8 +5,8 @@
 //! the answers that mean "not now" (no primary yet, a colony moving, a timeout), and
 //! reports its counts when every cell is answered.
 
-use super::host::{ClientRequest, HostActor};
-use super::session::ClientReply;
+use super::host::{new_client_id, ClientClosed, ClientId, ClientOpened, ClientRequests, HostActor};
+use super::session::ClientReplies;
 use crate::core::cell::{Cell, Command, CommandError, Key, Reply};
 use actix::prelude::*;
 use std::collections::{HashMap, VecDeque};
@@ -32,6 +32,7 @@ pub struct RestoreCounts {
 
 pub struct RestoreActor {
     host: Addr<HostActor>,
+    id: ClientId,
     queue: VecDeque<(Key, Cell, u32)>,
     in_flight: HashMap<u64, (Key, Cell, u32)>,
     next_tag: u64,
@@ -47,6 +48,7 @@ impl RestoreActor {
         let (tx, rx) = oneshot::channel();
         RestoreActor {
             host,
+            id: new_client_id(),
             queue: cells.into_iter().map(|(k, c)| (k, c, 0)).collect(),
             in_flight: HashMap::new(),
             next_tag: 0,
@@ -59,22 +61,26 @@ impl RestoreActor {
     }
 
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        let mut reqs = Vec::new();
         while self.in_flight.len() < IN_FLIGHT {
             let Some((key, cell, attempts)) = self.queue.pop_front() else {
                 break;
             };
             let tag = self.next_tag;
             self.next_tag += 1;
-            self.host.do_send(ClientRequest {
-                cmd: Command::Restore {
-                    key: key.clone(),
-                    dna: cell.dna.clone(),
-                    expires_at: cell.expires_at,
-                },
-                tag,
-                reply_to: ctx.address().recipient(),
-            });
+            let cmd = Command::Restore {
+                key: key.clone(),
+                dna: cell.dna.clone(),
+                expires_at: cell.expires_at,
+            };
+            reqs.push((cmd, tag));
             self.in_flight.insert(tag, (key, cell, attempts + 1));
+        }
+        if !reqs.is_empty() {
+            self.host.do_send(ClientRequests {
+                client: self.id,
+                reqs,
+            });
         }
         if self.queue.is_empty() && self.in_flight.is_empty() && self.retrying == 0 {
             if let Some(done) = self.done.take() {
@@ -89,18 +95,40 @@ impl Actor for RestoreActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.host.do_send(ClientOpened {
+            client: self.id,
+            reply_to: ctx.address().recipient(),
+            session: false,
+        });
+        self.pump(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.host.do_send(ClientClosed {
+            client: self.id,
+            session: false,
+        });
+    }
+}
+
+impl Handler<ClientReplies> for RestoreActor {
+    type Result = ();
+
+    fn handle(&mut self, m: ClientReplies, ctx: &mut Context<Self>) {
+        for (tag, reply) in m.0 {
+            self.answer(ctx, tag, reply);
+        }
         self.pump(ctx);
     }
 }
 
-impl Handler<ClientReply> for RestoreActor {
-    type Result = ();
-
-    fn handle(&mut self, m: ClientReply, ctx: &mut Context<Self>) {
-        let Some((key, cell, attempts)) = self.in_flight.remove(&m.tag) else {
+impl RestoreActor {
+    /// One cell's answer; the caller pumps afterwards.
+    fn answer(&mut self, ctx: &mut Context<Self>, tag: u64, reply: Reply) {
+        let Some((key, cell, attempts)) = self.in_flight.remove(&tag) else {
             return;
         };
-        match m.reply {
+        match reply {
             Reply::Int(0) => self.counts.skipped += 1,
             Reply::Int(_) | Reply::Ok => self.counts.restored += 1,
             Reply::Error(
@@ -115,13 +143,11 @@ impl Handler<ClientReply> for RestoreActor {
                     act.queue.push_back((key, cell, attempts));
                     act.pump(ctx);
                 });
-                return;
             }
             other => {
                 tracing::warn!(key = %String::from_utf8_lossy(&key), reply = ?other, "cell not restored");
                 self.counts.failed += 1;
             }
         }
-        self.pump(ctx);
     }
 }

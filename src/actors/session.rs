@@ -7,7 +7,10 @@
 //! so pipelining works. A protocol error is answered with `-ERR Protocol error` and the
 //! connection is closed, as Redis does; the node is not affected.
 
-use super::host::{ClientRequests, GetCounters, GetStatus, HostActor, Locate, SessionCount};
+use super::host::{
+    new_client_id, ClientClosed, ClientId, ClientOpened, ClientRequests, GetCounters, GetStatus,
+    HostActor, Locate,
+};
 use crate::core::cell::{Command, Reply, SetCond};
 use crate::resp::{self, ClientCommand, RespCodec, RespError, RespValue};
 use actix::io::{FramedWrite, WriteHandler};
@@ -23,6 +26,7 @@ const PART_BITS: u32 = 24;
 
 pub struct SessionActor {
     host: Addr<HostActor>,
+    id: ClientId,
     peer: SocketAddr,
     writer: FramedWrite<RespValue, WriteHalf<TcpStream>, RespCodec>,
     next_seq: u64,
@@ -63,6 +67,7 @@ impl SessionActor {
             ctx.add_stream(FramedRead::new(read, RespCodec::default()));
             SessionActor {
                 host,
+                id: new_client_id(),
                 peer,
                 writer: FramedWrite::new(write, RespCodec::default(), ctx),
                 next_seq: 0,
@@ -126,7 +131,7 @@ impl SessionActor {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let cmd = match resp::parse(&args) {
+        let cmd = match resp::parse(args) {
             Ok(c) => c,
             Err(text) => return self.answer(seq, RespValue::Error(text)),
         };
@@ -265,14 +270,21 @@ fn combine(kind: GatherKind, parts: Vec<Option<Reply>>) -> RespValue {
 impl Actor for SessionActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         tracing::debug!(peer = %self.peer, "client connected");
-        self.host.do_send(SessionCount(1));
+        self.host.do_send(ClientOpened {
+            client: self.id,
+            reply_to: ctx.address().recipient(),
+            session: true,
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         tracing::debug!(peer = %self.peer, "client disconnected");
-        self.host.do_send(SessionCount(-1));
+        self.host.do_send(ClientClosed {
+            client: self.id,
+            session: true,
+        });
     }
 }
 
@@ -311,22 +323,29 @@ impl WriteHandler<RespError> for SessionActor {
     }
 }
 
-/// The answer to one [`ClientRequest`].
+/// Answers to [`ClientRequests`]: `(tag, reply)`, every one the host produced in one
+/// step for this client.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ClientReply {
-    pub tag: u64,
-    pub reply: Reply,
-}
+pub struct ClientReplies(pub Vec<(u64, Reply)>);
 
-impl Handler<ClientReply> for SessionActor {
+impl Handler<ClientReplies> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, m: ClientReply, _: &mut Context<Self>) {
-        let seq = m.tag >> PART_BITS;
-        let part = (m.tag & ((1 << PART_BITS) - 1)) as usize;
+    fn handle(&mut self, m: ClientReplies, _: &mut Context<Self>) {
+        for (tag, reply) in m.0 {
+            self.reply(tag, reply);
+        }
+    }
+}
+
+impl SessionActor {
+    /// The answer to the command (or the part of a split command) `tag`.
+    fn reply(&mut self, tag: u64, reply: Reply) {
+        let seq = tag >> PART_BITS;
+        let part = (tag & ((1 << PART_BITS) - 1)) as usize;
         if let Some(adapt) = self.single.remove(&seq) {
-            let v = resp::adapt_reply(adapt, &m.reply);
+            let v = resp::adapt_reply(adapt, &reply);
             return self.answer(seq, v);
         }
         let Some(g) = self.gathers.get_mut(&seq) else {
@@ -334,7 +353,7 @@ impl Handler<ClientReply> for SessionActor {
         };
         if let Some(slot) = g.parts.get_mut(part) {
             if slot.is_none() {
-                *slot = Some(m.reply);
+                *slot = Some(reply);
                 g.left -= 1;
             }
         }
@@ -355,12 +374,12 @@ struct FlushRequests;
 impl Handler<FlushRequests> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, _: FlushRequests, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: FlushRequests, _: &mut Context<Self>) {
         self.flush_scheduled = false;
         if !self.outgoing.is_empty() {
             self.host.do_send(ClientRequests {
+                client: self.id,
                 reqs: std::mem::take(&mut self.outgoing),
-                reply_to: ctx.address().recipient(),
             });
         }
     }

@@ -162,10 +162,11 @@ pub fn key_of(command: &ClientCommand) -> Option<&[u8]> {
     }
 }
 
-/// Reads one client command. `Err` is the whole text of the error reply.
-pub fn parse(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
+/// Reads one client command. `Err` is the whole text of the error reply. The arguments
+/// are moved into the command, not copied.
+pub fn parse(mut args: Vec<Vec<u8>>) -> Result<ClientCommand, String> {
     let Some((name, _)) = args.split_first() else {
-        return Err(unknown_command(args));
+        return Err(unknown_command(&args));
     };
     let Some(&(command, arity)) = SUPPORTED
         .iter()
@@ -176,22 +177,33 @@ pub fn parse(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
             .find(|refused| name.eq_ignore_ascii_case(refused.as_bytes()))
         {
             Some(refused) => Err(not_supported(&refused.to_ascii_uppercase())),
-            None => Err(unknown_command(args)),
+            None => Err(unknown_command(&args)),
         };
     };
-    check_arity(args, command, arity)?;
-    parse_known(command, args)
+    check_arity(&args, command, arity)?;
+    parse_known(command, &mut args)
+}
+
+/// Moves argument `i` out (an empty one if there is none).
+fn take(args: &mut [Vec<u8>], i: usize) -> Vec<u8> {
+    args.get_mut(i).map(std::mem::take).unwrap_or_default()
+}
+
+/// Moves the arguments from `from` on out.
+fn take_rest(args: &mut [Vec<u8>], from: usize) -> Vec<Vec<u8>> {
+    args.get_mut(from..)
+        .unwrap_or_default()
+        .iter_mut()
+        .map(std::mem::take)
+        .collect()
 }
 
 /// `args` has the right number of arguments for `command` (lower case).
-fn parse_known(command: &str, args: &[Vec<u8>]) -> Result<ClientCommand, String> {
-    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
-    let key = || arg(1);
-    let rest = |from: usize| args.get(from..).unwrap_or_default().to_vec();
+fn parse_known(command: &str, args: &mut [Vec<u8>]) -> Result<ClientCommand, String> {
     let core = |core: Command| Ok(ClientCommand::Core(core, ReplyAdapt::AsIs));
     let adapted = |core: Command, adapt| Ok(ClientCommand::Core(core, adapt));
     match command {
-        "get" => core(Command::Get { key: key() }),
+        "get" => core(Command::Get { key: take(args, 1) }),
         "set" => parse_set(args),
         "setex" | "psetex" => {
             let unit = if command == "setex" {
@@ -199,55 +211,58 @@ fn parse_known(command: &str, args: &[Vec<u8>]) -> Result<ClientCommand, String>
             } else {
                 TimeUnit::Millis
             };
-            let ttl_ms = positive_expire_ms(&arg(2), unit, command)?;
+            let ttl_ms = positive_expire_ms(&take(args, 2), unit, command)?;
             core(Command::Set {
-                key: key(),
-                value: arg(3),
+                key: take(args, 1),
+                value: take(args, 3),
                 ttl_ms: Some(ttl_ms),
                 cond: SetCond::Always,
             })
         }
         "setnx" => adapted(
             Command::Set {
-                key: key(),
-                value: arg(2),
+                key: take(args, 1),
+                value: take(args, 2),
                 ttl_ms: None,
                 cond: SetCond::IfAbsent,
             },
             ReplyAdapt::SetnxInt,
         ),
-        "strlen" => adapted(Command::Get { key: key() }, ReplyAdapt::StrLen),
+        "strlen" => adapted(Command::Get { key: take(args, 1) }, ReplyAdapt::StrLen),
         "incr" => core(Command::IncrBy {
-            key: key(),
+            key: take(args, 1),
             delta: 1,
         }),
         "decr" => core(Command::IncrBy {
-            key: key(),
+            key: take(args, 1),
             delta: -1,
         }),
         "incrby" => core(Command::IncrBy {
-            key: key(),
-            delta: integer(&arg(2))?,
+            key: take(args, 1),
+            delta: integer(&take(args, 2))?,
         }),
         "decrby" => {
-            let decrement = integer(&arg(2))?;
+            let decrement = integer(&take(args, 2))?;
             let delta = decrement
                 .checked_neg()
                 .ok_or_else(|| "ERR decrement would overflow".to_string())?;
-            core(Command::IncrBy { key: key(), delta })
+            core(Command::IncrBy {
+                key: take(args, 1),
+                delta,
+            })
         }
-        "mget" => Ok(ClientCommand::MGet(rest(1))),
+        "mget" => Ok(ClientCommand::MGet(take_rest(args, 1))),
         "mset" => {
             if args.len().is_multiple_of(2) {
                 return Err(wrong_arity(command));
             }
-            Ok(ClientCommand::MSet(pairs(&rest(1))))
+            Ok(ClientCommand::MSet(pairs(take_rest(args, 1))))
         }
-        "del" | "unlink" => Ok(ClientCommand::Del(rest(1))),
-        "exists" => Ok(ClientCommand::Exists(rest(1))),
+        "del" | "unlink" => Ok(ClientCommand::Del(take_rest(args, 1))),
+        "exists" => Ok(ClientCommand::Exists(take_rest(args, 1))),
         "expire" | "pexpire" => parse_expire(command, args),
-        "ttl" => adapted(Command::Ttl { key: key() }, ReplyAdapt::TtlSeconds),
-        "pttl" => core(Command::Ttl { key: key() }),
+        "ttl" => adapted(Command::Ttl { key: take(args, 1) }, ReplyAdapt::TtlSeconds),
+        "pttl" => core(Command::Ttl { key: take(args, 1) }),
         "hset" | "hmset" => {
             if !args.len().is_multiple_of(2) {
                 return Err(wrong_arity(command));
@@ -259,51 +274,57 @@ fn parse_known(command: &str, args: &[Vec<u8>]) -> Result<ClientCommand, String>
             };
             adapted(
                 Command::HSet {
-                    key: key(),
-                    fields: pairs(&rest(2)),
+                    key: take(args, 1),
+                    fields: pairs(take_rest(args, 2)),
                 },
                 adapt,
             )
         }
         "hget" => core(Command::HGet {
-            key: key(),
-            field: arg(2),
+            key: take(args, 1),
+            field: take(args, 2),
         }),
         "hmget" => core(Command::HMGet {
-            key: key(),
-            fields: rest(2),
+            key: take(args, 1),
+            fields: take_rest(args, 2),
         }),
-        "hgetall" => core(Command::HGetAll { key: key() }),
+        "hgetall" => core(Command::HGetAll { key: take(args, 1) }),
         "hdel" => core(Command::HDel {
-            key: key(),
-            fields: rest(2),
+            key: take(args, 1),
+            fields: take_rest(args, 2),
         }),
         "hexists" => core(Command::HExists {
-            key: key(),
-            field: arg(2),
+            key: take(args, 1),
+            field: take(args, 2),
         }),
-        "hlen" => core(Command::HLen { key: key() }),
-        "hkeys" => adapted(Command::HGetAll { key: key() }, ReplyAdapt::HashKeys),
-        "hvals" => adapted(Command::HGetAll { key: key() }, ReplyAdapt::HashValues),
+        "hlen" => core(Command::HLen { key: take(args, 1) }),
+        "hkeys" => adapted(
+            Command::HGetAll { key: take(args, 1) },
+            ReplyAdapt::HashKeys,
+        ),
+        "hvals" => adapted(
+            Command::HGetAll { key: take(args, 1) },
+            ReplyAdapt::HashValues,
+        ),
         "hstrlen" => adapted(
             Command::HGet {
-                key: key(),
-                field: arg(2),
+                key: take(args, 1),
+                field: take(args, 2),
             },
             ReplyAdapt::StrLen,
         ),
         "ping" => match args.len() {
             1 => Ok(ClientCommand::Ping(None)),
-            2 => Ok(ClientCommand::Ping(Some(arg(1)))),
+            2 => Ok(ClientCommand::Ping(Some(take(args, 1)))),
             _ => Err(wrong_arity(command)),
         },
-        "echo" => Ok(ClientCommand::Echo(arg(1))),
+        "echo" => Ok(ClientCommand::Echo(take(args, 1))),
         "info" => Ok(ClientCommand::Info(args.get(1).map(|section| {
             String::from_utf8_lossy(section).to_ascii_lowercase()
         }))),
-        "colony" => Ok(ClientCommand::Colony(key())),
+        "colony" => Ok(ClientCommand::Colony(take(args, 1))),
         "quit" => Ok(ClientCommand::Quit),
-        "select" => match integer(&arg(1))? {
+        "select" => match integer(&take(args, 1))? {
             0 => Ok(ClientCommand::Select(0)),
             _ => Err("ERR DB index is out of range".to_string()),
         },
@@ -327,7 +348,7 @@ enum TimeUnit {
 }
 
 /// `SET key value [NX|XX] [EX seconds|PX milliseconds]`, options in any order.
-fn parse_set(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
+fn parse_set(args: &mut [Vec<u8>]) -> Result<ClientCommand, String> {
     let mut cond = SetCond::Always;
     let mut expire: Option<(&[u8], TimeUnit)> = None;
     let mut at = 3;
@@ -355,8 +376,8 @@ fn parse_set(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
     };
     Ok(ClientCommand::Core(
         Command::Set {
-            key: args.get(1).cloned().unwrap_or_default(),
-            value: args.get(2).cloned().unwrap_or_default(),
+            key: take(args, 1),
+            value: take(args, 2),
             ttl_ms,
             cond,
         },
@@ -378,7 +399,7 @@ fn positive_expire_ms(text: &[u8], unit: TimeUnit, command: &str) -> Result<u64,
 
 /// `EXPIRE key seconds` / `PEXPIRE key ms`. A time in the past deletes the key (a ttl
 /// of 0 expires it at once), as in Redis. The NX/XX/GT/LT conditions are not offered.
-fn parse_expire(command: &str, args: &[Vec<u8>]) -> Result<ClientCommand, String> {
+fn parse_expire(command: &str, args: &mut [Vec<u8>]) -> Result<ClientCommand, String> {
     if let Some(option) = args.get(3) {
         let known = ["NX", "XX", "GT", "LT"]
             .iter()
@@ -398,7 +419,7 @@ fn parse_expire(command: &str, args: &[Vec<u8>]) -> Result<ClientCommand, String
     };
     Ok(ClientCommand::Core(
         Command::Expire {
-            key: args.get(1).cloned().unwrap_or_default(),
+            key: take(args, 1),
             ttl_ms: u64::try_from(ms).unwrap_or(0),
         },
         ReplyAdapt::AsIs,
@@ -426,11 +447,13 @@ fn integer(text: &[u8]) -> Result<i64, String> {
 
 /// `[k1, v1, k2, v2]` → `[(k1, v1), (k2, v2)]`; an odd last item is dropped (callers
 /// check the count first).
-fn pairs(items: &[Vec<u8>]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    items
-        .chunks_exact(2)
-        .map(|pair| (pair[0].clone(), pair[1].clone()))
-        .collect()
+fn pairs(items: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut items = items.into_iter();
+    let mut out = Vec::with_capacity(items.len() / 2);
+    while let (Some(k), Some(v)) = (items.next(), items.next()) {
+        out.push((k, v));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -444,7 +467,7 @@ mod tests {
             .filter(|w| !w.is_empty())
             .map(|w| w.as_bytes().to_vec())
             .collect();
-        parse(&args)
+        parse(args)
     }
 
     fn core(line: &str) -> (Command, ReplyAdapt) {
@@ -792,7 +815,7 @@ mod tests {
             )
         );
         assert_eq!(
-            parse(&[]),
+            parse(vec![]),
             Err("ERR unknown command '', with args beginning with: ".into())
         );
         assert_eq!(err("FLUSHALL"), "ERR FLUSHALL is not supported by colony");
@@ -818,7 +841,7 @@ mod tests {
             let count = arity.unsigned_abs() as usize;
             let mut args = vec![b(name)];
             args.extend((1..count).map(|i| b(&i.to_string())));
-            let result = parse(&args);
+            let result = parse(args);
             if let Err(text) = &result {
                 assert!(
                     !text.contains("unknown command") && !text.contains("wrong number"),
@@ -847,7 +870,7 @@ mod tests {
         ) {
             let mut all = vec![b(name)];
             all.extend(args);
-            let _ = parse(&all);
+            let _ = parse(all);
         }
     }
 }

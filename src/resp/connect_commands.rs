@@ -187,7 +187,7 @@ mod tests {
 
     fn cmd(line: &str) -> Result<ClientCommand, String> {
         let args: Vec<Vec<u8>> = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
-        parse(&args)
+        parse(args)
     }
 
     fn err(line: &str) -> String {
@@ -232,7 +232,7 @@ mod tests {
             client(ClientSub::SetName(b("app")))
         );
         assert_eq!(
-            parse(&[b("CLIENT"), b("SETNAME"), b("a b")]),
+            parse(vec![b("CLIENT"), b("SETNAME"), b("a b")]),
             Err(BAD_CLIENT_NAME.to_string())
         );
         assert_eq!(
@@ -245,7 +245,7 @@ mod tests {
         );
         assert_eq!(err("CLIENT SETINFO FOO x"), "ERR Unrecognized option 'FOO'");
         assert_eq!(
-            parse(&[b("CLIENT"), b("SETINFO"), b("lib-name"), b("a\nb")]),
+            parse(vec![b("CLIENT"), b("SETINFO"), b("lib-name"), b("a\nb")]),
             Err("ERR lib-name cannot contain spaces, newlines or special characters.".into())
         );
         assert_eq!(cmd("CLIENT GETNAME"), client(ClientSub::GetName));

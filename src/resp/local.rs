@@ -83,7 +83,7 @@ mod tests {
 
     fn answer(line: &str) -> RespValue {
         let args: Vec<Vec<u8>> = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
-        local_reply(&parse(&args).expect(line))
+        local_reply(&parse(args).expect(line))
     }
 
     #[test]
