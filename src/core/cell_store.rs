@@ -18,7 +18,7 @@ use super::cell::{Cell, Key, Op};
 use super::types::{ColonyId, Tick, Version};
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 /// Where one record sits in a [`ValueLog`].
@@ -75,9 +75,14 @@ struct DiskCells {
 }
 
 /// The cells of one replica.
+///
+/// In memory the cells sit in a `HashMap` with std's per-process random keys (one hash
+/// per lookup instead of a dozen key comparisons, and no collisions a client could
+/// plan); nothing depends on its order: [`CellStore::to_vec`] sorts by key, so
+/// snapshots, merges and everything the simulator replays stay deterministic.
 #[derive(Default)]
 pub struct CellStore {
-    cells: BTreeMap<Key, Cell>,
+    cells: HashMap<Key, Cell>,
     /// Set on a storage replica: `cells` stays empty.
     disk: Option<DiskCells>,
     /// `(expires_at, key)` of every cell with an expiry: the sweep reads only what is due.
@@ -174,6 +179,9 @@ impl CellStore {
 
     /// The live cell at `key`, if any.
     pub fn live(&self, key: &[u8], now: Tick) -> Option<Cow<'_, Cell>> {
+        if self.disk.is_none() {
+            return self.cells.get(key).filter(|c| c.is_live(now)).map(Cow::Borrowed);
+        }
         let (_, expires_at) = self.meta(key)?;
         if expires_at.is_some_and(|t| now >= t) {
             return None;
@@ -181,7 +189,8 @@ impl CellStore {
         self.get(key)
     }
 
-    /// Every cell in key order (read back from disk one by one on a storage replica).
+    /// Every cell, in no particular order (read back from disk one by one on a storage
+    /// replica).
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&Key, Cow<'_, Cell>)> + '_> {
         match &self.disk {
             Some(d) => Box::new(d.index.iter().filter_map(move |(k, c)| {
@@ -191,11 +200,14 @@ impl CellStore {
         }
     }
 
-    /// Every cell, copied (a snapshot to send or write).
+    /// Every cell, copied and sorted by key (a snapshot to send or write).
     pub fn to_vec(&self) -> Vec<(Key, Cell)> {
-        self.iter()
+        let mut all: Vec<(Key, Cell)> = self
+            .iter()
             .map(|(k, c)| (k.clone(), c.into_owned()))
-            .collect()
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// Apply a replicated op. Idempotent.
@@ -335,7 +347,10 @@ impl Clone for CellStore {
 /// Two stores are equal when they hold the same cells, wherever they keep them.
 impl PartialEq for CellStore {
     fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(k, c)| other.get(k).is_some_and(|o| *o == *c))
     }
 }
 

@@ -70,6 +70,9 @@ impl Default for ColonyConfig {
     }
 }
 
+/// The most mutations a storage replica keeps in its tail (values included).
+pub const STORAGE_LOG_TAIL: usize = 64;
+
 /// Timers a colony asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColonyTimer {
@@ -463,7 +466,15 @@ impl ColonyReplica {
             self.lineage.remove(&first);
         }
         self.log.push_back(m);
-        while self.log.len() > cfg.log_tail {
+        // The tail holds whole values: a storage replica keeps a short one, or its
+        // memory would hold what it keeps on disk (a secondary further behind gets a
+        // snapshot instead).
+        let tail = if self.cells.is_on_disk() {
+            cfg.log_tail.min(STORAGE_LOG_TAIL)
+        } else {
+            cfg.log_tail
+        };
+        while self.log.len() > tail {
             self.log.pop_front();
         }
     }
