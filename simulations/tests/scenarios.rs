@@ -228,6 +228,44 @@ fn logger() {
     });
 }
 
+/// The ordinary hosts leave one by one until the storage node (whose copy counts for
+/// two replicas) holds every colony alone, then new hosts join: leaves hand off and
+/// never elect, nothing is lost, and the primaries go back to ordinary hosts.
+#[test]
+fn storage_shutdown() {
+    run("storage-shutdown", |r| {
+        let failovers = r.promotions_by_reason.get("failover").copied().unwrap_or(0);
+        if failovers > 0 || event(r, "host_left") < 5 || r.writes_lost != 0 {
+            return Err(format!(
+                "{failovers} failover promotions (want 0), {} host_left events (want >= 5), {} writes lost (want 0)",
+                event(r, "host_left"),
+                r.writes_lost
+            ));
+        }
+        if r.storage.alone_checks == 0 || r.storage.primaries_at_end != 0 {
+            return Err(format!(
+                "{} healthy checks with the storage node alone (want > 0), {} primaries on it at the end (want 0)",
+                r.storage.alone_checks, r.storage.primaries_at_end
+            ));
+        }
+        Ok(())
+    });
+}
+
+/// Random kills that may take the storage node (two replicas' worth) too.
+#[test]
+fn storage_kills() {
+    run("storage-kills", |r| {
+        if r.promotions == 0 || r.writes_lost != 0 || r.storage.primaries_at_end != 0 {
+            return Err(format!(
+                "promotions {} (want > 0), writes lost {} (want 0), {} primaries on the storage node at the end (want 0)",
+                r.promotions, r.writes_lost, r.storage.primaries_at_end
+            ));
+        }
+        Ok(())
+    });
+}
+
 /// Every scenario file is covered by a test above (the benchmark aside).
 #[test]
 fn every_scenario_is_tested() {
@@ -246,6 +284,8 @@ fn every_scenario_is_tested() {
         "split-brain-accept",
         "squeeze",
         "steady",
+        "storage-kills",
+        "storage-shutdown",
     ];
     for (path, sc) in Scenario::all().expect("scenarios parse") {
         let file = path.file_stem().unwrap().to_string_lossy().into_owned();
