@@ -1,7 +1,8 @@
 //! A scenario's own expectations (its `[expect]` table), judged on a finished run: the
 //! events it must show and in what order, how many promotions, losses, acknowledged
-//! writes and migrations, whether squeezed hosts shed replicas, and how much the logging
-//! nodes logged.
+//! writes and migrations, whether squeezed hosts shed replicas, how much the logging
+//! nodes logged, and whether storage nodes held every colony alone and gave the
+//! primaries back.
 
 use crate::scenario::ExpectSpec;
 use crate::summary::RunResult;
@@ -67,6 +68,17 @@ pub fn unmet(e: &ExpectSpec, r: &RunResult) -> Vec<String> {
             out.push(format!(
                 "{} mutations logged, expected at least {min}",
                 r.log.sink.entries
+            ));
+        }
+    }
+    if e.storage_alone && r.storage.alone_checks == 0 {
+        out.push("the storage nodes never held every colony alone".to_owned());
+    }
+    if let Some(max) = e.max_storage_primaries_at_end {
+        if r.storage.primaries_at_end > max {
+            out.push(format!(
+                "{} primaries on storage nodes at the end, expected at most {max}",
+                r.storage.primaries_at_end
             ));
         }
     }

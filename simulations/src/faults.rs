@@ -2,11 +2,13 @@
 //! action does to the world.
 //!
 //! Hosts named by id are used as given; a fault without a host picks one at random
-//! (seeded) among the running hosts when it fires, never a logging node: only
-//! `logger_restart` picks loggers. Windows of random kills and rolling restarts
+//! (seeded) among the running hosts when it fires, never a logging node (only
+//! `logger_restart` picks loggers) and never a storage node (unless a `random_kills`
+//! says `storage = true`). Windows of random kills and rolling restarts
 //! reschedule themselves step by step. Every action that changes the cluster is recorded
 //! as a fault, which starts the clock of the recovery check.
 
+use crate::hosts::HostSlot;
 use crate::network::Partition;
 use crate::queue::Time;
 use crate::resources::Squeeze;
@@ -221,7 +223,7 @@ impl World {
     fn resolve(&mut self, host: Option<HostId>) -> Option<HostId> {
         match host {
             Some(h) => self.slot(h).is_some_and(|s| s.node.is_some()).then_some(h),
-            None => self.pick_active(&[]),
+            None => self.pick_victim(),
         }
     }
 
@@ -262,7 +264,7 @@ impl World {
                 let name = match box_name {
                     Some(b) => b,
                     None => {
-                        let Some(h) = self.pick_active(&[]) else {
+                        let Some(h) = self.pick_victim() else {
                             return;
                         };
                         self.slot(h)
@@ -423,31 +425,42 @@ impl World {
             every_s,
             restart_after_s,
             max_down,
+            storage,
             ..
         } = self.sc.faults[i].clone()
         else {
             return;
         };
         let now = self.now;
+        // Replicas' worth down: a storage node counts for two, a logger for none.
         let max_down = max_down.unwrap_or(self.sc.cluster.replicas.saturating_sub(1));
-        let down = self
+        let down: u32 = self
             .hosts
             .iter()
-            .filter(|s| s.down && !s.is_logger())
-            .count() as u32;
-        if down < max_down {
-            if let Some(h) = self.pick_active(&[]) {
-                let d = self.uniform(restart_after_s);
-                self.kill(h);
-                self.note_fault(
-                    format!(
-                        "kill host {h} (random; restart in {:.1} s)",
-                        d as f64 / 1000.0
-                    ),
-                    true,
-                );
-                self.schedule(now + d, Action::Revive(h));
-            }
+            .filter(|s| s.down)
+            .map(HostSlot::slots)
+            .sum();
+        let fits: Vec<HostId> = self
+            .victims(storage)
+            .into_iter()
+            .filter(|h| down + self.slot(*h).map_or(1, HostSlot::slots) <= max_down)
+            .collect();
+        if let Some(h) = self.pick_of(&fits) {
+            let d = self.uniform(restart_after_s);
+            let what = if self.slot(h).is_some_and(HostSlot::is_storage) {
+                "storage host"
+            } else {
+                "host"
+            };
+            self.kill(h);
+            self.note_fault(
+                format!(
+                    "kill {what} {h} (random; restart in {:.1} s)",
+                    d as f64 / 1000.0
+                ),
+                true,
+            );
+            self.schedule(now + d, Action::Revive(h));
         }
         let next = now + self.uniform(every_s);
         if next <= ms(to_s) {

@@ -11,14 +11,23 @@
 //! its shell, in order (the simulated shell writes at once and loses nothing). A new
 //! process in the slot starts on it: positions read back with [`LogAppend::reaches`].
 //! Loggers serve no clients and are never picked as a fault's victim or as a seed.
+//!
+//! A storage node's process keeps its replicas' cells in a value log
+//! ([`MemValueStorage`]: the on-disk code path of the core, in memory), which a kill
+//! loses with the process. Storage nodes serve clients and are seeds like any host, but
+//! a fault picks them at random only when it says so.
+//!
+//! [`MemValueStorage`]: colony::core::cell_store::MemValueStorage
 
 use crate::layout;
 use crate::queue::Time;
 use crate::resources::{self, Squeeze};
 use crate::view::LiveHost;
 use crate::world::World;
+use colony::core::cell_store::MemValueStorage;
 use colony::core::logsink::{LogAppend, SinkStats};
 use colony::core::node::{Input, Node, NodeState};
+use colony::core::placement;
 use colony::core::types::{ColonyId, HostId, HostInfo, HostRole, Load, Version};
 use rand::{Rng, RngExt};
 use std::collections::BTreeMap;
@@ -67,6 +76,15 @@ impl HostSlot {
 
     pub fn is_logger(&self) -> bool {
         self.info.role == HostRole::Logger
+    }
+
+    pub fn is_storage(&self) -> bool {
+        self.info.role == HostRole::Storage
+    }
+
+    /// How many replicas a copy on this host counts for ([`placement::slots`]).
+    pub fn slots(&self) -> u32 {
+        placement::slots(self.info.role)
     }
 
     /// Where the log on disk stands: per colony, the position of its last append.
@@ -141,6 +159,26 @@ impl World {
             .into_iter()
             .filter(|h| !not.contains(h))
             .collect();
+        self.pick_of(&ids)
+    }
+
+    /// Running hosts a fault may pick at random: not leaving, not a logger, and not a
+    /// storage node unless `storage`.
+    pub(crate) fn victims(&self, storage: bool) -> Vec<HostId> {
+        self.active_ids()
+            .into_iter()
+            .filter(|h| storage || !self.slot(*h).is_some_and(HostSlot::is_storage))
+            .collect()
+    }
+
+    /// A random fault victim among [`World::victims`] without storage nodes.
+    pub(crate) fn pick_victim(&mut self) -> Option<HostId> {
+        let ids = self.victims(false);
+        self.pick_of(&ids)
+    }
+
+    /// One of `ids`, at random.
+    pub(crate) fn pick_of(&mut self, ids: &[HostId]) -> Option<HostId> {
         if ids.is_empty() {
             return None;
         }
@@ -193,6 +231,9 @@ impl World {
         let mut node = Node::new(slot.info.clone(), cfg, slot.incarnation, node_seed);
         if slot.is_logger() {
             node.set_log_positions(slot.log_positions());
+        }
+        if slot.is_storage() {
+            node.set_value_storage(Box::new(MemValueStorage));
         }
         slot.node = Some(node);
         self.step(host, Input::Start { seeds });

@@ -4,7 +4,8 @@
 //! boxes in 3 zones, host 1 is on box b0 in zone z0, host 2 on b1 in z1, host 4 on b0
 //! again. Host ids start at 1; the n-th host ever created (joins included) gets id n.
 //! Logging nodes come right after the initial hosts, each on a box of its own (`log<i>`),
-//! their zones continuing round-robin from z0.
+//! their zones round-robin from z0; storage nodes come after the loggers, likewise each
+//! on a box of its own (`st<i>`), zones round-robin from z0.
 
 use crate::scenario::ClusterSpec;
 use colony::core::types::{HostId, HostInfo, HostRole, Resources};
@@ -53,9 +54,19 @@ pub fn host_info(
 
 /// The identity of the `i`-th logging node (0-based), host id `id`: a box of its own.
 pub fn logger_info(spec: &ClusterSpec, id: HostId, i: u32) -> HostInfo {
+    own_box_info(spec, id, i, "log", HostRole::Logger)
+}
+
+/// The identity of the `i`-th storage node (0-based), host id `id`: a box of its own.
+pub fn storage_info(spec: &ClusterSpec, id: HostId, i: u32) -> HostInfo {
+    own_box_info(spec, id, i, "st", HostRole::Storage)
+}
+
+/// The `i`-th node of `role` on box `<prefix><i>`, zones round-robin from z0.
+fn own_box_info(spec: &ClusterSpec, id: HostId, i: u32, prefix: &str, role: HostRole) -> HostInfo {
     let zone = zone_name(i % spec.zones.max(1));
-    let mut info = host_info(spec, id, Some(&format!("log{i}")), Some(&zone));
-    info.role = HostRole::Logger;
+    let mut info = host_info(spec, id, Some(&format!("{prefix}{i}")), Some(&zone));
+    info.role = role;
     info
 }
 
@@ -78,5 +89,8 @@ mod tests {
         let l = logger_info(&spec, 11, 1);
         assert_eq!((l.box_name.as_str(), l.zone.as_str()), ("log1", "z1"));
         assert_eq!(l.role, HostRole::Logger);
+        let s = storage_info(&spec, 12, 0);
+        assert_eq!((s.box_name.as_str(), s.zone.as_str()), ("st0", "z0"));
+        assert_eq!(s.role, HostRole::Storage);
     }
 }

@@ -1,6 +1,6 @@
 //! `--plot FILE.svg`: what the colonies did over a run, sampled once per simulated
-//! second — their population (in-sync replicas per colony: minimum, mean, the target,
-//! and how many colonies are under it), primaries per host, and cumulative migrations,
+//! second — their population (in-sync replicas per colony, a storage node's copy
+//! counting for two: minimum, mean, the target, and how many colonies are under it), primaries per host, and cumulative migrations,
 //! clones and promotions.
 
 use crate::view::ClusterView;
@@ -73,9 +73,18 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<()> {
     let panels = root.split_evenly((4, 1));
 
     // 1. Population.
-    let y_max = samples.iter().map(|s| s.target).max().unwrap_or(3) as f64 + 1.0;
+    // A population can pass the target for a moment (a storage node's copy counts twice).
+    let y_max = samples
+        .iter()
+        .map(|s| f64::from(s.target).max(s.mean_population.ceil()))
+        .reduce(f64::max)
+        .unwrap_or(3.0)
+        + 1.0;
     let mut chart = ChartBuilder::on(&panels[0])
-        .caption("in-sync replicas per colony", ("sans-serif", 16))
+        .caption(
+            "in-sync replicas per colony (a storage node's copy counts 2)",
+            ("sans-serif", 16),
+        )
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(45)

@@ -86,6 +86,13 @@ pub struct ClusterSpec {
     /// no replicas, serve no clients, and no fault picks them unless it targets loggers.
     #[serde(default)]
     pub loggers: u32,
+    /// Storage nodes (`HostRole::Storage`) besides the `hosts` and the loggers: ids after
+    /// theirs, each on a box of its own, started after them. Their replicas keep cells in
+    /// a value log (in memory in the simulator) and each copy counts for two replicas;
+    /// they serve clients like any host, but no fault picks them at random unless it
+    /// says so (`random_kills` with `storage = true`).
+    #[serde(default)]
+    pub storage: u32,
 }
 
 fn d_one() -> u32 {
@@ -272,6 +279,10 @@ pub struct ExpectSpec {
     pub squeezed_hosts_shed: bool,
     /// Mutations the logging nodes appended (summed over loggers and their restarts).
     pub min_log_entries: Option<u64>,
+    /// At some healthy check the storage nodes were the only hosts holding replicas.
+    pub storage_alone: bool,
+    /// Primaries on storage nodes at the final check (when an ordinary host is up).
+    pub max_storage_primaries_at_end: Option<u64>,
 }
 
 /// A fault, at a time in the active phase. Hosts are picked by id, or at random (seeded)
@@ -303,8 +314,11 @@ pub enum FaultSpec {
         #[serde(default = "d_down")]
         down_s: f64,
     },
-    /// Kill random hosts over a window, never more than `max_down` (default N-1) down at
-    /// once; each comes back after a delay.
+    /// Kill random hosts over a window, never more than `max_down` (default N-1)
+    /// replicas' worth down at once (a storage node counts for two, [`slots`]); each comes
+    /// back after a delay.
+    ///
+    /// [`slots`]: colony::core::placement::slots
     RandomKills {
         from_s: f64,
         to_s: f64,
@@ -312,8 +326,12 @@ pub enum FaultSpec {
         every_s: [f64; 2],
         /// Delay before the restart, uniform in `[min, max]` s.
         restart_after_s: [f64; 2],
+        /// Replicas' worth: a storage node counts for two.
         #[serde(default)]
         max_down: Option<u32>,
+        /// Storage nodes may be picked too (each weighs two towards `max_down`).
+        #[serde(default)]
+        storage: bool,
     },
     /// Restart every host in turn, `interval_s` apart; `graceful` leaves before going.
     RollingRestart {
@@ -532,6 +550,9 @@ impl Scenario {
                 if c.loggers > 0 {
                     bail!("shutdown_restart with cluster.loggers is not modelled (the loggers would outlive the cluster they log)");
                 }
+                if c.storage > 0 {
+                    bail!("shutdown_restart with cluster.storage is not modelled (a storage node would outlive the cluster)");
+                }
             }
             if let FaultSpec::LoggerRestart { host, down_s, .. } = f {
                 if c.loggers == 0 {
@@ -650,6 +671,42 @@ mod tests {
         assert!(
             Scenario::parse(&text(0, "")).is_err(),
             "no logger to restart"
+        );
+    }
+
+    #[test]
+    fn storage_nodes_parse_and_refuse_a_shutdown() {
+        let text = |fault: &str| {
+            format!(
+                r#"
+                name = "st"
+                duration_s = 60
+                [cluster]
+                hosts = 3
+                colonies = 8
+                storage = 1
+                [[faults]]
+                {fault}
+                "#
+            )
+        };
+        let s = Scenario::parse(&text(
+            r#"kind = "random_kills"
+            from_s = 20
+            to_s = 40
+            every_s = [5, 5]
+            restart_after_s = [1, 1]
+            storage = true"#,
+        ))
+        .unwrap();
+        assert_eq!(s.cluster.storage, 1);
+        assert!(matches!(
+            s.faults[0],
+            FaultSpec::RandomKills { storage: true, .. }
+        ));
+        assert!(
+            Scenario::parse(&text("kind = \"shutdown_restart\"\nat_s = 20")).is_err(),
+            "a storage node would outlive the shutdown"
         );
     }
 

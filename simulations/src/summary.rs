@@ -42,6 +42,29 @@ impl LogSummary {
     }
 }
 
+/// What the storage nodes did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StorageSummary {
+    /// Storage nodes in the run (summed over runs).
+    pub nodes: u64,
+    /// Healthy checks at which storage nodes were the only hosts that hold replicas:
+    /// every colony was then on a storage node alone, at population 2.
+    pub alone_checks: u64,
+    /// Runs with at least one such check.
+    pub runs_alone: u64,
+    /// Primaries on storage nodes at the final check, when an ordinary host was up.
+    pub primaries_at_end: u64,
+}
+
+impl StorageSummary {
+    fn add(&mut self, o: &StorageSummary) {
+        self.nodes += o.nodes;
+        self.alone_checks += o.alone_checks;
+        self.runs_alone += o.runs_alone;
+        self.primaries_at_end += o.primaries_at_end;
+    }
+}
+
 /// The outcome of one scenario run with one seed.
 #[derive(Clone, Debug, Default)]
 pub struct RunResult {
@@ -77,6 +100,7 @@ pub struct RunResult {
     pub faults: Vec<String>,
     pub items: u64,
     pub log: LogSummary,
+    pub storage: StorageSummary,
 }
 
 impl RunResult {
@@ -161,6 +185,7 @@ pub struct Extra {
     pub messages: u64,
     pub events: u64,
     pub log: LogSummary,
+    pub storage: StorageSummary,
 }
 
 impl Summary {
@@ -198,6 +223,7 @@ impl Summary {
             x.messages += r.net.sent;
             x.events += r.event_lines;
             x.log.add(&r.log);
+            x.storage.add(&r.storage);
         }
         s.failed_seeds.sort_unstable();
         x.recoveries = recov.len() as u64;
@@ -308,6 +334,17 @@ impl Summary {
                     "{} / {} / {}",
                     l.sink.gaps, l.sink.duplicates, l.sink.dropped
                 ),
+            ));
+        }
+        if x.storage.nodes > 0 {
+            let st = &x.storage;
+            rows.push((
+                "storage nodes alone (runs / checks)",
+                format!("{} / {}", st.runs_alone, st.alone_checks),
+            ));
+            rows.push((
+                "primaries on storage at the end",
+                st.primaries_at_end.to_string(),
             ));
         }
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

@@ -3,13 +3,18 @@
 //!
 //! A colony's *leader* is its live primary with the highest epoch; its *population* is
 //! the leader plus the members the leader counts as caught up that really hold a
-//! secondary replica following the leader at its epoch. A colony is *healthy* when it
-//! has exactly one live primary and a population of at least the target.
+//! secondary replica following the leader at its epoch, each weighed by the
+//! [`slots`] of its host (a storage node's copy counts for two, as in the core). A
+//! colony is *healthy* when it has exactly one live primary and a population of at
+//! least the target.
+//!
+//! [`slots`]: colony::core::placement::slots
 
 use colony::core::messages::MemberInfo;
 use colony::core::node::{Node, NodeState};
+use colony::core::placement;
 use colony::core::topology::{HostState, HostView, Topology};
-use colony::core::types::{ColonyId, Epoch, HostId, Load, Role};
+use colony::core::types::{ColonyId, Epoch, HostId, HostRole, Load, Role};
 
 /// A host that is up (not killed, not gone), with the load it last reported.
 pub struct LiveHost<'a> {
@@ -20,6 +25,11 @@ pub struct LiveHost<'a> {
 impl LiveHost<'_> {
     pub fn id(&self) -> HostId {
         self.node.id()
+    }
+
+    /// How many replicas a copy on this host counts for ([`placement::slots`]).
+    pub fn slots(&self) -> u32 {
+        placement::slots(self.node.info().role)
     }
 
     /// How the host stands for placement.
@@ -51,6 +61,12 @@ pub fn topology_of(live: &[LiveHost]) -> Topology {
     t
 }
 
+/// Whether the hosts that can hold replicas are all storage nodes (and there is one).
+pub fn storage_alone(live: &[LiveHost]) -> bool {
+    let mut holders = live.iter().filter(|h| h.slots() > 0).peekable();
+    holders.peek().is_some() && holders.all(|h| h.node.info().role == HostRole::Storage)
+}
+
 /// Find a live host by id (`live` is sorted by id).
 pub fn find<'a, 'b>(live: &'b [LiveHost<'a>], id: HostId) -> Option<&'b LiveHost<'a>> {
     live.binary_search_by_key(&id, |h| h.id())
@@ -66,6 +82,8 @@ pub struct PrimaryView {
     /// Whether its host has quorum.
     pub quorum: bool,
     pub members: Vec<MemberInfo>,
+    /// What its copy counts for ([`placement::slots`] of its host).
+    pub slots: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -75,6 +93,8 @@ pub struct SecondaryView {
     pub primary: HostId,
     /// Whether it and the leader can talk both ways (no partition between them).
     pub reachable: bool,
+    /// What its copy counts for ([`placement::slots`] of its host).
+    pub slots: u32,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -89,22 +109,24 @@ impl ColonyView {
         self.primaries.iter().max_by_key(|p| (p.epoch, p.host))
     }
 
-    /// Replicas that count: the leader and its caught-up members that really follow it
-    /// and that the network lets it reach.
+    /// Replicas that count, each weighed by its host's slots: the leader and its
+    /// caught-up members that really follow it and that the network lets it reach.
     pub fn population(&self) -> u32 {
         let Some(l) = self.leader() else {
             return 0;
         };
-        1 + l
+        let members: u32 = l
             .members
             .iter()
             .filter(|m| m.in_sync && m.host != l.host)
-            .filter(|m| {
-                self.secondaries.iter().any(|s| {
+            .filter_map(|m| {
+                self.secondaries.iter().find(|s| {
                     s.host == m.host && s.epoch == l.epoch && s.primary == l.host && s.reachable
                 })
             })
-            .count() as u32
+            .map(|s| s.slots)
+            .sum();
+        l.slots + members
     }
 
     pub fn healthy(&self, target: u32) -> bool {
@@ -130,8 +152,9 @@ impl ColonyView {
                     .map(|m| format!("{}{}", m.host, if m.in_sync { "" } else { "(syncing)" }))
                     .collect();
                 format!(
-                    "primary {} epoch {}{}{} members [{}]",
+                    "primary {}{} epoch {}{}{} members [{}]",
                     p.host,
+                    storage_mark(p.slots),
                     p.epoch,
                     if p.writable { "" } else { " not-writable" },
                     if p.quorum { "" } else { " no-quorum" },
@@ -142,9 +165,21 @@ impl ColonyView {
         let sec: Vec<String> = self
             .secondaries
             .iter()
-            .map(|s| format!("{}(follows {} @{})", s.host, s.primary, s.epoch))
+            .map(|s| {
+                let mark = storage_mark(s.slots);
+                format!("{}{mark}(follows {} @{})", s.host, s.primary, s.epoch)
+            })
             .collect();
         format!("{}; secondaries {}", prim.join("; "), sec.join(","))
+    }
+}
+
+/// How a description marks a copy that counts for more than one replica.
+fn storage_mark(slots: u32) -> String {
+    if slots == 1 {
+        String::new()
+    } else {
+        format!("[x{slots}]")
     }
 }
 
@@ -164,6 +199,7 @@ impl ClusterView {
         for h in live {
             let me = h.id();
             let quorum = h.node.has_quorum();
+            let slots = h.slots();
             for r in h.node.replicas() {
                 let Some(slot) = cv.get_mut(r.colony as usize) else {
                     continue;
@@ -177,6 +213,7 @@ impl ClusterView {
                             writable: s.writable,
                             quorum,
                             members: s.members,
+                            slots,
                         });
                     }
                     Role::Secondary => slot.secondaries.push(SecondaryView {
@@ -184,6 +221,7 @@ impl ClusterView {
                         epoch: r.epoch,
                         primary: r.primary,
                         reachable: true,
+                        slots,
                     }),
                 }
             }
@@ -200,5 +238,75 @@ impl ClusterView {
 
     pub fn colony(&self, c: ColonyId) -> &ColonyView {
         &self.colonies[c as usize]
+    }
+
+    /// Live primaries on hosts whose copy counts for more than one replica.
+    pub fn storage_primaries(&self) -> u64 {
+        let all = self.colonies.iter().flat_map(|c| c.primaries.iter());
+        all.filter(|p| p.slots > 1).count() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EPOCH: Epoch = Epoch { term: 4, by: 1 };
+
+    fn primary(host: HostId, slots: u32, members: &[(HostId, bool)]) -> PrimaryView {
+        PrimaryView {
+            host,
+            epoch: EPOCH,
+            writable: true,
+            quorum: true,
+            members: members
+                .iter()
+                .map(|&(host, in_sync)| MemberInfo { host, in_sync })
+                .collect(),
+            slots,
+        }
+    }
+
+    fn follower(host: HostId, slots: u32) -> SecondaryView {
+        SecondaryView {
+            host,
+            epoch: EPOCH,
+            primary: 1,
+            reachable: true,
+            slots,
+        }
+    }
+
+    #[test]
+    fn population_weighs_each_copy_by_its_hosts_slots() {
+        // An ordinary primary and a storage secondary: 1 + 2.
+        let cv = ColonyView {
+            primaries: vec![primary(1, 1, &[(9, true)])],
+            secondaries: vec![follower(9, 2)],
+        };
+        assert_eq!(cv.population(), 3);
+        assert!(cv.healthy(3));
+        // The storage node alone, as primary: 2.
+        let alone = ColonyView {
+            primaries: vec![primary(9, 2, &[])],
+            secondaries: vec![],
+        };
+        assert_eq!(alone.population(), 2);
+        assert!(alone.healthy(2) && !alone.healthy(3));
+        // A storage member still syncing, or following someone else, does not count.
+        let syncing = ColonyView {
+            primaries: vec![primary(1, 1, &[(9, false), (2, true)])],
+            secondaries: vec![follower(9, 2), follower(2, 1)],
+        };
+        assert_eq!(syncing.population(), 2);
+        let astray = ColonyView {
+            primaries: vec![primary(1, 1, &[(9, true)])],
+            secondaries: vec![SecondaryView {
+                primary: 5,
+                ..follower(9, 2)
+            }],
+        };
+        assert_eq!(astray.population(), 1);
+        assert!(astray.describe().contains("9[x2](follows 5 @4.1)"));
     }
 }

@@ -23,8 +23,8 @@ use crate::queue::{Agenda, Time};
 use crate::resources;
 use crate::scenario::{ms, Scenario, SplitBrain};
 use crate::shutdown::{Disk, Outage};
-use crate::summary::{Failure, RunResult};
-use crate::view::ClusterView;
+use crate::summary::{Failure, RunResult, StorageSummary};
+use crate::view::{storage_alone, ClusterView};
 use crate::workload::{Outcome, Workload};
 use colony::core::cell::Reply;
 use colony::core::colony::ColonyConfig;
@@ -110,6 +110,8 @@ pub struct World {
     pub(crate) outage: Option<Outage>,
     /// A restore finished: scan the whole ledger at the first healthy check.
     pub(crate) scan_after_restore: bool,
+    /// What the storage nodes did, as the checks saw it.
+    storage: StorageSummary,
     failure: Option<Failure>,
     done: bool,
     pub(crate) verbose: bool,
@@ -131,7 +133,7 @@ pub fn node_config(sc: &Scenario) -> NodeConfig {
             },
             ..ColonyConfig::default()
         },
-        membership: MembershipConfig::for_cluster_size(c.hosts + c.loggers),
+        membership: MembershipConfig::for_cluster_size(c.hosts + c.loggers + c.storage),
         ..NodeConfig::default()
     }
 }
@@ -170,6 +172,10 @@ impl World {
             disk: Disk::new(),
             outage: None,
             scan_after_restore: false,
+            storage: StorageSummary {
+                nodes: u64::from(sc.cluster.storage),
+                ..StorageSummary::default()
+            },
             failure: None,
             done: false,
             verbose: opts.verbose,
@@ -181,12 +187,14 @@ impl World {
             let at = u64::from(i) * sc.cluster.start_stagger_ms;
             w.agenda.push(at, Item::Fault(Action::Boot(i + 1)));
         }
-        for i in 0..sc.cluster.loggers {
-            let id = sc.cluster.hosts + i + 1;
-            w.hosts
-                .push(HostSlot::new(layout::logger_info(&sc.cluster, id, i)));
-            let at = u64::from(sc.cluster.hosts + i) * sc.cluster.start_stagger_ms;
-            w.agenda.push(at, Item::Fault(Action::Boot(id)));
+        let c = &sc.cluster;
+        let loggers = (0..c.loggers).map(|i| layout::logger_info(c, c.hosts + i + 1, i));
+        let storage =
+            (0..c.storage).map(|i| layout::storage_info(c, c.hosts + c.loggers + i + 1, i));
+        for info in loggers.chain(storage) {
+            let at = u64::from(info.id - 1) * c.start_stagger_ms;
+            w.agenda.push(at, Item::Fault(Action::Boot(info.id)));
+            w.hosts.push(HostSlot::new(info));
         }
         faults::plan(&mut w);
         let first_op = ms(sc.workload.start_s) + w.workload.next_delay(&mut w.rng);
@@ -518,6 +526,13 @@ impl World {
                 });
             }
         }
+        if verdict.is_ok() && self.checker.recovery.is_healthy() && storage_alone(&live) {
+            self.storage.alone_checks += 1;
+            self.storage.runs_alone = 1;
+        }
+        if verdict.is_ok() && !reschedule && !storage_alone(&live) {
+            self.storage.primaries_at_end = view.storage_primaries();
+        }
         if self.verbose && now % 60_000 < self.sc.checks.check_every_ms {
             let under = view.colonies.iter().filter(|c| !c.healthy(target)).count();
             println!(
@@ -602,6 +617,11 @@ impl World {
                 i % n.max(1) != 0
             });
         }
+    }
+
+    /// For tests: the running process of `host`.
+    pub fn node(&self, host: HostId) -> Option<&colony::core::node::Node> {
+        self.slot(host).and_then(|s| s.node.as_ref())
     }
 
     /// For tests: the logging nodes' ids.
@@ -723,6 +743,7 @@ impl World {
             faults: std::mem::take(&mut self.faults),
             items: self.items,
             log: log_summary(&self.hosts),
+            storage: self.storage,
         };
         if r.failure.is_none() {
             r.unmet = expect::unmet(&self.sc.expect, &r);

@@ -1,6 +1,7 @@
 //! The checker itself is tested: deliberately broken invariants must be caught, and a
 //! loss the cluster reports must be counted, not flagged.
 
+use colony::core::types::Role;
 use colony_sim::{run_scenario, RunOptions, Scenario, World};
 
 fn small(extra: &str) -> Scenario {
@@ -154,4 +155,29 @@ fn losing_every_holder_is_a_violation_unless_allowed_then_it_is_counted() {
         lenient.writes_lost > 0,
         "acknowledged writes in the wiped colonies are counted as lost-and-reported"
     );
+}
+
+#[test]
+fn a_storage_node_left_alone_holds_every_colony_as_primary_in_its_value_log() {
+    let sc = Scenario::find("storage-shutdown").expect("scenario exists");
+    let storage = sc.cluster.hosts + sc.cluster.loggers + 1;
+    let mut w = World::new(&sc, 2, RunOptions::default());
+    // The last ordinary host left soon after 130 s; new hosts join at 200 s.
+    w.run_until(190_000);
+    assert!(
+        w.failure().is_none(),
+        "{:?}",
+        w.failure().map(|f| &f.violation)
+    );
+    let node = w.node(storage).expect("the storage node runs");
+    assert_eq!(node.replicas().count() as u32, sc.cluster.colonies);
+    assert!(node
+        .replicas()
+        .all(|r| r.role == Role::Primary && r.cells.is_on_disk()));
+    w.check_ledger_now()
+        .expect("the storage node holds every acknowledged write");
+    let r = w.run();
+    assert!(r.passed(), "{}", r.failure_report());
+    assert!(r.storage.alone_checks >= 60, "{:?}", r.storage);
+    assert_eq!(r.storage.primaries_at_end, 0);
 }

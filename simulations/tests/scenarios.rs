@@ -63,6 +63,28 @@ fn ok(_: &RunResult) -> Result<(), String> {
     Ok(())
 }
 
+/// Some failover happened and no acknowledged write was lost.
+fn promoted_and_nothing_lost(r: &RunResult) -> Result<(), String> {
+    if r.promotions == 0 || r.writes_lost != 0 {
+        return Err(format!(
+            "promotions {} (want > 0), writes lost {} (want 0)",
+            r.promotions, r.writes_lost
+        ));
+    }
+    Ok(())
+}
+
+/// No primary sits on a storage node at the end while an ordinary host is up.
+fn no_primaries_on_storage(r: &RunResult) -> Result<(), String> {
+    if r.storage.primaries_at_end != 0 {
+        return Err(format!(
+            "{} primaries on storage nodes at the end (want 0)",
+            r.storage.primaries_at_end
+        ));
+    }
+    Ok(())
+}
+
 fn event(r: &RunResult, name: &str) -> u64 {
     r.event_counts.get(name).copied().unwrap_or(0)
 }
@@ -79,15 +101,7 @@ fn steady() {
 
 #[test]
 fn random_kills() {
-    run("random-kills", |r| {
-        if r.promotions == 0 || r.writes_lost != 0 {
-            return Err(format!(
-                "promotions {} (want > 0), writes lost {} (want 0)",
-                r.promotions, r.writes_lost
-            ));
-        }
-        Ok(())
-    });
+    run("random-kills", promoted_and_nothing_lost);
 }
 
 /// Seed 166 of this scenario once left two colonies with no replica and no
@@ -97,15 +111,7 @@ fn random_kills() {
 fn quick_restarts() {
     let mut seeds: Vec<u64> = (1..=seed_count()).collect();
     seeds.push(166);
-    run_seeds_of("quick-restarts", seeds, |r| {
-        if r.promotions == 0 || r.writes_lost != 0 {
-            return Err(format!(
-                "promotions {} (want > 0), writes lost {} (want 0)",
-                r.promotions, r.writes_lost
-            ));
-        }
-        Ok(())
-    });
+    run_seeds_of("quick-restarts", seeds, promoted_and_nothing_lost);
 }
 
 #[test]
@@ -218,14 +224,58 @@ fn logger() {
                 r.log.loggers, r.log.sink.entries
             ));
         }
-        if r.promotions == 0 || r.writes_lost != 0 {
+        promoted_and_nothing_lost(r)
+    });
+}
+
+/// The ordinary hosts leave one by one until the storage node (whose copy counts for
+/// two replicas) holds every colony alone, then new hosts join: leaves hand off and
+/// never elect, nothing is lost, and the primaries go back to ordinary hosts.
+#[test]
+fn storage_shutdown() {
+    run("storage-shutdown", |r| {
+        let failovers = r.promotions_by_reason.get("failover").copied().unwrap_or(0);
+        if failovers > 0 || event(r, "host_left") < 5 || r.writes_lost != 0 {
             return Err(format!(
-                "promotions {} (want > 0), writes lost {} (want 0)",
-                r.promotions, r.writes_lost
+                "{failovers} failover promotions (want 0), {} host_left events (want >= 5), {} writes lost (want 0)",
+                event(r, "host_left"),
+                r.writes_lost
+            ));
+        }
+        if r.storage.alone_checks == 0 || r.storage.primaries_at_end != 0 {
+            return Err(format!(
+                "{} healthy checks with the storage node alone (want > 0), {} primaries on it at the end (want 0)",
+                r.storage.alone_checks, r.storage.primaries_at_end
             ));
         }
         Ok(())
     });
+}
+
+/// Random kills that may take the storage node (two replicas' worth) too.
+#[test]
+fn storage_kills() {
+    run("storage-kills", |r| {
+        promoted_and_nothing_lost(r)?;
+        no_primaries_on_storage(r)
+    });
+}
+
+/// Two storage nodes among random kills: no invariant may break.
+#[test]
+fn storage_two() {
+    run("storage-two", promoted_and_nothing_lost);
+}
+
+/// Primaries belong in memory: at the end no primary should sit on a storage node
+/// while ordinary hosts are up. Open: when a colony's ordinary primary dies and only a
+/// storage copy is left, the storage node is promoted and clones to the other storage
+/// node (always the most attractive host), and a set of two storage nodes (population
+/// 4 >= 3) has no ordinary member to hand primacy to (seed 4: colony 6 from 174 s on).
+#[test]
+#[ignore = "open: a colony left on two storage nodes keeps its primary on storage (see the comment); run with --ignored"]
+fn storage_two_gives_primaries_back() {
+    run("storage-two", no_primaries_on_storage);
 }
 
 /// Every scenario file is covered by a test above (the benchmark aside).
@@ -246,6 +296,9 @@ fn every_scenario_is_tested() {
         "split-brain-accept",
         "squeeze",
         "steady",
+        "storage-kills",
+        "storage-shutdown",
+        "storage-two",
     ];
     for (path, sc) in Scenario::all().expect("scenarios parse") {
         let file = path.file_stem().unwrap().to_string_lossy().into_owned();
