@@ -267,13 +267,10 @@ fn storage_two() {
     run("storage-two", promoted_and_nothing_lost);
 }
 
-/// Primaries belong in memory: at the end no primary should sit on a storage node
-/// while ordinary hosts are up. Open: when a colony's ordinary primary dies and only a
-/// storage copy is left, the storage node is promoted and clones to the other storage
-/// node (always the most attractive host), and a set of two storage nodes (population
-/// 4 >= 3) has no ordinary member to hand primacy to (seed 4: colony 6 from 174 s on).
+/// Primaries belong in memory: at the end no primary sits on a storage node while
+/// ordinary hosts are up. (When a colony's ordinary primary dies and only storage copies
+/// are left, a storage node is promoted; it brings an ordinary host in and hands off.)
 #[test]
-#[ignore = "open: a colony left on two storage nodes keeps its primary on storage (see the comment); run with --ignored"]
 fn storage_two_gives_primaries_back() {
     run("storage-two", no_primaries_on_storage);
 }

@@ -180,7 +180,11 @@ impl CellStore {
     /// The live cell at `key`, if any.
     pub fn live(&self, key: &[u8], now: Tick) -> Option<Cow<'_, Cell>> {
         if self.disk.is_none() {
-            return self.cells.get(key).filter(|c| c.is_live(now)).map(Cow::Borrowed);
+            return self
+                .cells
+                .get(key)
+                .filter(|c| c.is_live(now))
+                .map(Cow::Borrowed);
         }
         let (_, expires_at) = self.meta(key)?;
         if expires_at.is_some_and(|t| now >= t) {
