@@ -186,6 +186,56 @@ fn record_header(len: u32, crc: u32) -> [u8; RECORD_HEADER_LEN] {
     h
 }
 
+/// Reads the data record of `total` bytes (record header included) that starts at
+/// byte `at` of `file`, as [`RecordWriter::append`] wrote it: checks its length, CRC
+/// and tag, and returns its data. For files read by position (a storage node's value
+/// logs) rather than streamed.
+pub fn read_record_at(
+    file: &File,
+    path: &Path,
+    at: u64,
+    total: u32,
+) -> Result<Vec<u8>, StoreError> {
+    use std::os::unix::fs::FileExt;
+    let corrupt = |expected: String, found: String| StoreError::Corrupt {
+        path: path.to_owned(),
+        offset: at,
+        expected,
+        found,
+    };
+    let size = total as usize;
+    if size <= RECORD_HEADER_LEN || total - RECORD_HEADER_LEN as u32 > MAX_RECORD_LEN {
+        return Err(corrupt("a record place".into(), format!("length {size}")));
+    }
+    let mut buf = vec![0u8; size];
+    file.read_exact_at(&mut buf, at)
+        .map_err(|source| StoreError::Io {
+            path: path.to_owned(),
+            op: format!("reading at byte {at}"),
+            source,
+        })?;
+    let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    let payload = &buf[RECORD_HEADER_LEN..];
+    if len != payload.len() {
+        return Err(corrupt(
+            format!("a record of {} bytes", payload.len()),
+            format!("length {len}"),
+        ));
+    }
+    if crc32c::crc32c(payload) != crc {
+        return Err(corrupt("a matching checksum".into(), "a mismatch".into()));
+    }
+    if payload[0] != TAG_DATA {
+        return Err(corrupt(
+            "a data record".into(),
+            format!("tag {:#x}", payload[0]),
+        ));
+    }
+    buf.drain(..=RECORD_HEADER_LEN);
+    Ok(buf)
+}
+
 /// Writes a store file: the header at creation, then records, then the footer.
 ///
 /// Writes go straight to `W`: give it a `BufWriter`. After a failed write the writer

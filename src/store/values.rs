@@ -17,15 +17,12 @@
 //! replicas, kept in sync by the primary's stream, not a durability log.
 
 use super::error::StoreError;
-use super::frame::{
-    FileKind, RecordWriter, HEADER_LEN, MAX_RECORD_LEN, RECORD_HEADER_LEN, TAG_DATA,
-};
+use super::frame::{read_record_at, FileKind, RecordWriter, HEADER_LEN};
 use crate::core::cell::{Cell, Key};
 use crate::core::cell_store::{ValueLoc, ValueLog, ValueLogError, ValueStorage};
 use crate::core::types::ColonyId;
 use std::fs::{self, File, OpenOptions};
 use std::io::BufWriter;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The file of `colony` in `dir`.
@@ -159,31 +156,9 @@ impl ValueLog for FileValueLog {
     }
 
     fn read(&self, at: ValueLoc) -> Result<(Key, Cell), ValueLogError> {
-        let total = at.len as usize;
-        if total <= RECORD_HEADER_LEN + 1 || at.len > MAX_RECORD_LEN + RECORD_HEADER_LEN as u32 {
-            return Err(self.corrupt(at.at, "a record place", format!("length {total}")));
-        }
-        let mut buf = vec![0u8; total];
-        self.reader
-            .read_exact_at(&mut buf, at.at)
-            .map_err(|e| io_error(&self.path, format!("reading at byte {}", at.at), e))?;
-        let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        let crc = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        let payload = &buf[RECORD_HEADER_LEN..];
-        if len != payload.len() {
-            return Err(self.corrupt(
-                at.at,
-                &format!("a record of {} bytes", payload.len()),
-                format!("length {len}"),
-            ));
-        }
-        if crc32c::crc32c(payload) != crc {
-            return Err(self.corrupt(at.at, "a matching checksum", "a mismatch".into()));
-        }
-        if payload[0] != TAG_DATA {
-            return Err(self.corrupt(at.at, "a data record", format!("tag {:#x}", payload[0])));
-        }
-        let (key, cell): (serde_bytes::ByteBuf, Cell) = super::dump::decode_exact(&payload[1..])
+        let data = read_record_at(&self.reader, &self.path, at.at, at.len)
+            .map_err(|e| ValueLogError(e.to_string()))?;
+        let (key, cell): (serde_bytes::ByteBuf, Cell) = super::dump::decode_exact(&data)
             .map_err(|e| self.corrupt(at.at, "a (key, cell) record", e))?;
         Ok((key.into_vec(), cell))
     }
