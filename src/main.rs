@@ -5,6 +5,12 @@
 
 mod cli;
 
+/// mimalloc instead of the system allocator: a node allocates and frees small buffers
+/// (keys, values, frames, replies) on every request, and glibc's malloc spent half of a
+/// loaded node's cpu in `_int_malloc`, `_int_free` and `malloc_consolidate`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use colony::node::config::{LogFormat, NodeArgs, DEFAULT_ADMIN};
 

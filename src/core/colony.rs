@@ -73,6 +73,12 @@ impl Default for ColonyConfig {
 /// The most mutations a storage replica keeps in its tail (values included).
 pub const STORAGE_LOG_TAIL: usize = 64;
 
+/// A primary streams its acknowledged mutations to the logging nodes once per tick,
+/// or as soon as this many are waiting: a busy colony's entries then travel in
+/// batches spread over the tick instead of all colonies' at once at the tick, which
+/// kept every client waiting while the whole tick's worth was copied and encoded.
+pub const LOG_PUSH_BATCH: Seq = 64;
+
 /// Timers a colony asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColonyTimer {
@@ -586,6 +592,9 @@ impl ColonyReplica {
                 env.fx.replies.push((to, p.reply));
             }
         }
+        if !env.loggers.is_empty() && self.committed() >= self.logged + LOG_PUSH_BATCH {
+            self.push_log(env);
+        }
         if !self.cell_in_waiting.is_empty() {
             self.flush_cell_in(env);
         }
@@ -635,7 +644,8 @@ impl ColonyReplica {
         if entries.is_empty() {
             return;
         }
-        for &l in env.loggers {
+        let (&last, others) = env.loggers.split_last().expect("not empty");
+        for &l in others {
             env.fx.sends.push((
                 l,
                 Msg::Log {
@@ -644,6 +654,13 @@ impl ColonyReplica {
                 },
             ));
         }
+        env.fx.sends.push((
+            last,
+            Msg::Log {
+                colony: self.colony,
+                entries,
+            },
+        ));
     }
 
     /// Primary: a logging node has this colony up to `have`. Send it what follows, from

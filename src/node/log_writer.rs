@@ -9,9 +9,11 @@
 //! from the primaries, and says so on the event stream (`logger_behind`). A slow disk
 //! therefore never slows the primaries: they only send.
 //!
-//! The thread appends everything queued, flushes after every batch and fsyncs at most
-//! every [`SYNC_EVERY`] (a power loss may cost that much of the log; the cluster still
-//! holds it). A write error keeps the batch queued and the thread retries opening the
+//! The thread appends everything queued and fsyncs at most every [`SYNC_EVERY`] (a
+//! power loss may cost that much of the log; the cluster still holds it). Under load it
+//! takes the queue at most every [`GATHER`], unless the queue passes half the buffer:
+//! a busy logger then makes a few large writes a second instead of one wake-up and one
+//! write per message from a primary, which is what its cpu went on. A write error keeps the batch queued and the thread retries opening the
 //! directory every second; the buffer fills meanwhile and overflow is reported as
 //! above. [`LogWriter::close`] drains the buffer and finishes the current segment.
 
@@ -29,6 +31,8 @@ use std::time::{Duration, Instant};
 
 /// Longest time between two fsyncs of the current segment while appending.
 pub const SYNC_EVERY: Duration = Duration::from_millis(200);
+/// The least time between two takes of the queue while it is under half full.
+pub const GATHER: Duration = Duration::from_millis(10);
 /// How long a failed writer waits before opening the directory again.
 const RETRY_OPEN: Duration = Duration::from_secs(1);
 
@@ -77,6 +81,8 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     stats: Stats,
+    /// Queued bytes past which the writer is woken at once (half the buffer).
+    urgent_bytes: u64,
 }
 
 impl Shared {
@@ -153,6 +159,7 @@ impl LogWriter {
             }),
             wake: Condvar::new(),
             stats: Stats::default(),
+            urgent_bytes: buffer_bytes / 2,
         });
         shared.stats.segment.store(segments.segment(), Relaxed);
         let s = shared.clone();
@@ -183,8 +190,13 @@ impl LogWriter {
 
     /// Queues `appends` without waiting. Returns what did not fit.
     pub fn offer(&mut self, appends: Vec<LogAppend>) -> Option<Refused> {
+        if appends.is_empty() {
+            return None;
+        }
         let mut refused: Option<Refused> = None;
         let mut q = self.shared.lock();
+        let was_empty = q.items.is_empty();
+        let was_urgent = q.bytes >= self.shared.urgent_bytes;
         for a in appends {
             if let Some(r) = &mut refused {
                 r.dropped += count(&a);
@@ -214,8 +226,14 @@ impl LogWriter {
             q.items.push_back((a, w));
         }
         self.shared.stats.buffered_bytes.store(q.bytes, Relaxed);
+        // The writer waits for work only on an empty queue, and gathers for GATHER
+        // unless the queue gets urgent: wake it on those two edges, not on every offer.
+        let wake = (was_empty && !q.items.is_empty())
+            || (!was_urgent && q.bytes >= self.shared.urgent_bytes);
         drop(q);
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
         if let Some(r) = &refused {
             self.shared.stats.dropped.fetch_add(r.dropped, Relaxed);
             self.shared.stats.overflows.fetch_add(1, Relaxed);
@@ -268,11 +286,22 @@ fn count(a: &LogAppend) -> u64 {
 fn write_loop(shared: &Shared, segments: Segments, dir: &Path, segment_bytes: u64) {
     let mut segments = Some(segments);
     let mut last_sync = Instant::now();
+    let mut last_take = Instant::now();
     let mut dirty = false;
     loop {
         // Take the whole queue; its bytes stay counted as buffered until written.
         let (batch, closing) = {
             let mut q = shared.lock();
+            let since = last_take.elapsed();
+            if !q.items.is_empty() && !q.closing && since < GATHER {
+                let (g, _) = shared
+                    .wake
+                    .wait_timeout_while(q, GATHER - since, |q| {
+                        !q.closing && q.bytes < shared.urgent_bytes
+                    })
+                    .unwrap_or_else(|e| e.into_inner());
+                q = g;
+            }
             if q.items.is_empty() && !q.closing {
                 let wait = if dirty {
                     SYNC_EVERY
@@ -286,6 +315,7 @@ fn write_loop(shared: &Shared, segments: Segments, dir: &Path, segment_bytes: u6
                 q = g;
             }
             let batch: VecDeque<(LogAppend, u64)> = q.items.drain(..).collect();
+            last_take = Instant::now();
             (batch, q.closing)
         };
         if segments.is_none() {

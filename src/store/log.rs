@@ -66,6 +66,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+/// The segment writer's buffer: a busy logger writes in pieces this large.
+const WRITE_BUFFER: usize = 256 * 1024;
+
 /// One record of a mutation log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogRecord {
@@ -939,8 +942,12 @@ impl LogWriter {
             .truncate(true)
             .open(&path)
             .map_err(io_err(&path, "creating a log segment"))?;
-        let mut w = RecordWriter::new(BufWriter::new(file), FileKind::MutationLog, self.now_ms)
-            .map_err(named(&path))?;
+        let mut w = RecordWriter::new(
+            BufWriter::with_capacity(WRITE_BUFFER, file),
+            FileKind::MutationLog,
+            self.now_ms,
+        )
+        .map_err(named(&path))?;
         // Readers of the directory then never see a segment without its header, unless
         // a crash cut it.
         w.flush().map_err(named(&path))?;
@@ -971,7 +978,7 @@ impl LogWriter {
         self.n = segment.n;
         self.path = path.clone();
         self.w = Some(RecordWriter::resume(
-            BufWriter::new(file),
+            BufWriter::with_capacity(WRITE_BUFFER, file),
             frames.end,
             frames.records,
         ));
