@@ -243,14 +243,26 @@ echo
 echo "colony: 3 nodes, N=2 sync, $COLONIES colonies, client port of node 1; one cluster, logger attached/detached alternately"
 echo "redis-benchmark -t set -c $CLIENTS -n $REQUESTS -r $KEYSPACE -d $VALUE (random keys), median of $REPEATS, after $WARMUP warm-up SETs"
 echo
-echo "| pipeline | without: SET ops/s | with logger: SET ops/s | with/without | p50 ms without / with | p99 ms without / with | nodes 1-3 cpu ms per 1000 SETs without / with |"
+echo "| pipeline | without: SET ops/s | with logger: SET ops/s | with/without | p50 ms without / with | p99 ms without / with | nodes 1-3 cpu us per SET without / with |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
 for p in $PIPELINES; do
   a=$(col without "$p" 4); b=$(col with "$p" 4)
   printf '| %s | %.0f | %.0f | %s | %s / %s | %s / %s | %s |\n' "$p" "$a" "$b" \
     "$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f (%+.1f%%)", b/a, 100*(b/a-1)}')" \
     "$(col without "$p" 5)" "$(col with "$p" 5)" "$(col without "$p" 6)" "$(col with "$p" 6)" \
-    "$(awk -v c="$(col without "$p" 8)" 'BEGIN {printf "%.0f", 1e6 * c / '"$REQUESTS"'}') / $(awk -v c="$(col with "$p" 8)" 'BEGIN {printf "%.0f", 1e6 * c / '"$REQUESTS"'}')"
+    "$(awk -v c="$(col without "$p" 8)" 'BEGIN {printf "%.1f", 1e6 * c / '"$REQUESTS"'}') / $(awk -v c="$(col with "$p" 8)" 'BEGIN {printf "%.1f", 1e6 * c / '"$REQUESTS"'}')"
+done
+echo
+echo "cpu cost of the logger (less sensitive to machine noise than ops/s): nodes 1-3 and the logger, cpu us per SET, medians"
+echo
+echo "| pipeline | nodes without | nodes with | logger | added cpu: (nodes with - without + logger) / without |"
+echo "|---:|---:|---:|---:|---:|"
+for p in $PIPELINES; do
+  a=$(awk -v c="$(col without "$p" 8)" 'BEGIN {printf "%.2f", 1e6 * c / '"$REQUESTS"'}')
+  b=$(awk -v c="$(col with "$p" 8)" 'BEGIN {printf "%.2f", 1e6 * c / '"$REQUESTS"'}')
+  l=$(awk -F, -v p="$p" '$1==p {print 1e6 * $14 / '"$REQUESTS"'}' "$LOG" | median)
+  printf '| %s | %.1f | %.1f | %.1f | %s |\n' "$p" "$a" "$b" "$l" \
+    "$(awk -v a="$a" -v b="$b" -v l="$l" 'BEGIN {printf "%+.1f%%", 100 * (b - a + l) / a}')"
 done
 echo
 echo "logger, during each measurement (median of $REPEATS; /status writer deltas over redis-benchmark's wall time):"
