@@ -562,6 +562,12 @@ impl ColonyReplica {
 
     /// Answer the writes that have enough acks, in order.
     fn try_complete(&mut self, env: &mut Env) {
+        if !env.quorum && env.cfg.refuse_writes_without_quorum {
+            // A side without quorum acknowledges nothing, not even a write it took
+            // before: the other side may promote a secondary that lacks it. The write
+            // stays pending (its client times out: an uncertain outcome).
+            return;
+        }
         let counting: Vec<&Member> = self.members.iter().filter(|m| m.counts()).collect();
         // Like Kafka's min.insync.replicas: never acknowledge on the primary's word
         // alone while the cluster can hold a second copy. A primary cut off from all
@@ -1677,6 +1683,10 @@ impl ColonyReplica {
         self.refused.retain(|_, until| *until > env.now);
         if !env.quorum {
             return;
+        }
+        if !self.pending.is_empty() {
+            // Writes held while this side had no quorum.
+            self.try_complete(env);
         }
         if env.placement_turn {
             self.sweep_expired(env);
