@@ -313,6 +313,8 @@ pub struct ColonyReplica {
     /// needs to tell "deleted here" from "never here".
     pub tombstones: Tombstones,
     cell_in_waiting: Vec<(Seq, ColonyId, Key)>,
+    /// A fenced primary: the last acknowledged seq when it stopped serving.
+    merge_commit: Option<Seq>,
 }
 
 fn lineage_has(lineage: &Lineage, v: Version) -> bool {
@@ -345,6 +347,7 @@ impl ColonyReplica {
             cell_moves: BTreeMap::new(),
             tombstones: Tombstones::default(),
             cell_in_waiting: Vec::new(),
+            merge_commit: None,
         }
     }
 
@@ -1111,16 +1114,7 @@ impl ColonyReplica {
     /// they may hold writes the new one lacks) and becomes a secondary.
     fn step_down(&mut self, env: &mut Env, to: HostId, epoch: Epoch, merge: bool) {
         if merge && !self.cells.is_empty() {
-            env.send(
-                to,
-                self.colony,
-                self.epoch,
-                ColonyMsg::Merge {
-                    cells: self.cells.to_vec(),
-                    lineage: self.lineage.clone(),
-                    deleted: self.tombstones.list(),
-                },
-            );
+            env.send(to, self.colony, self.epoch, self.merge_payload());
         }
         for p in std::mem::take(&mut self.pending) {
             if let Some(to) = p.to {
@@ -1144,9 +1138,68 @@ impl ColonyReplica {
         self.in_sync = false;
     }
 
+    /// What a primary that lost its place hands its successor to merge: its cells and
+    /// deletes as of its last acknowledged mutation. The writes still waiting for acks
+    /// were never acknowledged (their clients hear a timeout); merged in at the heal
+    /// they would land after writes the successor acknowledged since (an increment
+    /// nobody was told about undoing an acknowledged delete). Their keys go as they
+    /// were at the commit point, from the tail of mutations, or not at all when the
+    /// tail does not reach back that far.
+    pub fn merge_payload(&self) -> ColonyMsg {
+        let commit = self.merge_commit.unwrap_or_else(|| self.committed());
+        let mut lineage = self.lineage.clone();
+        let mut cells = self.cells.to_vec();
+        let mut deleted = self.tombstones.list();
+        if commit < self.last.seq {
+            for s in lineage.values_mut() {
+                *s = (*s).min(commit);
+            }
+            let key_of = |m: &Mutation| -> Key {
+                match &m.op {
+                    Op::Put { key, .. } | Op::Remove { key, .. } => key.clone(),
+                }
+            };
+            let mut open: std::collections::BTreeSet<Key> = self
+                .log
+                .iter()
+                .filter(|m| m.version.seq > commit)
+                .map(key_of)
+                .collect();
+            let touched = open.clone();
+            let mut at_commit: Vec<(Key, Cell)> = Vec::new();
+            let mut deleted_at_commit: Vec<(Key, Version)> = Vec::new();
+            for m in self.log.iter().rev() {
+                if open.is_empty() {
+                    break;
+                }
+                if m.version.seq > commit || !open.remove(&key_of(m)) {
+                    continue;
+                }
+                match &m.op {
+                    Op::Put { key, cell } => at_commit.push((key.clone(), cell.clone())),
+                    Op::Remove {
+                        key,
+                        why: RemoveWhy::Deleted,
+                    } => deleted_at_commit.push((key.clone(), m.version)),
+                    Op::Remove { .. } => {}
+                }
+            }
+            cells.retain(|(k, _)| !touched.contains(k));
+            cells.extend(at_commit);
+            deleted.retain(|(k, _)| !touched.contains(k));
+            deleted.extend(deleted_at_commit);
+        }
+        ColonyMsg::Merge {
+            cells,
+            lineage,
+            deleted,
+        }
+    }
+
     /// This host was declared dead: stop serving. Pending writes get an uncertain
     /// outcome (timeout); the node keeps the cells aside to merge them later.
     pub fn fence(&mut self, fx: &mut Effects) {
+        self.merge_commit = Some(self.committed());
         for p in std::mem::take(&mut self.pending) {
             if let Some(to) = p.to {
                 fx.replies.push((to, Reply::Error(CommandError::Timeout)));

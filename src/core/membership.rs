@@ -741,7 +741,7 @@ impl Membership {
     }
 
     /// Whether to ignore "you are down" from `sender`, a member *we* hold as down or
-    /// suspect (after a partition each side has declared the other dead, and foca would
+    /// suspect, or whose identity we never saw alive (after a partition each side has declared the other dead, and foca would
     /// let whoever is contacted first be killed). We ignore it while the members we see
     /// as active, plus us, are a strict majority of the members we know, so the minority
     /// side renews and the majority keeps its identities; without a clear majority we
@@ -759,10 +759,9 @@ impl Membership {
             if m.state() == State::Down {
                 down += 1;
             }
-            if m.id().host == sender.host
-                && m.state() != State::Alive
-                && (*m.id() == sender || m.id().incarnation > sender.incarnation)
-            {
+            // Down or suspect to us, or an identity we never saw alive (a host we hold
+            // as down that renewed while still cut off: its verdicts are as stale).
+            if m.id().host == sender.host && !(m.state() == State::Alive && *m.id() == sender) {
                 sender_suspect = true;
             }
         }

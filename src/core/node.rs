@@ -245,6 +245,8 @@ pub struct Node {
     /// refutes only if it shows contact with a quorum in time.
     defunct_since: Option<Tick>,
     confirm_armed: bool,
+    /// Since when the membership has shown quorum without a break (None: no quorum).
+    quorum_since: Option<Tick>,
     stabilize_token: u64,
     clients: BTreeMap<ReqId, ClientReq>,
     target: u32,
@@ -294,6 +296,7 @@ impl Node {
             contact: BTreeMap::new(),
             defunct_since: None,
             confirm_armed: false,
+            quorum_since: Some(0),
             stabilize_token: 0,
             clients: BTreeMap::new(),
             target: cfg.colony.replicas,
@@ -469,6 +472,7 @@ impl Node {
 
     fn start(&mut self, now: Tick, seeds: Vec<HostId>, out: &mut Out) {
         let me = self.info.id;
+        self.quorum_since = Some(now);
         let mut mo = MembershipOut::default();
         self.membership.start(&mut mo);
         let seeds: Vec<HostId> = seeds.into_iter().filter(|s| *s != me).collect();
@@ -868,6 +872,7 @@ impl Node {
         let quorum = present * 2 > voters.len();
         if quorum != self.quorum {
             self.quorum = quorum;
+            self.quorum_since = quorum.then_some(now);
             let (live, stable) = (present as u32, voters.len() as u32);
             let kind = if quorum {
                 EventKind::SplitHealed { live, stable }
@@ -1333,11 +1338,7 @@ impl Node {
                     Msg::Colony {
                         colony: c,
                         epoch: r.epoch,
-                        body: ColonyMsg::Merge {
-                            cells: r.cells.to_vec(),
-                            lineage: r.lineage().clone(),
-                            deleted: r.tombstones.list(),
-                        },
+                        body: r.merge_payload(),
                     },
                 ));
             } else if now.saturating_sub(*since) > self.cfg.merge_timeout_ms {
@@ -1357,6 +1358,17 @@ impl Node {
             || self.fenced.contains_key(&colony)
             || e.holders().any(|h| self.holds(colony, h))
         {
+            return;
+        }
+        // A side that just regained quorum (a healed minority, a host that rejoined)
+        // has not heard of every live host yet: a holder it missed is not dead. Look
+        // again once its view had the grace period to fill in.
+        let settled = self
+            .quorum_since
+            .is_some_and(|t| now.saturating_sub(t) >= self.cfg.orphan_grace_ms);
+        if !settled {
+            out.timers
+                .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(colony)));
             return;
         }
         // The named primary that restarted without a copy takes care of it (the others
