@@ -98,18 +98,31 @@ pub struct HostIdentity {
     /// Chosen by the caller at start (see the module docs), bumped by
     /// [`Membership::renew`]. Higher wins.
     pub incarnation: u32,
+    /// The incarnation at which this host's state began (its start, or a rejoin with
+    /// its replicas dropped). A renewal that keeps the state ([`Membership::refute`])
+    /// keeps it, so the others see the same host going on rather than a restart.
+    pub since: u32,
 }
 
 impl HostIdentity {
     pub const fn new(host: HostId, incarnation: u32) -> Self {
-        HostIdentity { host, incarnation }
+        HostIdentity {
+            host,
+            incarnation,
+            since: incarnation,
+        }
     }
 
     /// The identity this host takes after being declared down: incarnation + 1.
     pub const fn renewed(self) -> Self {
+        HostIdentity::new(self.host, self.incarnation.saturating_add(1))
+    }
+
+    /// Incarnation + 1 for the same state (a refuted death verdict).
+    pub const fn refreshed(self) -> Self {
         HostIdentity {
-            host: self.host,
             incarnation: self.incarnation.saturating_add(1),
+            ..self
         }
     }
 }
@@ -580,6 +593,23 @@ impl Membership {
     /// `seeds` (remembered as with [`Self::join`]). Returns the new identity.
     pub fn renew(&mut self, seeds: &[HostId], out: &mut MembershipOut) -> HostIdentity {
         let new_id = self.identity().renewed();
+        self.renew_as(new_id, seeds, out)
+    }
+
+    /// Like [`Self::renew`], for a host that keeps its state: it was declared down but
+    /// could show it is on the side with quorum. The others see the new identity as the
+    /// same host going on ([`HostIdentity::since`] unchanged), not as a restart.
+    pub fn refute(&mut self, seeds: &[HostId], out: &mut MembershipOut) -> HostIdentity {
+        let new_id = self.identity().refreshed();
+        self.renew_as(new_id, seeds, out)
+    }
+
+    fn renew_as(
+        &mut self,
+        new_id: HostIdentity,
+        seeds: &[HostId],
+        out: &mut MembershipOut,
+    ) -> HostIdentity {
         self.defunct = false;
         self.left = false;
         self.connected = false;
@@ -852,7 +882,8 @@ impl Membership {
                             });
                             peer.id = *new;
                             peer.suspected_at = None;
-                            if peer.active {
+                            // A renewal that kept its state is the same host going on.
+                            if peer.active && new.since != old.since {
                                 out.notices.push(Notice::Restarted(new.host));
                             }
                         }

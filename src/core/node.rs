@@ -270,10 +270,7 @@ impl Node {
     /// incarnation of the same host id (the node binary uses its boot time; the
     /// simulator a restart counter). `seed` feeds every random choice.
     pub fn new(info: HostInfo, cfg: NodeConfig, incarnation: u32, seed: u64) -> Node {
-        let me = HostIdentity {
-            host: info.id,
-            incarnation,
-        };
+        let me = HostIdentity::new(info.id, incarnation);
         let membership = Membership::new(me, &cfg.membership, seed ^ 0x5157_4d00);
         let mut stable = BTreeSet::new();
         stable.insert(info.id);
@@ -920,7 +917,7 @@ impl Node {
     fn refute(&mut self, now: Tick, out: &mut Out) {
         let seeds: Vec<HostId> = self.membership.live_members();
         let mut mo = MembershipOut::default();
-        self.membership.renew(&seeds, &mut mo);
+        self.membership.refute(&seeds, &mut mo);
         self.drain_membership(now, mo, out);
         self.publish_record(now, true, out);
     }
