@@ -1845,6 +1845,14 @@ impl ColonyReplica {
             return;
         }
         if self.moving.is_none() && env.placement_turn {
+            // A primary on a storage node gives primacy to an in-sync ordinary member
+            // before it weighs migrations: the migration toward the (more attractive)
+            // other storage node would otherwise move that member away each time, and
+            // the colony would clone, drop and migrate in a loop with its primary left
+            // on storage.
+            if on_storage && self.balance_primaries(env) {
+                return;
+            }
             let roles: Vec<(HostId, Role)> = std::iter::once((me, Role::Primary))
                 .chain(self.members.iter().map(|m| (m.host, Role::Secondary)))
                 .collect();
