@@ -819,9 +819,33 @@ impl Node {
 
     fn host_down(&mut self, now: Tick, h: HostId, failure: bool, out: &mut Out) {
         let graceful = self.left.contains(&h);
+        // Colonies none of whose holders may have survived: look again after a grace
+        // period (a promotion announcement may still be on its way).
+        let orphans: Vec<ColonyId> = self
+            .dir
+            .colonies
+            .iter()
+            .filter(|e| {
+                e.holders().any(|x| x == h)
+                    && e.holders().all(|x| x == h || !self.holds(e.colony, x))
+            })
+            .map(|e| e.colony)
+            .collect();
         if failure && !graceful {
             self.emit(now, EventKind::HostDead { member: h }, out);
-            self.require_confirmation(now, out);
+            // The verdict changes what this host does only if it shares a colony with
+            // the dead host (a primary about to drop a secondary, a secondary about to
+            // elect) or must look after an orphan: only then must it show contact with
+            // a quorum first (a cluster of a thousand hosts does not ping itself whole
+            // at every death).
+            let involved = !orphans.is_empty()
+                || self
+                    .replicas
+                    .values()
+                    .any(|r| r.primary == h || r.set_hosts().contains(&h));
+            if involved {
+                self.require_confirmation(now, out);
+            }
         }
         self.topo.remove(h);
         let colonies: Vec<ColonyId> = self.replicas.keys().copied().collect();
@@ -829,13 +853,9 @@ impl Node {
             self.with_colony(now, c, out, |r, env| r.on_host_down(env, h));
         }
         self.requests_lost_with(h, out);
-        // Colonies none of whose holders may have survived: look again after a grace
-        // period (a promotion announcement may still be on its way).
-        for e in self.dir.colonies.iter() {
-            if e.holders().any(|x| x == h) && e.holders().all(|x| !self.holds(e.colony, x)) {
-                out.timers
-                    .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(e.colony)));
-            }
+        for colony in orphans {
+            out.timers
+                .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(colony)));
         }
         self.membership_changed(now, out);
     }
