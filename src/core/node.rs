@@ -63,8 +63,8 @@ pub struct NodeConfig {
     /// Timings of a logging node (`HostRole::Logger`).
     #[serde(default)]
     pub log_sink: LogSinkConfig,
-    /// After a death verdict (ours or another host's) this host acts as a side without
-    /// quorum until a quorum of the stable membership has answered a ping sent after
+    /// After a death verdict that concerns this host (see `Node::has_quorum`) it acts as
+    /// a side without quorum until a quorum of the stable membership has answered a ping sent after
     /// the verdict; unanswered pings go again this often.
     #[serde(default = "default_confirm_retry_ms")]
     pub confirm_retry_ms: u64,
@@ -231,13 +231,14 @@ pub struct Node {
     left: BTreeSet<HostId>,
     stable: BTreeSet<HostId>,
     quorum: bool,
-    /// Set at a death verdict (of another host, or of this one): since then this host
-    /// has not shown contact with a quorum of the stable membership, and acts as a side
+    /// Set at a death verdict that concerns this host (the dead host shares a colony
+    /// with it, or left an orphan; or this host was declared dead): since then it has
+    /// not shown contact with a quorum of the stable membership, and acts as a side
     /// without quorum (acknowledges no write, elects no primary). A host cut off with a
     /// minority keeps its membership quorum until it has declared most of the others
-    /// dead, which takes seconds; the first death verdict it issues (or hears) comes
-    /// before it can drop a secondary from the other side, so it never acknowledges a
-    /// write without that secondary, and the other side may promote it.
+    /// dead, which takes seconds; but the verdict on a secondary across the cut comes
+    /// before its primary can drop it, so the primary never acknowledges a write
+    /// without a secondary that the other side may promote.
     unconfirmed_since: Option<Tick>,
     /// Per host: the send time of the latest [`Msg::Ping`] it answered.
     contact: BTreeMap<HostId, Tick>,
