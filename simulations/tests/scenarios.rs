@@ -144,7 +144,6 @@ fn join_leave() {
 }
 
 #[test]
-#[ignore = "open: about 1 seed in 2 still loses an acknowledged write or misses the recovery bound after a heal (see the issue note); run with --ignored"]
 fn split_brain() {
     run("split-brain", |r| {
         if event(r, "split_detected") == 0 || event(r, "split_healed") == 0 || r.writes_lost != 0 {
@@ -155,13 +154,11 @@ fn split_brain() {
 }
 
 #[test]
-#[ignore = "open: accept-and-reconcile loses writes whose merge conflicts the checker cannot yet explain (see the issue note); run with --ignored"]
 fn split_brain_accept() {
     run("split-brain-accept", ok);
 }
 
 #[test]
-#[ignore = "open: one-way partitions still fail the recovery bound on some seeds (see the issue note); run with --ignored"]
 fn oneway_partition() {
     run("oneway-partition", ok);
 }

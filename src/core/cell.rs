@@ -320,16 +320,17 @@ impl CellStore {
                 let expires_at = ttl_ms.map(|ms| now + ms);
                 (Reply::Ok, Some(put(Dna::Value(value.clone()), expires_at)))
             }
-            Command::Del { .. } => match live {
-                None => (Reply::Int(0), None),
-                Some(_) => (
-                    Reply::Int(1),
-                    Some(Op::Remove {
-                        key,
-                        why: RemoveWhy::Deleted,
-                    }),
-                ),
-            },
+            // A delete is a write even when nothing was there: its tombstone is what
+            // lets a merge after a split see that this side deleted a cell the other
+            // side created meanwhile (a conflict), instead of taking the cell over
+            // silently and undoing an acknowledged delete.
+            Command::Del { .. } => (
+                Reply::Int(i64::from(live.is_some())),
+                Some(Op::Remove {
+                    key,
+                    why: RemoveWhy::Deleted,
+                }),
+            ),
             Command::Expire { ttl_ms, .. } => match live {
                 None => (Reply::Int(0), None),
                 Some(c) => (Reply::Int(1), Some(put(c.dna.clone(), Some(now + ttl_ms)))),

@@ -319,6 +319,8 @@ pub struct ColonyReplica {
     /// needs to tell "deleted here" from "never here".
     pub tombstones: Tombstones,
     cell_in_waiting: Vec<(Seq, ColonyId, Key)>,
+    /// A fenced primary: the last acknowledged seq when it stopped serving.
+    merge_commit: Option<Seq>,
 }
 
 fn lineage_has(lineage: &Lineage, v: Version) -> bool {
@@ -351,6 +353,7 @@ impl ColonyReplica {
             cell_moves: BTreeMap::new(),
             tombstones: Tombstones::default(),
             cell_in_waiting: Vec::new(),
+            merge_commit: None,
         }
     }
 
@@ -568,6 +571,12 @@ impl ColonyReplica {
 
     /// Answer the writes that have enough acks, in order.
     fn try_complete(&mut self, env: &mut Env) {
+        if !env.quorum && env.cfg.refuse_writes_without_quorum {
+            // A side without quorum acknowledges nothing, not even a write it took
+            // before: the other side may promote a secondary that lacks it. The write
+            // stays pending (its client times out: an uncertain outcome).
+            return;
+        }
         let counting: Vec<&Member> = self.members.iter().filter(|m| m.counts()).collect();
         // Like Kafka's min.insync.replicas: never acknowledge on the primary's word
         // alone while the cluster can hold a second copy. A primary cut off from all
@@ -1122,16 +1131,7 @@ impl ColonyReplica {
     /// they may hold writes the new one lacks) and becomes a secondary.
     fn step_down(&mut self, env: &mut Env, to: HostId, epoch: Epoch, merge: bool) {
         if merge && !self.cells.is_empty() {
-            env.send(
-                to,
-                self.colony,
-                self.epoch,
-                ColonyMsg::Merge {
-                    cells: self.cells.to_vec(),
-                    lineage: self.lineage.clone(),
-                    deleted: self.tombstones.list(),
-                },
-            );
+            env.send(to, self.colony, self.epoch, self.merge_payload());
         }
         for p in std::mem::take(&mut self.pending) {
             if let Some(to) = p.to {
@@ -1155,9 +1155,68 @@ impl ColonyReplica {
         self.in_sync = false;
     }
 
+    /// What a primary that lost its place hands its successor to merge: its cells and
+    /// deletes as of its last acknowledged mutation. The writes still waiting for acks
+    /// were never acknowledged (their clients hear a timeout); merged in at the heal
+    /// they would land after writes the successor acknowledged since (an increment
+    /// nobody was told about undoing an acknowledged delete). Their keys go as they
+    /// were at the commit point, from the tail of mutations, or not at all when the
+    /// tail does not reach back that far.
+    pub fn merge_payload(&self) -> ColonyMsg {
+        let commit = self.merge_commit.unwrap_or_else(|| self.committed());
+        let mut lineage = self.lineage.clone();
+        let mut cells = self.cells.to_vec();
+        let mut deleted = self.tombstones.list();
+        if commit < self.last.seq {
+            for s in lineage.values_mut() {
+                *s = (*s).min(commit);
+            }
+            let key_of = |m: &Mutation| -> Key {
+                match &m.op {
+                    Op::Put { key, .. } | Op::Remove { key, .. } => key.clone(),
+                }
+            };
+            let mut open: std::collections::BTreeSet<Key> = self
+                .log
+                .iter()
+                .filter(|m| m.version.seq > commit)
+                .map(key_of)
+                .collect();
+            let touched = open.clone();
+            let mut at_commit: Vec<(Key, Cell)> = Vec::new();
+            let mut deleted_at_commit: Vec<(Key, Version)> = Vec::new();
+            for m in self.log.iter().rev() {
+                if open.is_empty() {
+                    break;
+                }
+                if m.version.seq > commit || !open.remove(&key_of(m)) {
+                    continue;
+                }
+                match &m.op {
+                    Op::Put { key, cell } => at_commit.push((key.clone(), cell.clone())),
+                    Op::Remove {
+                        key,
+                        why: RemoveWhy::Deleted,
+                    } => deleted_at_commit.push((key.clone(), m.version)),
+                    Op::Remove { .. } => {}
+                }
+            }
+            cells.retain(|(k, _)| !touched.contains(k));
+            cells.extend(at_commit);
+            deleted.retain(|(k, _)| !touched.contains(k));
+            deleted.extend(deleted_at_commit);
+        }
+        ColonyMsg::Merge {
+            cells,
+            lineage,
+            deleted,
+        }
+    }
+
     /// This host was declared dead: stop serving. Pending writes get an uncertain
     /// outcome (timeout); the node keeps the cells aside to merge them later.
     pub fn fence(&mut self, fx: &mut Effects) {
+        self.merge_commit = Some(self.committed());
         for p in std::mem::take(&mut self.pending) {
             if let Some(to) = p.to {
                 fx.replies.push((to, Reply::Error(CommandError::Timeout)));
@@ -1695,6 +1754,10 @@ impl ColonyReplica {
         if !env.quorum {
             return;
         }
+        if !self.pending.is_empty() {
+            // Writes held while this side had no quorum.
+            self.try_complete(env);
+        }
         if env.placement_turn {
             self.sweep_expired(env);
         }
@@ -1799,6 +1862,14 @@ impl ColonyReplica {
             return;
         }
         if self.moving.is_none() && env.placement_turn {
+            // A primary on a storage node gives primacy to an in-sync ordinary member
+            // before it weighs migrations: the migration toward the (more attractive)
+            // other storage node would otherwise move that member away each time, and
+            // the colony would clone, drop and migrate in a loop with its primary left
+            // on storage.
+            if on_storage && self.balance_primaries(env) {
+                return;
+            }
             let roles: Vec<(HostId, Role)> = std::iter::once((me, Role::Primary))
                 .chain(self.members.iter().map(|m| (m.host, Role::Secondary)))
                 .collect();

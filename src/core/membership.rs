@@ -98,18 +98,31 @@ pub struct HostIdentity {
     /// Chosen by the caller at start (see the module docs), bumped by
     /// [`Membership::renew`]. Higher wins.
     pub incarnation: u32,
+    /// The incarnation at which this host's state began (its start, or a rejoin with
+    /// its replicas dropped). A renewal that keeps the state ([`Membership::refute`])
+    /// keeps it, so the others see the same host going on rather than a restart.
+    pub since: u32,
 }
 
 impl HostIdentity {
     pub const fn new(host: HostId, incarnation: u32) -> Self {
-        HostIdentity { host, incarnation }
+        HostIdentity {
+            host,
+            incarnation,
+            since: incarnation,
+        }
     }
 
     /// The identity this host takes after being declared down: incarnation + 1.
     pub const fn renewed(self) -> Self {
+        HostIdentity::new(self.host, self.incarnation.saturating_add(1))
+    }
+
+    /// Incarnation + 1 for the same state (a refuted death verdict).
+    pub const fn refreshed(self) -> Self {
         HostIdentity {
-            host: self.host,
             incarnation: self.incarnation.saturating_add(1),
+            ..self
         }
     }
 }
@@ -580,6 +593,23 @@ impl Membership {
     /// `seeds` (remembered as with [`Self::join`]). Returns the new identity.
     pub fn renew(&mut self, seeds: &[HostId], out: &mut MembershipOut) -> HostIdentity {
         let new_id = self.identity().renewed();
+        self.renew_as(new_id, seeds, out)
+    }
+
+    /// Like [`Self::renew`], for a host that keeps its state: it was declared down but
+    /// could show it is on the side with quorum. The others see the new identity as the
+    /// same host going on ([`HostIdentity::since`] unchanged), not as a restart.
+    pub fn refute(&mut self, seeds: &[HostId], out: &mut MembershipOut) -> HostIdentity {
+        let new_id = self.identity().refreshed();
+        self.renew_as(new_id, seeds, out)
+    }
+
+    fn renew_as(
+        &mut self,
+        new_id: HostIdentity,
+        seeds: &[HostId],
+        out: &mut MembershipOut,
+    ) -> HostIdentity {
         self.defunct = false;
         self.left = false;
         self.connected = false;
@@ -741,7 +771,7 @@ impl Membership {
     }
 
     /// Whether to ignore "you are down" from `sender`, a member *we* hold as down or
-    /// suspect (after a partition each side has declared the other dead, and foca would
+    /// suspect, or whose identity we never saw alive (after a partition each side has declared the other dead, and foca would
     /// let whoever is contacted first be killed). We ignore it while the members we see
     /// as active, plus us, are a strict majority of the members we know, so the minority
     /// side renews and the majority keeps its identities; without a clear majority we
@@ -759,10 +789,9 @@ impl Membership {
             if m.state() == State::Down {
                 down += 1;
             }
-            if m.id().host == sender.host
-                && m.state() != State::Alive
-                && (*m.id() == sender || m.id().incarnation > sender.incarnation)
-            {
+            // Down or suspect to us, or an identity we never saw alive (a host we hold
+            // as down that renewed while still cut off: its verdicts are as stale).
+            if m.id().host == sender.host && !(m.state() == State::Alive && *m.id() == sender) {
                 sender_suspect = true;
             }
         }
@@ -853,7 +882,8 @@ impl Membership {
                             });
                             peer.id = *new;
                             peer.suspected_at = None;
-                            if peer.active {
+                            // A renewal that kept its state is the same host going on.
+                            if peer.active && new.since != old.since {
                                 out.notices.push(Notice::Restarted(new.host));
                             }
                         }

@@ -7,7 +7,7 @@
 
 use super::cell::{Cell, Command, Key, Op, Reply};
 use super::directory::{DirEntry, HostRecord};
-use super::types::{ColonyId, Epoch, HostId, Seq, Version};
+use super::types::{ColonyId, Epoch, HostId, Seq, Tick, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -87,6 +87,12 @@ pub enum Msg {
     /// Logging node -> a primary's host: how far the log has each of these colonies
     /// (seq 0: not at all). The primary answers with what is missing.
     LogProbe { have: Vec<(ColonyId, Seq)> },
+    /// Is the sender still in contact with this host? `t` is the sender's own clock,
+    /// echoed in the [`Msg::Pong`]: a host shows contact with a quorum by answers to
+    /// pings it sent after a given time (see `Node`'s quorum confirmation).
+    Ping { t: Tick },
+    /// The answer to [`Msg::Ping`], echoing its `t`.
+    Pong { t: Tick },
     /// The colony protocol, fenced by the sender's epoch.
     Colony {
         colony: ColonyId,
@@ -192,6 +198,8 @@ impl Msg {
             Msg::Log { .. } => "log",
             Msg::LogSnapshot { .. } => "log_snapshot",
             Msg::LogProbe { .. } => "log_probe",
+            Msg::Ping { .. } => "ping",
+            Msg::Pong { .. } => "pong",
             Msg::Colony { body, .. } => body.kind(),
         }
     }

@@ -63,6 +63,23 @@ pub struct NodeConfig {
     /// Timings of a logging node (`HostRole::Logger`).
     #[serde(default)]
     pub log_sink: LogSinkConfig,
+    /// After a death verdict that concerns this host (see `Node::has_quorum`) it acts as
+    /// a side without quorum until a quorum of the stable membership has answered a ping sent after
+    /// the verdict; unanswered pings go again this often.
+    #[serde(default = "default_confirm_retry_ms")]
+    pub confirm_retry_ms: u64,
+    /// How long a host declared dead while it sees quorum tries to show contact with a
+    /// quorum (and so refute the verdict) before it accepts it and goes undead.
+    #[serde(default = "default_defunct_confirm_ms")]
+    pub defunct_confirm_ms: u64,
+}
+
+fn default_confirm_retry_ms() -> u64 {
+    500
+}
+
+fn default_defunct_confirm_ms() -> u64 {
+    2_000
 }
 
 impl Default for NodeConfig {
@@ -84,6 +101,8 @@ impl Default for NodeConfig {
             merge_timeout_ms: 30_000,
             record_fanout: 3,
             log_sink: LogSinkConfig::default(),
+            confirm_retry_ms: default_confirm_retry_ms(),
+            defunct_confirm_ms: default_defunct_confirm_ms(),
         }
     }
 }
@@ -124,6 +143,8 @@ pub enum Timer {
     Stabilize(u64),
     /// A logging node asks the primaries of quiet colonies what its log misses.
     LogProbe,
+    /// Quorum confirmation: ping again, or give up refuting our own death verdict.
+    Confirm,
 }
 
 /// What a step produced.
@@ -210,6 +231,23 @@ pub struct Node {
     left: BTreeSet<HostId>,
     stable: BTreeSet<HostId>,
     quorum: bool,
+    /// Set at a death verdict that concerns this host (the dead host shares a colony
+    /// with it, or left an orphan; or this host was declared dead): since then it has
+    /// not shown contact with a quorum of the stable membership, and acts as a side
+    /// without quorum (acknowledges no write, elects no primary). A host cut off with a
+    /// minority keeps its membership quorum until it has declared most of the others
+    /// dead, which takes seconds; but the verdict on a secondary across the cut comes
+    /// before its primary can drop it, so the primary never acknowledges a write
+    /// without a secondary that the other side may promote.
+    unconfirmed_since: Option<Tick>,
+    /// Per host: the send time of the latest [`Msg::Ping`] it answered.
+    contact: BTreeMap<HostId, Tick>,
+    /// Another host declared this one dead at this time, while this one saw quorum: it
+    /// refutes only if it shows contact with a quorum in time.
+    defunct_since: Option<Tick>,
+    confirm_armed: bool,
+    /// Since when the membership has shown quorum without a break (None: no quorum).
+    quorum_since: Option<Tick>,
     stabilize_token: u64,
     clients: BTreeMap<ReqId, ClientReq>,
     target: u32,
@@ -233,10 +271,7 @@ impl Node {
     /// incarnation of the same host id (the node binary uses its boot time; the
     /// simulator a restart counter). `seed` feeds every random choice.
     pub fn new(info: HostInfo, cfg: NodeConfig, incarnation: u32, seed: u64) -> Node {
-        let me = HostIdentity {
-            host: info.id,
-            incarnation,
-        };
+        let me = HostIdentity::new(info.id, incarnation);
         let membership = Membership::new(me, &cfg.membership, seed ^ 0x5157_4d00);
         let mut stable = BTreeSet::new();
         stable.insert(info.id);
@@ -255,6 +290,11 @@ impl Node {
             left: BTreeSet::new(),
             stable,
             quorum: true,
+            unconfirmed_since: None,
+            contact: BTreeMap::new(),
+            defunct_since: None,
+            confirm_armed: false,
+            quorum_since: Some(0),
             stabilize_token: 0,
             clients: BTreeMap::new(),
             target: cfg.colony.replicas,
@@ -363,8 +403,10 @@ impl Node {
         &self.topo
     }
 
+    /// Whether this host's side has quorum: a quorum of the stable membership is alive
+    /// in its view, and it has shown contact with one since the last death verdict.
     pub fn has_quorum(&self) -> bool {
-        self.quorum
+        self.quorum && self.unconfirmed_since.is_none()
     }
 
     pub fn live_members(&self) -> Vec<HostId> {
@@ -428,6 +470,7 @@ impl Node {
 
     fn start(&mut self, now: Tick, seeds: Vec<HostId>, out: &mut Out) {
         let me = self.info.id;
+        self.quorum_since = Some(now);
         let mut mo = MembershipOut::default();
         self.membership.start(&mut mo);
         let seeds: Vec<HostId> = seeds.into_iter().filter(|s| *s != me).collect();
@@ -522,6 +565,12 @@ impl Node {
             }),
             Msg::ForwardReply { req, reply } => self.client_reply(now, req, reply, out),
             Msg::Left => self.on_left(now, from, out),
+            Msg::Ping { t } => out.sends.push((from, Msg::Pong { t })),
+            Msg::Pong { t } => {
+                let c = self.contact.entry(from).or_insert(t);
+                *c = (*c).max(t);
+                self.check_confirmed(now, out);
+            }
             Msg::Log { colony, entries } => self.with_sink(now, out, |sink, so| {
                 sink.on_entries(now, from, colony, entries, so)
             }),
@@ -582,7 +631,7 @@ impl Node {
         let busy_retry = self.cfg.busy_retry_ms + self.rng.random_range(0..=self.cfg.busy_retry_ms);
         let refused = if self.state != NodeState::Active {
             Some(("host is leaving".to_string(), 0))
-        } else if !self.quorum {
+        } else if !self.has_quorum() {
             Some(("no quorum".to_string(), 0))
         } else if incoming >= self.cfg.max_incoming_clones {
             Some(("too many transfers in flight".to_string(), busy_retry))
@@ -656,9 +705,13 @@ impl Node {
             Timer::ClientRetry(req) => self.route_client(now, req, out),
             Timer::OrphanCheck(colony) => self.orphan_check(now, colony, out),
             Timer::Stabilize(token) => {
-                if token == self.stabilize_token && self.quorum {
+                if token == self.stabilize_token && self.has_quorum() {
                     self.stable = self.live_set();
                 }
+            }
+            Timer::Confirm => {
+                self.confirm_armed = false;
+                self.on_confirm_timer(now, out);
             }
             Timer::LogProbe => {
                 let membership = &self.membership;
@@ -767,8 +820,33 @@ impl Node {
 
     fn host_down(&mut self, now: Tick, h: HostId, failure: bool, out: &mut Out) {
         let graceful = self.left.contains(&h);
+        // Colonies none of whose holders may have survived: look again after a grace
+        // period (a promotion announcement may still be on its way).
+        let orphans: Vec<ColonyId> = self
+            .dir
+            .colonies
+            .iter()
+            .filter(|e| {
+                e.holders().any(|x| x == h)
+                    && e.holders().all(|x| x == h || !self.holds(e.colony, x))
+            })
+            .map(|e| e.colony)
+            .collect();
         if failure && !graceful {
             self.emit(now, EventKind::HostDead { member: h }, out);
+            // The verdict changes what this host does only if it shares a colony with
+            // the dead host (a primary about to drop a secondary, a secondary about to
+            // elect) or must look after an orphan: only then must it show contact with
+            // a quorum first (a cluster of a thousand hosts does not ping itself whole
+            // at every death).
+            let involved = !orphans.is_empty()
+                || self
+                    .replicas
+                    .values()
+                    .any(|r| r.primary == h || r.set_hosts().contains(&h));
+            if involved {
+                self.require_confirmation(now, out);
+            }
         }
         self.topo.remove(h);
         let colonies: Vec<ColonyId> = self.replicas.keys().copied().collect();
@@ -776,13 +854,9 @@ impl Node {
             self.with_colony(now, c, out, |r, env| r.on_host_down(env, h));
         }
         self.requests_lost_with(h, out);
-        // Colonies none of whose holders may have survived: look again after a grace
-        // period (a promotion announcement may still be on its way).
-        for e in self.dir.colonies.iter() {
-            if e.holders().any(|x| x == h) && e.holders().all(|x| !self.holds(e.colony, x)) {
-                out.timers
-                    .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(e.colony)));
-            }
+        for colony in orphans {
+            out.timers
+                .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(colony)));
         }
         self.membership_changed(now, out);
     }
@@ -816,6 +890,7 @@ impl Node {
         let quorum = present * 2 > voters.len();
         if quorum != self.quorum {
             self.quorum = quorum;
+            self.quorum_since = quorum.then_some(now);
             let (live, stable) = (present as u32, voters.len() as u32);
             let kind = if quorum {
                 EventKind::SplitHealed { live, stable }
@@ -846,14 +921,97 @@ impl Node {
 
     fn go_undead(&mut self, now: Tick, out: &mut Out) {
         if self.quorum && self.stable.len() > 1 {
-            let seeds: Vec<HostId> = self.membership.live_members();
-            let mut mo = MembershipOut::default();
-            self.membership.renew(&seeds, &mut mo);
-            self.drain_membership(now, mo, out);
-            self.publish_record(now, true, out);
+            // Refute only with proof that this side has quorum: a host that can hear
+            // the others but not reach them (a one-way cut) still sees them all alive,
+            // and would keep serving beside its successors.
+            if self.defunct_since.is_none() {
+                self.defunct_since = Some(now);
+                self.require_confirmation(now, out);
+            }
             return;
         }
+        self.defunct_since = None;
         self.go_undead_now(now, out);
+    }
+
+    /// Refute a death verdict: a new incarnation, and keep serving.
+    fn refute(&mut self, now: Tick, out: &mut Out) {
+        let seeds: Vec<HostId> = self.membership.live_members();
+        let mut mo = MembershipOut::default();
+        self.membership.refute(&seeds, &mut mo);
+        self.drain_membership(now, mo, out);
+        self.publish_record(now, true, out);
+    }
+
+    // ----- quorum confirmation -------------------------------------------------------
+
+    /// The stable members that vote.
+    fn voters(&self) -> BTreeSet<HostId> {
+        self.stable
+            .iter()
+            .copied()
+            .filter(|h| self.votes(*h))
+            .collect()
+    }
+
+    /// A death verdict at `now`: act as a side without quorum until a quorum of the
+    /// stable voters answers a ping sent from now on.
+    fn require_confirmation(&mut self, now: Tick, out: &mut Out) {
+        self.unconfirmed_since = Some(now);
+        self.send_pings(now, out);
+        self.check_confirmed(now, out);
+    }
+
+    fn send_pings(&mut self, now: Tick, out: &mut Out) {
+        let me = self.info.id;
+        for h in self.voters() {
+            if h != me {
+                out.sends.push((h, Msg::Ping { t: now }));
+            }
+        }
+        if !self.confirm_armed {
+            self.confirm_armed = true;
+            out.timers.push((self.cfg.confirm_retry_ms, Timer::Confirm));
+        }
+    }
+
+    /// Whether a quorum of the stable voters answered a ping sent since
+    /// `unconfirmed_since`; if so the side has quorum again (and a pending death
+    /// verdict of our own is refuted).
+    fn check_confirmed(&mut self, now: Tick, out: &mut Out) {
+        let Some(since) = self.unconfirmed_since else {
+            return;
+        };
+        let me = self.info.id;
+        let voters = self.voters();
+        let answered = voters
+            .iter()
+            .filter(|h| **h == me || self.contact.get(h).is_some_and(|t| *t >= since))
+            .count();
+        if answered * 2 <= voters.len() {
+            return;
+        }
+        self.unconfirmed_since = None;
+        if self.defunct_since.take().is_some() {
+            if self.quorum {
+                self.refute(now, out);
+            } else {
+                self.go_undead_now(now, out);
+            }
+        }
+    }
+
+    fn on_confirm_timer(&mut self, now: Tick, out: &mut Out) {
+        if self.unconfirmed_since.is_none() {
+            return;
+        }
+        if let Some(since) = self.defunct_since {
+            if now.saturating_sub(since) >= self.cfg.defunct_confirm_ms {
+                self.defunct_since = None;
+                self.go_undead_now(now, out);
+            }
+        }
+        self.send_pings(now, out);
     }
 
     /// Drops every replica (fencing primaries with data for a later merge), takes a new
@@ -1198,11 +1356,7 @@ impl Node {
                     Msg::Colony {
                         colony: c,
                         epoch: r.epoch,
-                        body: ColonyMsg::Merge {
-                            cells: r.cells.to_vec(),
-                            lineage: r.lineage().clone(),
-                            deleted: r.tombstones.list(),
-                        },
+                        body: r.merge_payload(),
                     },
                 ));
             } else if now.saturating_sub(*since) > self.cfg.merge_timeout_ms {
@@ -1217,11 +1371,22 @@ impl Node {
         let Some(e) = self.dir.entry(colony).cloned() else {
             return;
         };
-        if !self.quorum
+        if !self.has_quorum()
             || self.replicas.contains_key(&colony)
             || self.fenced.contains_key(&colony)
             || e.holders().any(|h| self.holds(colony, h))
         {
+            return;
+        }
+        // A side that just regained quorum (a healed minority, a host that rejoined)
+        // has not heard of every live host yet: a holder it missed is not dead. Look
+        // again once its view had the grace period to fill in.
+        let settled = self
+            .quorum_since
+            .is_some_and(|t| now.saturating_sub(t) >= self.cfg.orphan_grace_ms);
+        if !settled {
+            out.timers
+                .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(colony)));
             return;
         }
         // The named primary that restarted without a copy takes care of it (the others
@@ -1575,7 +1740,7 @@ impl Node {
                 topo: &mut self.topo,
                 loggers: &self.loggers,
                 alive: &alive,
-                quorum: self.quorum,
+                quorum: self.quorum && self.unconfirmed_since.is_none(),
                 target: self.target,
                 placement_turn: (self.ticks + u64::from(colony))
                     .is_multiple_of(self.cfg.placement_every_ticks.max(1)),

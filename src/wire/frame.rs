@@ -15,8 +15,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 /// The version of this protocol; peers must agree on it exactly. 2: keys and values as
 /// msgpack `bin`; 3: `ColonyMsg::AlreadyHeld` (a storage node, or any host, offered a
-/// colony it already holds).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// colony it already holds); 4: `Msg::Ping` / `Msg::Pong` (quorum confirmation).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The default limit on a frame body (a colony snapshot travels as one frame).
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
