@@ -120,8 +120,11 @@ pub enum ColonyMsg {
         cells: Vec<(Key, Cell)>,
         lineage: Lineage,
     },
-    /// Primary -> target host: will you hold a new replica?
-    CloneOffer,
+    /// Primary -> target host: will you hold a new replica? `floor`, for an optional
+    /// move: refuse unless your attraction, by your own fresh numbers (the replicas you
+    /// hold and are receiving), is still at least this
+    /// ([`crate::core::placement::choose_migration_with_floor`]).
+    CloneOffer { floor: Option<f64> },
     /// Target -> primary: yes (an empty syncing replica exists now).
     CloneAccept,
     /// Target -> primary: yes, and I already hold a copy up to `have` (a replica this
@@ -153,10 +156,17 @@ pub enum ColonyMsg {
     /// Secondary -> other secondaries: the primary is dead; this is how far I got.
     Offer { have: Version, rank: u32 },
     /// Primary -> chosen secondary: take primacy at `epoch.next(you)`; then drop `then_drop`.
+    /// `balance`: a hand-off that only spreads primaries, and how many the sender held
+    /// when it chose to; the receiver answers [`ColonyMsg::HandOffRefuse`] instead when
+    /// it holds so many by now that the move would not spread them.
     HandOff {
         members: Vec<MemberInfo>,
         then_drop: Option<HostId>,
+        balance: Option<u32>,
     },
+    /// Chosen secondary -> primary: no, keep primacy (a balancing hand-off whose
+    /// receiver has as many primaries as the sender by now).
+    HandOffRefuse,
     /// A fenced (undead or deposed) primary gives its cells to the current primary,
     /// which merges them per cell by version.
     Merge {
@@ -207,7 +217,7 @@ impl ColonyMsg {
             ColonyMsg::Refuse { .. } => "refuse",
             ColonyMsg::Members { .. } => "members",
             ColonyMsg::Snapshot { .. } => "snapshot",
-            ColonyMsg::CloneOffer => "clone_offer",
+            ColonyMsg::CloneOffer { .. } => "clone_offer",
             ColonyMsg::CloneAccept => "clone_accept",
             ColonyMsg::AlreadyHeld { .. } => "already_held",
             ColonyMsg::CloneRefuse { .. } => "clone_refuse",
@@ -217,6 +227,7 @@ impl ColonyMsg {
             ColonyMsg::Claim => "claim",
             ColonyMsg::Offer { .. } => "offer",
             ColonyMsg::HandOff { .. } => "hand_off",
+            ColonyMsg::HandOffRefuse => "hand_off_refuse",
             ColonyMsg::Merge { .. } => "merge",
             ColonyMsg::CellIn { .. } => "cell_in",
             ColonyMsg::CellInDone { .. } => "cell_in_done",

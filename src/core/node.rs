@@ -538,9 +538,34 @@ impl Node {
                 epoch,
                 body,
             } => {
-                if let ColonyMsg::CloneOffer = body {
+                if let ColonyMsg::CloneOffer { floor } = body {
                     if !self.replicas.contains_key(&colony) {
-                        self.on_clone_offer(from, colony, epoch, out);
+                        self.on_clone_offer(from, colony, epoch, floor, out);
+                        return;
+                    }
+                }
+                if let ColonyMsg::HandOff {
+                    balance: Some(theirs),
+                    ..
+                } = body
+                {
+                    // A balancing hand-off chosen on a record of ours that is seconds
+                    // old: by now others may have handed us theirs. Take it only if
+                    // it still spreads primaries, by our own count.
+                    let mine = self
+                        .replicas
+                        .values()
+                        .filter(|r| r.role == Role::Primary)
+                        .count() as u32;
+                    if mine + 2 > theirs {
+                        out.sends.push((
+                            from,
+                            Msg::Colony {
+                                colony,
+                                epoch,
+                                body: ColonyMsg::HandOffRefuse,
+                            },
+                        ));
                         return;
                     }
                 }
@@ -575,10 +600,23 @@ impl Node {
         }
     }
 
-    fn on_clone_offer(&mut self, from: HostId, colony: ColonyId, epoch: Epoch, out: &mut Out) {
+    fn on_clone_offer(
+        &mut self,
+        from: HostId,
+        colony: ColonyId,
+        epoch: Epoch,
+        floor: Option<f64>,
+        out: &mut Out,
+    ) {
         let incoming = self.replicas.values().filter(|r| !r.is_synced()).count();
         let me_view = self.topo.get(self.info.id);
         let admits = me_view.is_some_and(|v| placement::admits(v, &self.cfg.colony.placement));
+        // An optional move is checked against this host as it is now (every replica
+        // held or arriving counted), not the record the mover saw.
+        let attractive = floor.is_none() || {
+            let now_view = self.my_view();
+            placement::still_attractive(&now_view, floor, &self.cfg.colony.placement)
+        };
         let busy_retry = self.cfg.busy_retry_ms + self.rng.random_range(0..=self.cfg.busy_retry_ms);
         let refused = if self.state != NodeState::Active {
             Some(("host is leaving".to_string(), 0))
@@ -588,6 +626,8 @@ impl Node {
             Some(("too many transfers in flight".to_string(), busy_retry))
         } else if !admits {
             Some(("no capacity".to_string(), 0))
+        } else if !attractive {
+            Some(("no better than the replica's host by now".to_string(), 0))
         } else {
             None
         };

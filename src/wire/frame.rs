@@ -15,8 +15,9 @@ use tokio_util::codec::{Decoder, Encoder};
 
 /// The version of this protocol; peers must agree on it exactly. 2: keys and values as
 /// msgpack `bin`; 3: `ColonyMsg::AlreadyHeld` (a storage node, or any host, offered a
-/// colony it already holds).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// colony it already holds); 4: `CloneOffer { floor }`, `HandOff { balance }` and
+/// `HandOffRefuse` (a host checks an optional move against its own fresh numbers).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The default limit on a frame body (a colony snapshot travels as one frame).
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
