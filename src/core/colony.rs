@@ -1831,9 +1831,6 @@ impl ColonyReplica {
                     role: m.role,
                 });
                 self.offer_clone_with_floor(env, m.to, floor);
-                // Count the move now, so the other colonies of this host do not all
-                // pick the same host before its next record arrives.
-                adjust_replicas(env.topo, m.to);
                 return;
             }
             if self.balance_primaries(env) {
@@ -1919,6 +1916,9 @@ impl ColonyReplica {
             acked: 0,
         });
         env.send(to, self.colony, self.epoch, ColonyMsg::CloneOffer { floor });
+        // Count the replica now, so the other colonies of this host do not all pick
+        // the same host before its next record arrives.
+        adjust_replicas(env.topo, to);
     }
 
     /// Drop the member whose absence leaves the best set, among those whose copy counts

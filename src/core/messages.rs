@@ -6,7 +6,7 @@
 //! as a msgpack frame, so every variant is `Serialize + Deserialize`.
 
 use super::cell::{Cell, Command, Key, Op, Reply};
-use super::directory::{DirEntry, HostRecord};
+use super::directory::{DirEntry, HostRecord, KeyStamp};
 use super::types::{ColonyId, Epoch, HostId, Seq, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,14 +51,21 @@ pub enum Msg {
     Dir(DirEntry),
     /// Anti-entropy: range digests of the directory and the host table.
     Digest { dir: Vec<u64>, hosts: Vec<u64> },
-    /// Anti-entropy: the entries of the ranges that differed, and whether the receiver
-    /// should answer with its own entries of those ranges.
-    DigestReply {
-        dir: Vec<DirEntry>,
-        hosts: Vec<HostRecord>,
+    /// Anti-entropy, the answer to a [`Msg::Digest`]: the ranges that differed and the
+    /// key and stamp of each of the answerer's entries in them.
+    DigestStamps {
         dir_ranges: Vec<u32>,
         host_ranges: Vec<u32>,
-        answer: bool,
+        dir: Vec<KeyStamp>,
+        hosts: Vec<KeyStamp>,
+    },
+    /// Anti-entropy: the entries the sender holds newer, and the keys it wants (those
+    /// the receiver holds newer); answered with those entries when it wants any.
+    DigestEntries {
+        dir: Vec<DirEntry>,
+        hosts: Vec<HostRecord>,
+        want_dir: Vec<u32>,
+        want_hosts: Vec<u32>,
     },
     /// A client command routed to the primary of `colony`.
     Forward {
@@ -195,7 +202,8 @@ impl Msg {
             Msg::HostRecord(_) => "host_record",
             Msg::Dir(_) => "dir",
             Msg::Digest { .. } => "digest",
-            Msg::DigestReply { .. } => "digest_reply",
+            Msg::DigestStamps { .. } => "digest_stamps",
+            Msg::DigestEntries { .. } => "digest_entries",
             Msg::Forward { .. } => "forward",
             Msg::ForwardReply { .. } => "forward_reply",
             Msg::Left => "left",
