@@ -169,7 +169,7 @@ impl<V: Stamped> LwwTable<V> {
 
     /// Key and stamp of every entry in the given ranges, in key order per range.
     pub fn stamps_in(&self, ranges: &[u32]) -> Vec<KeyStamp> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(ranges.len() * RANGE as usize);
         for &r in ranges {
             out.extend(
                 self.range_slots(r)
@@ -185,31 +185,57 @@ impl<V: Stamped> LwwTable<V> {
     /// the entries this table holds newer (or they lack), and the keys they hold newer
     /// (or this table lacks).
     pub fn compare(&self, ranges: &[u32], theirs: &[KeyStamp]) -> (Vec<V>, Vec<u32>) {
-        let mut theirs_by_key: Vec<KeyStamp> = theirs.to_vec();
-        theirs_by_key.sort_unstable();
-        theirs_by_key.dedup_by_key(|(k, _)| *k);
-        let mut ranges = ranges.to_vec();
-        ranges.sort_unstable();
-        ranges.dedup();
-        let in_ranges = |k: u32| ranges.binary_search(&(k / RANGE)).is_ok();
+        // Both sides list keys in ascending order (ranges ascending, keys ascending in
+        // each): one merge walk. Anything else is put in that order first.
+        let sorted_ranges = ranges.windows(2).all(|w| w[0] < w[1]);
+        let sorted_theirs = theirs.windows(2).all(|w| w[0].0 < w[1].0);
+        let (ranges, theirs): (std::borrow::Cow<[u32]>, std::borrow::Cow<[KeyStamp]>) =
+            if sorted_ranges && sorted_theirs {
+                (ranges.into(), theirs.into())
+            } else {
+                let mut r = ranges.to_vec();
+                r.sort_unstable();
+                r.dedup();
+                let mut t = theirs.to_vec();
+                t.sort_unstable();
+                t.dedup_by_key(|(k, _)| *k);
+                (r.into(), t.into())
+            };
         let mut newer_here = Vec::new();
         let mut newer_there = Vec::new();
-        for &r in &ranges {
+        let mut j = 0;
+        for &r in ranges.iter() {
+            let (lo, hi) = (
+                r.saturating_mul(RANGE),
+                r.saturating_add(1).saturating_mul(RANGE),
+            );
+            // Their keys below this range lie in no listed range: skip them.
+            while j < theirs.len() && theirs[j].0 < lo {
+                j += 1;
+            }
             for v in self.range_slots(r).iter().flatten() {
                 let k = v.key();
                 let mine = v.stamp();
-                match theirs_by_key.binary_search_by_key(&k, |(k, _)| *k) {
-                    Ok(i) if theirs_by_key[i].1 >= mine => {}
-                    _ => newer_here.push(v.clone()),
+                while j < theirs.len() && theirs[j].0 < k {
+                    newer_there.push(theirs[j].0);
+                    j += 1;
                 }
+                if j < theirs.len() && theirs[j].0 == k {
+                    let t = theirs[j].1;
+                    j += 1;
+                    if t > mine {
+                        newer_there.push(k);
+                        continue;
+                    }
+                    if t == mine {
+                        continue;
+                    }
+                }
+                newer_here.push(v.clone());
             }
-        }
-        for &(k, stamp) in &theirs_by_key {
-            if !in_ranges(k) {
-                continue;
-            }
-            if self.get(k).is_none_or(|v| v.stamp() < stamp) {
-                newer_there.push(k);
+            while j < theirs.len() && theirs[j].0 < hi {
+                newer_there.push(theirs[j].0);
+                j += 1;
             }
         }
         (newer_here, newer_there)
@@ -296,7 +322,7 @@ mod tests {
             b.merge(entry(c, 1, 0, c % 7));
         }
         b.merge(entry(130, 2, 0, 3)); // b newer
-        a.merge(entry(131, 1, 5, 3)); // a newer
+        a.merge(entry(131, 1, 5, 131 % 7)); // a newer
         a.merge(entry(1000, 1, 0, 3)); // only a has it
         b.merge(entry(1001, 1, 0, 3)); // only b has it
         b.remove(900); // a has it, b lost it
