@@ -1815,6 +1815,13 @@ impl ColonyReplica {
         if counted > env.target.max(1) && self.drop_worst(env, &set, counted - env.target.max(1)) {
             return;
         }
+        // A primary on a storage node gives primacy to an ordinary member first: an
+        // optional move of that member onto another storage node would leave no
+        // ordinary host to give it to (and the colony cloning one back, in a loop).
+        if on_storage && self.moving.is_none() && env.placement_turn && self.balance_primaries(env)
+        {
+            return;
+        }
         if self.moving.is_none() && env.placement_turn {
             let roles: Vec<(HostId, Role)> = std::iter::once((me, Role::Primary))
                 .chain(self.members.iter().map(|m| (m.host, Role::Secondary)))
@@ -1877,7 +1884,7 @@ impl ColonyReplica {
             .iter()
             .filter(|m| m.sync == MemberSync::InSync)
             .filter(|m| !placement::is_storage(env.topo, m.host))
-            .filter(|m| !self.refused.contains_key(&m.host))
+            .filter(|m| on_storage || !self.refused.contains_key(&m.host))
             .filter_map(|m| {
                 env.topo
                     .get(m.host)
@@ -1916,9 +1923,6 @@ impl ColonyReplica {
             acked: 0,
         });
         env.send(to, self.colony, self.epoch, ColonyMsg::CloneOffer { floor });
-        // Count the replica now, so the other colonies of this host do not all pick
-        // the same host before its next record arrives.
-        adjust_replicas(env.topo, to);
     }
 
     /// Drop the member whose absence leaves the best set, among those whose copy counts
@@ -2029,13 +2033,6 @@ impl ColonyReplica {
                 });
             }
         }
-    }
-}
-
-fn adjust_replicas(topo: &mut Topology, to: HostId) {
-    if let Some(mut v) = topo.get(to).cloned() {
-        v.replicas += 1;
-        topo.upsert(v);
     }
 }
 
