@@ -203,6 +203,9 @@ enum HandOff {
         to: HostId,
         since: Tick,
         drop_me: bool,
+        /// A hand-off that only balances primaries: this host's primaries when it
+        /// chose to (see [`ColonyMsg::HandOff`]).
+        balance: Option<u32>,
     },
     /// HandOff sent; waiting for the new primary's Members.
     Sent { to: HostId, since: Tick },
@@ -607,9 +610,15 @@ impl ColonyReplica {
         if !self.cell_in_waiting.is_empty() {
             self.flush_cell_in(env);
         }
-        if let Some(HandOff::Draining { to, drop_me, .. }) = self.hand_off {
+        if let Some(HandOff::Draining {
+            to,
+            drop_me,
+            balance,
+            ..
+        }) = self.hand_off
+        {
             if self.pending.is_empty() {
-                self.send_hand_off(env, to, drop_me.then_some(env.me));
+                self.send_hand_off(env, to, drop_me.then_some(env.me), balance);
             }
         }
     }
@@ -872,7 +881,7 @@ impl ColonyReplica {
             }
             return;
         }
-        if let ColonyMsg::CloneOffer = body {
+        if let ColonyMsg::CloneOffer { .. } = body {
             return self.reset_for_clone(env, from, epoch);
         }
         if self.role == Role::Primary && epoch > self.epoch {
@@ -950,6 +959,17 @@ impl ColonyReplica {
                 }
             }
             ColonyMsg::Gone => self.on_host_down(env, from),
+            ColonyMsg::HandOffRefuse => {
+                // The host we balance primaries toward has as many as we do by now
+                // (others handed it theirs first): stay primary, look elsewhere later.
+                if let Some(HandOff::Sent { to, .. }) = self.hand_off {
+                    if to == from {
+                        self.hand_off = None;
+                        self.refused
+                            .insert(from, env.now + env.cfg.refusal_backoff_ms);
+                    }
+                }
+            }
             ColonyMsg::CloneRefuse { retry_ms, .. } => {
                 self.members.retain(|m| m.host != from);
                 let wait = if retry_ms > 0 {
@@ -1027,7 +1047,9 @@ impl ColonyReplica {
                 self.ack(env);
             }
             ColonyMsg::Drop { reason } if from == self.primary => self.dropped(env, reason),
-            ColonyMsg::HandOff { members, then_drop } => {
+            ColonyMsg::HandOff {
+                members, then_drop, ..
+            } => {
                 if !self.synced {
                     return;
                 }
@@ -1407,12 +1429,19 @@ impl ColonyReplica {
                     to: mv.to,
                     since: env.now,
                     drop_me: true,
+                    balance: None,
                 });
             }
         }
     }
 
-    fn send_hand_off(&mut self, env: &mut Env, to: HostId, then_drop: Option<HostId>) {
+    fn send_hand_off(
+        &mut self,
+        env: &mut Env,
+        to: HostId,
+        then_drop: Option<HostId>,
+        balance: Option<u32>,
+    ) {
         let mut members: Vec<MemberInfo> = self
             .member_infos()
             .into_iter()
@@ -1427,7 +1456,11 @@ impl ColonyReplica {
             to,
             self.colony,
             self.epoch,
-            ColonyMsg::HandOff { members, then_drop },
+            ColonyMsg::HandOff {
+                members,
+                then_drop,
+                balance,
+            },
         );
     }
 
@@ -1804,6 +1837,7 @@ impl ColonyReplica {
                     to,
                     since: env.now,
                     drop_me: true,
+                    balance: None,
                 });
                 self.try_complete(env);
                 return;
@@ -1873,15 +1907,18 @@ impl ColonyReplica {
             let roles: Vec<(HostId, Role)> = std::iter::once((me, Role::Primary))
                 .chain(self.members.iter().map(|m| (m.host, Role::Secondary)))
                 .collect();
-            if let Some(m) =
-                placement::choose_migration(env.topo, &roles, &exclude, &env.cfg.placement)
-            {
+            if let Some((m, floor)) = placement::choose_migration_with_floor(
+                env.topo,
+                &roles,
+                &exclude,
+                &env.cfg.placement,
+            ) {
                 self.moving = Some(Move {
                     from: m.from,
                     to: m.to,
                     role: m.role,
                 });
-                self.offer_clone(env, m.to);
+                self.offer_clone_with_floor(env, m.to, floor);
                 return;
             }
             if self.balance_primaries(env) {
@@ -1928,6 +1965,7 @@ impl ColonyReplica {
             .iter()
             .filter(|m| m.sync == MemberSync::InSync)
             .filter(|m| !placement::is_storage(env.topo, m.host))
+            .filter(|m| on_storage || !self.refused.contains_key(&m.host))
             .filter_map(|m| {
                 env.topo
                     .get(m.host)
@@ -1941,6 +1979,7 @@ impl ColonyReplica {
                     to,
                     since: env.now,
                     drop_me: false,
+                    balance: (!on_storage).then_some(mine),
                 });
                 self.try_complete(env);
                 // Count the move now, so the other colonies of this host do not all
@@ -1953,12 +1992,18 @@ impl ColonyReplica {
     }
 
     fn offer_clone(&mut self, env: &mut Env, to: HostId) {
+        self.offer_clone_with_floor(env, to, None);
+    }
+
+    /// Offer a clone; `floor` for an optional move (see
+    /// [`placement::choose_migration_with_floor`]).
+    fn offer_clone_with_floor(&mut self, env: &mut Env, to: HostId, floor: Option<f64>) {
         self.members.push(Member {
             host: to,
             sync: MemberSync::Offered { at: env.now },
             acked: 0,
         });
-        env.send(to, self.colony, self.epoch, ColonyMsg::CloneOffer);
+        env.send(to, self.colony, self.epoch, ColonyMsg::CloneOffer { floor });
     }
 
     /// Drop the member whose absence leaves the best set, among those whose copy counts

@@ -4,9 +4,11 @@
 //! Both tables are last-writer-wins by a stamp the owner raises: a colony entry is
 //! stamped `(epoch, version)` by the colony's primary, a host record `(incarnation,
 //! version)` by the host itself. Updates are pushed when they happen; anti-entropy
-//! repairs what was missed: hosts exchange XOR digests of fixed ranges and send each
-//! other only the entries of the ranges that differ, so a converged pair exchanges a
-//! few hundred bytes however large the cluster is.
+//! repairs what was missed: hosts exchange XOR digests of fixed ranges; for the ranges
+//! that differ the other side answers with the stamps of its entries, and then each
+//! side sends only the entries it holds newer. A converged pair exchanges a few hundred
+//! bytes however large the cluster is, and a pair that differs in a few entries ships
+//! those entries, not the whole 64-entry ranges around them.
 
 use super::topology::HostView;
 use super::types::{mix64, ColonyId, Epoch, HostId};
@@ -63,6 +65,9 @@ impl Stamped for HostRecord {
         (u64::from(self.incarnation), self.version, 0)
     }
 }
+
+/// An entry's key and stamp, as anti-entropy compares them.
+pub type KeyStamp = (u32, (u64, u64, u64));
 
 /// Keys per digest range.
 pub const RANGE: u32 = 64;
@@ -147,17 +152,98 @@ impl<V: Stamped> LwwTable<V> {
             .collect()
     }
 
+    fn range_slots(&self, r: u32) -> &[Option<V>] {
+        let lo = (r as usize * RANGE as usize).min(self.slots.len());
+        let hi = (lo + RANGE as usize).min(self.slots.len());
+        &self.slots[lo..hi]
+    }
+
     /// The entries in the given ranges.
     pub fn entries_in(&self, ranges: &[u32]) -> Vec<V> {
         let mut out = Vec::new();
         for &r in ranges {
-            let lo = (r * RANGE) as usize;
-            let hi = (lo + RANGE as usize).min(self.slots.len());
-            if lo < hi {
-                out.extend(self.slots[lo..hi].iter().flatten().cloned());
-            }
+            out.extend(self.range_slots(r).iter().flatten().cloned());
         }
         out
+    }
+
+    /// Key and stamp of every entry in the given ranges, in key order per range.
+    pub fn stamps_in(&self, ranges: &[u32]) -> Vec<KeyStamp> {
+        let mut out = Vec::with_capacity(ranges.len() * RANGE as usize);
+        for &r in ranges {
+            out.extend(
+                self.range_slots(r)
+                    .iter()
+                    .flatten()
+                    .map(|v| (v.key(), v.stamp())),
+            );
+        }
+        out
+    }
+
+    /// Against the other side's entries of `ranges` (`theirs`, from [`Self::stamps_in`]):
+    /// the entries this table holds newer (or they lack), and the keys they hold newer
+    /// (or this table lacks).
+    pub fn compare(&self, ranges: &[u32], theirs: &[KeyStamp]) -> (Vec<V>, Vec<u32>) {
+        // Both sides list keys in ascending order (ranges ascending, keys ascending in
+        // each): one merge walk. Anything else is put in that order first.
+        let sorted_ranges = ranges.windows(2).all(|w| w[0] < w[1]);
+        let sorted_theirs = theirs.windows(2).all(|w| w[0].0 < w[1].0);
+        let (ranges, theirs): (std::borrow::Cow<[u32]>, std::borrow::Cow<[KeyStamp]>) =
+            if sorted_ranges && sorted_theirs {
+                (ranges.into(), theirs.into())
+            } else {
+                let mut r = ranges.to_vec();
+                r.sort_unstable();
+                r.dedup();
+                let mut t = theirs.to_vec();
+                t.sort_unstable();
+                t.dedup_by_key(|(k, _)| *k);
+                (r.into(), t.into())
+            };
+        let mut newer_here = Vec::new();
+        let mut newer_there = Vec::new();
+        let mut j = 0;
+        for &r in ranges.iter() {
+            let (lo, hi) = (
+                r.saturating_mul(RANGE),
+                r.saturating_add(1).saturating_mul(RANGE),
+            );
+            // Their keys below this range lie in no listed range: skip them.
+            while j < theirs.len() && theirs[j].0 < lo {
+                j += 1;
+            }
+            for v in self.range_slots(r).iter().flatten() {
+                let k = v.key();
+                let mine = v.stamp();
+                while j < theirs.len() && theirs[j].0 < k {
+                    newer_there.push(theirs[j].0);
+                    j += 1;
+                }
+                if j < theirs.len() && theirs[j].0 == k {
+                    let t = theirs[j].1;
+                    j += 1;
+                    if t > mine {
+                        newer_there.push(k);
+                        continue;
+                    }
+                    if t == mine {
+                        continue;
+                    }
+                }
+                newer_here.push(v.clone());
+            }
+            while j < theirs.len() && theirs[j].0 < hi {
+                newer_there.push(theirs[j].0);
+                j += 1;
+            }
+        }
+        (newer_here, newer_there)
+    }
+
+    /// The entries with these keys (those this table holds).
+    pub fn entries_for(&self, keys: &[u32]) -> Vec<V> {
+        keys.iter().filter_map(|k| self.get(*k).cloned()).collect()
     }
 }
 
@@ -221,6 +307,35 @@ mod tests {
         let ranges = a.differing(b.digests());
         assert_eq!(ranges, vec![130 / RANGE, 900 / RANGE]);
         for e in b.entries_in(&ranges) {
+            a.merge(e);
+        }
+        assert!(a.differing(b.digests()).is_empty());
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn stamps_ship_only_the_entries_that_differ_both_ways() {
+        let mut a = LwwTable::default();
+        let mut b = LwwTable::default();
+        for c in 0..1000 {
+            a.merge(entry(c, 1, 0, c % 7));
+            b.merge(entry(c, 1, 0, c % 7));
+        }
+        b.merge(entry(130, 2, 0, 3)); // b newer
+        a.merge(entry(131, 1, 5, 131 % 7)); // a newer
+        a.merge(entry(1000, 1, 0, 3)); // only a has it
+        b.merge(entry(1001, 1, 0, 3)); // only b has it
+        b.remove(900); // a has it, b lost it
+        let ranges = b.differing(a.digests());
+        let theirs = b.stamps_in(&ranges);
+        let (push, want) = a.compare(&ranges, &theirs);
+        let pushed: Vec<u32> = push.iter().map(|e| e.colony).collect();
+        assert_eq!(pushed, vec![131, 900, 1000]);
+        assert_eq!(want, vec![130, 1001]);
+        for e in push {
+            b.merge(e);
+        }
+        for e in b.entries_for(&want) {
             a.merge(e);
         }
         assert!(a.differing(b.digests()).is_empty());

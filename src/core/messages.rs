@@ -6,7 +6,7 @@
 //! as a msgpack frame, so every variant is `Serialize + Deserialize`.
 
 use super::cell::{Cell, Command, Key, Op, Reply};
-use super::directory::{DirEntry, HostRecord};
+use super::directory::{DirEntry, HostRecord, KeyStamp};
 use super::types::{ColonyId, Epoch, HostId, Seq, Tick, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,14 +51,21 @@ pub enum Msg {
     Dir(DirEntry),
     /// Anti-entropy: range digests of the directory and the host table.
     Digest { dir: Vec<u64>, hosts: Vec<u64> },
-    /// Anti-entropy: the entries of the ranges that differed, and whether the receiver
-    /// should answer with its own entries of those ranges.
-    DigestReply {
-        dir: Vec<DirEntry>,
-        hosts: Vec<HostRecord>,
+    /// Anti-entropy, the answer to a [`Msg::Digest`]: the ranges that differed and the
+    /// key and stamp of each of the answerer's entries in them.
+    DigestStamps {
         dir_ranges: Vec<u32>,
         host_ranges: Vec<u32>,
-        answer: bool,
+        dir: Vec<KeyStamp>,
+        hosts: Vec<KeyStamp>,
+    },
+    /// Anti-entropy: the entries the sender holds newer, and the keys it wants (those
+    /// the receiver holds newer); answered with those entries when it wants any.
+    DigestEntries {
+        dir: Vec<DirEntry>,
+        hosts: Vec<HostRecord>,
+        want_dir: Vec<u32>,
+        want_hosts: Vec<u32>,
     },
     /// A client command routed to the primary of `colony`.
     Forward {
@@ -126,8 +133,11 @@ pub enum ColonyMsg {
         cells: Vec<(Key, Cell)>,
         lineage: Lineage,
     },
-    /// Primary -> target host: will you hold a new replica?
-    CloneOffer,
+    /// Primary -> target host: will you hold a new replica? `floor`, for an optional
+    /// move: refuse unless your attraction, by your own fresh numbers (the replicas you
+    /// hold and are receiving), is still at least this
+    /// ([`crate::core::placement::choose_migration_with_floor`]).
+    CloneOffer { floor: Option<f64> },
     /// Target -> primary: yes (an empty syncing replica exists now).
     CloneAccept,
     /// Target -> primary: yes, and I already hold a copy up to `have` (a replica this
@@ -159,10 +169,17 @@ pub enum ColonyMsg {
     /// Secondary -> other secondaries: the primary is dead; this is how far I got.
     Offer { have: Version, rank: u32 },
     /// Primary -> chosen secondary: take primacy at `epoch.next(you)`; then drop `then_drop`.
+    /// `balance`: a hand-off that only spreads primaries, and how many the sender held
+    /// when it chose to; the receiver answers [`ColonyMsg::HandOffRefuse`] instead when
+    /// it holds so many by now that the move would not spread them.
     HandOff {
         members: Vec<MemberInfo>,
         then_drop: Option<HostId>,
+        balance: Option<u32>,
     },
+    /// Chosen secondary -> primary: no, keep primacy (a balancing hand-off whose
+    /// receiver has as many primaries as the sender by now).
+    HandOffRefuse,
     /// A fenced (undead or deposed) primary gives its cells to the current primary,
     /// which merges them per cell by version.
     Merge {
@@ -191,7 +208,8 @@ impl Msg {
             Msg::HostRecord(_) => "host_record",
             Msg::Dir(_) => "dir",
             Msg::Digest { .. } => "digest",
-            Msg::DigestReply { .. } => "digest_reply",
+            Msg::DigestStamps { .. } => "digest_stamps",
+            Msg::DigestEntries { .. } => "digest_entries",
             Msg::Forward { .. } => "forward",
             Msg::ForwardReply { .. } => "forward_reply",
             Msg::Left => "left",
@@ -215,7 +233,7 @@ impl ColonyMsg {
             ColonyMsg::Refuse { .. } => "refuse",
             ColonyMsg::Members { .. } => "members",
             ColonyMsg::Snapshot { .. } => "snapshot",
-            ColonyMsg::CloneOffer => "clone_offer",
+            ColonyMsg::CloneOffer { .. } => "clone_offer",
             ColonyMsg::CloneAccept => "clone_accept",
             ColonyMsg::AlreadyHeld { .. } => "already_held",
             ColonyMsg::CloneRefuse { .. } => "clone_refuse",
@@ -225,6 +243,7 @@ impl ColonyMsg {
             ColonyMsg::Claim => "claim",
             ColonyMsg::Offer { .. } => "offer",
             ColonyMsg::HandOff { .. } => "hand_off",
+            ColonyMsg::HandOffRefuse => "hand_off_refuse",
             ColonyMsg::Merge { .. } => "merge",
             ColonyMsg::CellIn { .. } => "cell_in",
             ColonyMsg::CellInDone { .. } => "cell_in_done",

@@ -251,6 +251,8 @@ pub struct Node {
     stabilize_token: u64,
     clients: BTreeMap<ReqId, ClientReq>,
     target: u32,
+    /// The topology generation `target` was computed at.
+    target_gen: Option<u64>,
     ticks: u64,
     /// When the last housekeeping tick ran: a long gap means this process was paused.
     last_tick: Option<Tick>,
@@ -298,6 +300,7 @@ impl Node {
             stabilize_token: 0,
             clients: BTreeMap::new(),
             target: cfg.colony.replicas,
+            target_gen: None,
             ticks: 0,
             last_tick: None,
             work: VecDeque::new(),
@@ -516,32 +519,53 @@ impl Node {
                 if !dir_ranges.is_empty() || !host_ranges.is_empty() {
                     out.sends.push((
                         from,
-                        Msg::DigestReply {
-                            dir: self.dir.colonies.entries_in(&dir_ranges),
-                            hosts: self.dir.hosts.entries_in(&host_ranges),
+                        Msg::DigestStamps {
+                            dir: self.dir.colonies.stamps_in(&dir_ranges),
+                            hosts: self.dir.hosts.stamps_in(&host_ranges),
                             dir_ranges,
                             host_ranges,
-                            answer: true,
                         },
                     ));
                 }
             }
-            Msg::DigestReply {
-                dir,
-                hosts,
+            Msg::DigestStamps {
                 dir_ranges,
                 host_ranges,
-                answer,
+                dir,
+                hosts,
             } => {
-                if answer {
+                let (push_dir, want_dir) = self.dir.colonies.compare(&dir_ranges, &dir);
+                let (push_hosts, want_hosts) = self.dir.hosts.compare(&host_ranges, &hosts);
+                if !push_dir.is_empty()
+                    || !want_dir.is_empty()
+                    || !push_hosts.is_empty()
+                    || !want_hosts.is_empty()
+                {
                     out.sends.push((
                         from,
-                        Msg::DigestReply {
-                            dir: self.dir.colonies.entries_in(&dir_ranges),
-                            hosts: self.dir.hosts.entries_in(&host_ranges),
-                            dir_ranges: Vec::new(),
-                            host_ranges: Vec::new(),
-                            answer: false,
+                        Msg::DigestEntries {
+                            dir: push_dir,
+                            hosts: push_hosts,
+                            want_dir,
+                            want_hosts,
+                        },
+                    ));
+                }
+            }
+            Msg::DigestEntries {
+                dir,
+                hosts,
+                want_dir,
+                want_hosts,
+            } => {
+                if !want_dir.is_empty() || !want_hosts.is_empty() {
+                    out.sends.push((
+                        from,
+                        Msg::DigestEntries {
+                            dir: self.dir.colonies.entries_for(&want_dir),
+                            hosts: self.dir.hosts.entries_for(&want_hosts),
+                            want_dir: Vec::new(),
+                            want_hosts: Vec::new(),
                         },
                     ));
                 }
@@ -587,9 +611,34 @@ impl Node {
                 epoch,
                 body,
             } => {
-                if let ColonyMsg::CloneOffer = body {
+                if let ColonyMsg::CloneOffer { floor } = body {
                     if !self.replicas.contains_key(&colony) {
-                        self.on_clone_offer(from, colony, epoch, out);
+                        self.on_clone_offer(from, colony, epoch, floor, out);
+                        return;
+                    }
+                }
+                if let ColonyMsg::HandOff {
+                    balance: Some(theirs),
+                    ..
+                } = body
+                {
+                    // A balancing hand-off chosen on a record of ours that is seconds
+                    // old: by now others may have handed us theirs. Take it only if
+                    // it still spreads primaries, by our own count.
+                    let mine = self
+                        .replicas
+                        .values()
+                        .filter(|r| r.role == Role::Primary)
+                        .count() as u32;
+                    if mine + 2 > theirs {
+                        out.sends.push((
+                            from,
+                            Msg::Colony {
+                                colony,
+                                epoch,
+                                body: ColonyMsg::HandOffRefuse,
+                            },
+                        ));
                         return;
                     }
                 }
@@ -624,10 +673,23 @@ impl Node {
         }
     }
 
-    fn on_clone_offer(&mut self, from: HostId, colony: ColonyId, epoch: Epoch, out: &mut Out) {
+    fn on_clone_offer(
+        &mut self,
+        from: HostId,
+        colony: ColonyId,
+        epoch: Epoch,
+        floor: Option<f64>,
+        out: &mut Out,
+    ) {
         let incoming = self.replicas.values().filter(|r| !r.is_synced()).count();
         let me_view = self.topo.get(self.info.id);
         let admits = me_view.is_some_and(|v| placement::admits(v, &self.cfg.colony.placement));
+        // An optional move is checked against this host as it is now (every replica
+        // held or arriving counted), not the record the mover saw.
+        let attractive = floor.is_none() || {
+            let now_view = self.my_view();
+            placement::still_attractive(&now_view, floor, &self.cfg.colony.placement)
+        };
         let busy_retry = self.cfg.busy_retry_ms + self.rng.random_range(0..=self.cfg.busy_retry_ms);
         let refused = if self.state != NodeState::Active {
             Some(("host is leaving".to_string(), 0))
@@ -637,6 +699,8 @@ impl Node {
             Some(("too many transfers in flight".to_string(), busy_retry))
         } else if !admits {
             Some(("no capacity".to_string(), 0))
+        } else if !attractive {
+            Some(("no better than the replica's host by now".to_string(), 0))
         } else {
             None
         };
@@ -1066,8 +1130,10 @@ impl Node {
         if h == self.info.id {
             return;
         }
-        let view = rec.view.clone();
-        if self.dir.hosts.merge(rec) && self.membership.is_alive(h) {
+        if !self.dir.hosts.merge(rec) || !self.membership.is_alive(h) {
+            return;
+        }
+        if let Some(view) = self.dir.hosts.get(h).map(|r| r.view.clone()) {
             let logger = view.info.role == HostRole::Logger;
             self.topo.upsert(view);
             // Only a logger's record changes who the loggers are (deaths and joins come
@@ -1295,13 +1361,17 @@ impl Node {
         self.ticks += 1;
         self.expire_requests(now, out);
         self.publish_record(now, false, out);
-        self.target = placement::feasible_population(
-            &self.topo,
-            self.cfg.colony.replicas,
-            self.cfg.colonies,
-            &self.cfg.colony.placement,
-        )
-        .max(1);
+        let gen = self.topo.generation();
+        if self.target_gen != Some(gen) {
+            self.target_gen = Some(gen);
+            self.target = placement::feasible_population(
+                &self.topo,
+                self.cfg.colony.replicas,
+                self.cfg.colonies,
+                &self.cfg.colony.placement,
+            )
+            .max(1);
+        }
         self.topo.refresh(&self.cfg.colony.placement);
         let colonies: Vec<ColonyId> = self.replicas.keys().copied().collect();
         for c in colonies {

@@ -294,6 +294,8 @@ struct Member {
 #[derive(Clone, Copy)]
 struct Move {
     to: HostId,
+    /// The destination's attraction as this topology knows it.
+    attr: f64,
     gain: f64,
     /// Other members on the destination's box.
     boxed: usize,
@@ -358,6 +360,23 @@ pub fn choose_migration(
     exclude: &[HostId],
     cfg: &PlacementConfig,
 ) -> Option<Migration> {
+    choose_migration_with_floor(topo, current, exclude, cfg).map(|(m, _)| m)
+}
+
+/// [`choose_migration`], and for an optional move (rule 3) the *floor*: the lowest
+/// attraction the destination may have for the move still to clear its hysteresis (its
+/// attraction as this topology knows it, minus the gain in excess of the threshold).
+/// The destination checks it against its own fresh numbers when offered the clone
+/// ([`still_attractive`]): host records travel by gossip and are seconds old, and
+/// without this check every colony of the cluster picks the same idle-looking host at
+/// once, overloads it, and then leaves it again (placement flapping). `None` for a move
+/// that fixes a rule violation: it is made whatever the destination's load.
+pub fn choose_migration_with_floor(
+    topo: &mut Topology,
+    current: &[(HostId, Role)],
+    exclude: &[HostId],
+    cfg: &PlacementConfig,
+) -> Option<(Migration, Option<f64>)> {
     if current.is_empty() {
         return None;
     }
@@ -429,6 +448,7 @@ pub fn choose_migration(
             let contrib = attr - (total_repulsion - repulsion_at(distances[i], cfg));
             let mv = Move {
                 to: host,
+                attr,
                 gain: contrib - m.contrib,
                 boxed,
             };
@@ -459,11 +479,14 @@ pub fn choose_migration(
                     .then(a.host.cmp(&b.host))
             });
         if let Some((m, mv)) = pick {
-            return Some(Migration {
-                from: m.host,
-                to: mv.to,
-                role: m.role,
-            });
+            return Some((
+                Migration {
+                    from: m.host,
+                    to: mv.to,
+                    role: m.role,
+                },
+                None,
+            ));
         }
     }
 
@@ -488,11 +511,22 @@ pub fn choose_migration(
                 .then(role_rank(a.role).cmp(&role_rank(b.role)))
                 .then(a.host.cmp(&b.host))
         })
-        .map(|(m, mv, _)| Migration {
-            from: m.host,
-            to: mv.to,
-            role: m.role,
+        .map(|(m, mv, excess)| {
+            (
+                Migration {
+                    from: m.host,
+                    to: mv.to,
+                    role: m.role,
+                },
+                Some(mv.attr - excess),
+            )
         })
+}
+
+/// Whether a host offered a replica for an optional move still clears the mover's
+/// `floor` (see [`choose_migration_with_floor`]) by its own fresh view of itself.
+pub fn still_attractive(me: &HostView, floor: Option<f64>, cfg: &PlacementConfig) -> bool {
+    floor.is_none_or(|f| attraction(me, cfg) >= f)
 }
 
 /// How many replicas per colony the cluster can hold: the largest `p <= wanted` with

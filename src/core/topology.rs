@@ -69,6 +69,10 @@ struct Entry {
     view: HostView,
     /// The host's node in the graph.
     node: NodeIndex,
+    /// Its box's and its zone's nodes (cached: [`Topology::distance`] is called for
+    /// every pair a placement decision weighs).
+    box_node: NodeIndex,
+    zone_node: Option<NodeIndex>,
 }
 
 /// Hosts by attraction, best first, ties by id; `scores[i]` is the attraction of `ids[i]`
@@ -137,6 +141,9 @@ pub struct Topology {
     ranking: Option<Ranking>,
     /// Hosts whose attraction may have changed since `ranking` was brought up to date.
     pending: BTreeSet<HostId>,
+    /// Raised at every change of a view: what is derived from all views (the feasible
+    /// population) is computed again only when it moved.
+    generation: u64,
 }
 
 impl PartialEq for Topology {
@@ -164,6 +171,7 @@ impl Topology {
             if *old == view {
                 return;
             }
+            self.generation += 1;
             let moved = old.info.zone != view.info.zone || old.info.box_name != view.info.box_name;
             if !moved {
                 let rank_changed = old.info.capacity != view.info.capacity
@@ -178,10 +186,20 @@ impl Topology {
             }
             self.remove(id);
         }
+        self.generation += 1;
         let box_node = self.box_node(&view.info.zone, &view.info.box_name);
+        let zone_node = self.parent(box_node);
         let node = self.graph.add_node(Place::Host(id));
         self.graph.add_edge(box_node, node, ());
-        self.hosts.insert(id, Entry { view, node });
+        self.hosts.insert(
+            id,
+            Entry {
+                view,
+                node,
+                box_node,
+                zone_node,
+            },
+        );
         self.pending.insert(id);
     }
 
@@ -190,6 +208,7 @@ impl Topology {
         let Some(entry) = self.hosts.remove(&host) else {
             return;
         };
+        self.generation += 1;
         self.pending.insert(host);
         let box_node = self.parent(entry.node);
         self.graph.remove_node(entry.node);
@@ -249,21 +268,20 @@ impl Topology {
         let (Some(ea), Some(eb)) = (self.hosts.get(&a), self.hosts.get(&b)) else {
             return 3;
         };
-        // Climb host -> box -> zone on both sides until the two paths meet.
-        let (mut x, mut y) = (ea.node, eb.node);
-        for level in 0..3u8 {
-            if x == y {
-                return level;
-            }
-            match (self.parent(x), self.parent(y)) {
-                (Some(px), Some(py)) => {
-                    x = px;
-                    y = py;
-                }
-                _ => return 3,
-            }
+        if ea.node == eb.node {
+            0
+        } else if ea.box_node == eb.box_node {
+            1
+        } else if ea.zone_node.is_some() && ea.zone_node == eb.zone_node {
+            2
+        } else {
+            3
         }
-        3
+    }
+
+    /// Raised at every change of any host's view (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether two hosts stand on one box (a host shares its box with itself).

@@ -15,7 +15,10 @@ use tokio_util::codec::{Decoder, Encoder};
 
 /// The version of this protocol; peers must agree on it exactly. 2: keys and values as
 /// msgpack `bin`; 3: `ColonyMsg::AlreadyHeld` (a storage node, or any host, offered a
-/// colony it already holds); 4: `Msg::Ping` / `Msg::Pong` (quorum confirmation).
+/// colony it already holds); 4: `Msg::Ping` / `Msg::Pong` (quorum confirmation),
+/// `HostIdentity::since`, `CloneOffer { floor }`, `HandOff { balance }` and
+/// `HandOffRefuse` (a host checks an optional move against its own fresh numbers), and
+/// anti-entropy by stamps (`DigestStamps`, `DigestEntries` replace `DigestReply`).
 pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The default limit on a frame body (a colony snapshot travels as one frame).
