@@ -15,12 +15,29 @@ use std::time::{Duration, Instant};
 
 pub const EXE: &str = env!("CARGO_BIN_EXE_colony");
 
-/// A free port on loopback (bound then released).
+/// Where [`free_port`] looks for ports: below Linux's ephemeral range (32768-60999).
+const PORTS: std::ops::Range<u32> = 20_000..32_000;
+
+/// A free port on loopback (bound then released), below the kernel's ephemeral range:
+/// a port taken from that range can become the local port of some outgoing connection
+/// before the node binds it, or while a stopped node is down and is about to listen on
+/// it again. Each call takes the next port from a start chosen at random per test
+/// process, so parallel tests never get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = PORTS.end - PORTS.start;
+    if NEXT.load(Ordering::Relaxed) == 0 {
+        let start = rand::random::<u32>() % span + 1;
+        let _ = NEXT.compare_exchange(0, start, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..span {
+        let port = (PORTS.start + NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {PORTS:?}");
 }
 
 pub struct NodeProc {
