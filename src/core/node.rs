@@ -193,6 +193,10 @@ struct ClientReq {
     /// is declared dead, the request is re-routed or answered at once instead of
     /// waiting for its deadline.
     sent_to: Option<HostId>,
+    /// A write that reached a host declared dead before it answered: it may have been
+    /// applied there (and replicated to the next primary), so a final refusal would be
+    /// a lie; the client hears `Timeout` (may or may not have happened) instead.
+    maybe_applied: bool,
 }
 
 /// Work for a colony on this host, queued so that one colony's output can feed
@@ -454,6 +458,7 @@ impl Node {
                         colony,
                         deadline: now + self.cfg.request_timeout_ms,
                         sent_to: None,
+                        maybe_applied: false,
                     },
                 );
                 self.route_client(now, req, out);
@@ -1678,6 +1683,7 @@ impl Node {
                 continue;
             };
             c.sent_to = None;
+            c.maybe_applied |= c.cmd.is_write();
             let repeatable = !c.cmd.is_write()
                 || matches!(
                     c.cmd,
@@ -1718,6 +1724,15 @@ impl Node {
                 .push((self.cfg.retry_ms, Timer::ClientRetry(req)));
             return;
         }
+        let reply = match reply {
+            Reply::Error(
+                CommandError::NoPrimary(_)
+                | CommandError::Busy(_)
+                | CommandError::NoQuorum
+                | CommandError::NoSuchColony(_),
+            ) if c.maybe_applied => Reply::Error(CommandError::Timeout),
+            r => r,
+        };
         self.clients.remove(&req);
         out.replies.push((req, reply));
     }
