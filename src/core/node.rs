@@ -2532,6 +2532,45 @@ mod tests {
     }
 
     #[test]
+    fn a_write_that_reached_a_dead_primary_is_never_answered_as_refused() {
+        // Whatever the deadline, a SET forwarded to a primary that dies before it
+        // answers may be on the secondary promoted next: its client hears OK (re-sent
+        // to the new primary) or TRYAGAIN, never a refusal such as "no primary",
+        // which would say it did not happen. Deadlines step through the moments of
+        // the failover so that some end while the colony has no primary yet.
+        let mut answers = BTreeMap::new();
+        for timeout in (1_000..6_000).step_by(100) {
+            let mut c = Cluster::new(NodeConfig {
+                request_timeout_ms: timeout,
+                ..cfg()
+            });
+            c.start(0, vec![]);
+            for h in 1..5 {
+                c.start(h, vec![0]);
+            }
+            c.run_for(60_000);
+            let victim: HostId = 1;
+            let colonies = c.cfg.colonies;
+            let key = (0..10_000)
+                .map(|i| format!("k{i}"))
+                .find(|k| c.primaries(colony_of(k.as_bytes(), colonies)) == vec![victim])
+                .expect("a key led by the victim");
+            let req = c.client(3, set(&key, "v"));
+            c.run_for(1);
+            c.kill(victim);
+            c.run_for(timeout + 1_000);
+            let reply = c.replies.get(&req).cloned();
+            assert!(
+                matches!(reply, Some(Reply::Ok | Reply::Error(CommandError::Timeout))),
+                "deadline {timeout} ms: {reply:?}"
+            );
+            *answers.entry(format!("{reply:?}")).or_insert(0) += 1;
+        }
+        // Both outcomes occur: the deadlines span the failover.
+        assert_eq!(answers.len(), 2, "{answers:?}");
+    }
+
+    #[test]
     fn graceful_leave_promotes_nobody_and_loses_nothing() {
         let mut c = five();
         let mut reqs = Vec::new();
