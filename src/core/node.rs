@@ -2486,10 +2486,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn requests_in_flight_to_a_dead_primary_do_not_wait_for_their_deadline() {
+    /// Five formed hosts with this request deadline, and `n` keys whose primary is
+    /// host `victim`.
+    fn five_with_keys_led_by(
+        request_timeout_ms: Tick,
+        victim: HostId,
+        n: usize,
+    ) -> (Cluster, Vec<String>) {
         let mut c = Cluster::new(NodeConfig {
-            request_timeout_ms: 30_000,
+            request_timeout_ms,
             ..cfg()
         });
         c.start(0, vec![]);
@@ -2497,15 +2502,21 @@ mod tests {
             c.start(h, vec![0]);
         }
         c.run_for(60_000);
-        // A key whose primary is host `victim`, asked through another host.
-        let victim: HostId = 1;
         let colonies = c.cfg.colonies;
         let led: Vec<String> = (0..10_000)
             .map(|i| format!("k{i}"))
             .filter(|k| c.primaries(colony_of(k.as_bytes(), colonies)) == vec![victim])
-            .take(2)
+            .take(n)
             .collect();
-        assert_eq!(led.len(), 2, "keys led by the victim");
+        assert_eq!(led.len(), n, "keys led by the victim");
+        (c, led)
+    }
+
+    #[test]
+    fn requests_in_flight_to_a_dead_primary_do_not_wait_for_their_deadline() {
+        // Keys whose primary is host `victim`, asked through another host.
+        let victim: HostId = 1;
+        let (mut c, led) = five_with_keys_led_by(30_000, victim, 2);
         let via: HostId = 3;
         let set = c.client(via, set(&led[0], "v"));
         let incr = c.client(
@@ -2540,22 +2551,9 @@ mod tests {
         // the failover so that some end while the colony has no primary yet.
         let mut answers = BTreeMap::new();
         for timeout in (1_000..6_000).step_by(100) {
-            let mut c = Cluster::new(NodeConfig {
-                request_timeout_ms: timeout,
-                ..cfg()
-            });
-            c.start(0, vec![]);
-            for h in 1..5 {
-                c.start(h, vec![0]);
-            }
-            c.run_for(60_000);
             let victim: HostId = 1;
-            let colonies = c.cfg.colonies;
-            let key = (0..10_000)
-                .map(|i| format!("k{i}"))
-                .find(|k| c.primaries(colony_of(k.as_bytes(), colonies)) == vec![victim])
-                .expect("a key led by the victim");
-            let req = c.client(3, set(&key, "v"));
+            let (mut c, led) = five_with_keys_led_by(timeout, victim, 1);
+            let req = c.client(3, set(&led[0], "v"));
             c.run_for(1);
             c.kill(victim);
             c.run_for(timeout + 1_000);
