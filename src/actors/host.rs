@@ -11,6 +11,7 @@
 use super::event_bus::{EventBus, Publish};
 use super::peer::{AttachInbound, AttachOutbound, PeerActor, SendFrames};
 use super::session::ClientReplies;
+use super::UNBOUNDED_MAILBOX;
 use crate::admin::report::{
     Counters, DirReport, LoggerReport, MemberReport, MigrationReport, ReplicaReport, StatusReport,
 };
@@ -605,7 +606,7 @@ impl Actor for HostActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(UNBOUNDED_MAILBOX);
         self.dial_seeds(ctx);
         ctx.run_interval(SENSE_EVERY, |act, ctx| act.sense(ctx));
     }

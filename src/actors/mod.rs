@@ -13,3 +13,9 @@ pub mod host;
 pub mod peer;
 pub mod restore;
 pub mod session;
+
+/// The mailbox capacity of actors that must never make a sender wait (`do_send` from
+/// the host to peers and back): as large as actix allows. Not `usize::MAX`: actix
+/// computes `MAX_CAPACITY - capacity` when an address is cloned, which overflows (a
+/// panic in a debug build) for anything above its internal maximum, `usize::MAX >> 1`.
+pub const UNBOUNDED_MAILBOX: usize = usize::MAX >> 2;

@@ -11,6 +11,7 @@
 //! handshake is dropped with a logged reason; the node keeps serving.
 
 use super::host::{dial, FramesDropped, FromPeer, HostActor, PeerList};
+use super::UNBOUNDED_MAILBOX;
 use crate::core::messages::Msg;
 use crate::core::types::HostId;
 use crate::wire::{Frame, FrameCodec, Local, PeerEntry, WireError};
@@ -237,7 +238,7 @@ impl Actor for PeerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(UNBOUNDED_MAILBOX);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
