@@ -7,7 +7,10 @@
 #   REQUESTS=200000 REPEATS=5 bench/throughput.sh
 #
 # Keys are random (-r 100000: `key:__rand_int__`), so colony writes spread over every
-# colony and most requests are forwarded from node 1 to the colony's primary.
+# colony. Two ways to reach colony: `colony` connects every client to node 1, which
+# forwards most requests to the colony's primary; `colony-cl` is `redis-benchmark
+# --cluster`, a Redis Cluster client: it reads CLUSTER NODES and sends each key straight
+# to its primary (keys `key:{tag}:__rand_int__`, tags spread over each node's slots).
 # Every process started here is stopped here, by its pid (trap EXIT).
 set -euo pipefail
 
@@ -51,20 +54,22 @@ done
 RAW=$DIR/raw.csv   # target,pipeline,repeat,test,rps,p50,p99
 : >"$RAW"
 run() { # target port pipeline repeat
-  local out err
-  out=$(redis-benchmark -h 127.0.0.1 -p "$2" -t set,get -c "$CLIENTS" -n "$REQUESTS" \
-        -r "$KEYSPACE" -P "$3" --csv 2>"$DIR/bench-$1-P$3-$4.err")
+  local out err mode=()
+  if [[ $1 == colony-cl ]]; then mode=(--cluster); fi
+  out=$(redis-benchmark "${mode[@]}" -h 127.0.0.1 -p "$2" -t set,get -c "$CLIENTS" -n "$REQUESTS" \
+        -r "$KEYSPACE" -P "$3" --csv 2>"$DIR/bench-$1-P$3-$4.err" | grep -E '^"(SET|GET)"')
   err=$(grep -c -i 'error' "$DIR/bench-$1-P$3-$4.err" || true)
   [[ $err != 0 ]] && echo "  $1 -P $3 #$4: $err error lines (see $DIR/bench-$1-P$3-$4.err)" >&2
-  echo "$out" | tail -n +2 | tr -d '"' | while IFS=, read -r test rps _avg _min p50 _p95 p99 _max; do
+  echo "$out" | tr -d '"' | while IFS=, read -r test rps _avg _min p50 _p95 p99 _max; do
     echo "$1,$3,$4,$test,$rps,$p50,$p99" >>"$RAW"
   done
-  echo "  $1 -P $3 #$4: $(echo "$out" | tail -n +2 | tr -d '"' | cut -d, -f1,2 | tr '\n' ' ')" >&2
+  echo "  $1 -P $3 #$4: $(echo "$out" | tr -d '"' | cut -d, -f1,2 | tr '\n' ' ')" >&2
 }
 echo "redis-benchmark -t set,get -c $CLIENTS -n $REQUESTS -r $KEYSPACE -P {${PIPELINES// /,}}, $REPEATS repeats" >&2
 for r in $(seq "$REPEATS"); do
   for p in $PIPELINES; do
     run colony "$COLONY_CLIENT" "$p" "$r"
+    run colony-cl "$COLONY_CLIENT" "$p" "$r"
     run redis "$REDIS_PORT" "$p" "$r"
   done
 done
@@ -75,15 +80,19 @@ col() { # target pipeline test field(5=rps,6=p50,7=p99)
   awk -F, -v t="$1" -v p="$2" -v x="$3" -v f="$4" '$1==t && $2==p && $4==x {print $f}' "$RAW" | median
 }
 echo
-echo "colony: 3 nodes, N=2 sync, $COLONIES colonies, client port of node 1; redis: primary + 1 replica (async)"
+echo "colony: 3 nodes, N=2 sync, $COLONIES colonies; colony: every client on node 1; colony-cl: redis-benchmark --cluster"
+echo "redis: primary + 1 replica (async)"
 echo "redis-benchmark -c $CLIENTS -n $REQUESTS -r $KEYSPACE (random keys), median of $REPEATS"
-printf '%-7s %-4s %-8s %12s %8s %8s %14s\n' target test pipeline "ops/s" "p50 ms" "p99 ms" "colony/redis"
+printf '%-9s %-4s %-8s %12s %8s %8s %14s\n' target test pipeline "ops/s" "p50 ms" "p99 ms" "colony/redis"
 for p in $PIPELINES; do
   for test in SET GET; do
-    rc=$(col colony "$p" "$test" 5); rr=$(col redis "$p" "$test" 5)
-    ratio=$(awk -v a="$rc" -v b="$rr" 'BEGIN {printf "%.2f", a/b}')
-    printf '%-7s %-4s %-8s %12.0f %8.3f %8.3f %14s\n' colony "$test" "$p" "$rc" "$(col colony "$p" "$test" 6)" "$(col colony "$p" "$test" 7)" "$ratio"
-    printf '%-7s %-4s %-8s %12.0f %8.3f %8.3f %14s\n' redis "$test" "$p" "$rr" "$(col redis "$p" "$test" 6)" "$(col redis "$p" "$test" 7)" ""
+    rr=$(col redis "$p" "$test" 5)
+    for t in colony colony-cl; do
+      rc=$(col "$t" "$p" "$test" 5)
+      ratio=$(awk -v a="$rc" -v b="$rr" 'BEGIN {printf "%.2f", a/b}')
+      printf '%-9s %-4s %-8s %12.0f %8.3f %8.3f %14s\n' "$t" "$test" "$p" "$rc" "$(col "$t" "$p" "$test" 6)" "$(col "$t" "$p" "$test" 7)" "$ratio"
+    done
+    printf '%-9s %-4s %-8s %12.0f %8.3f %8.3f %14s\n' redis "$test" "$p" "$rr" "$(col redis "$p" "$test" 6)" "$(col redis "$p" "$test" 7)" ""
   done
 done
 

@@ -92,6 +92,19 @@ impl SessionActor {
         self.close_if_done();
     }
 
+    /// Answer command `seq` with what `fut` yields once it completes (`None`: the host
+    /// actor is gone).
+    fn answer_later(
+        &mut self,
+        ctx: &mut Context<Self>,
+        seq: u64,
+        fut: impl std::future::Future<Output = Option<RespValue>> + 'static,
+    ) {
+        ctx.spawn(fut.into_actor(self).map(move |v, act, _| {
+            act.answer(seq, v.unwrap_or_else(shutting_down));
+        }));
+    }
+
     /// After QUIT, a protocol error or the client's end of input: once every command
     /// read so far is answered, flush and close (the writer's end stops the actor).
     fn close_if_done(&mut self) {
@@ -173,49 +186,43 @@ impl SessionActor {
             }
             ClientCommand::Info(section) => {
                 let host = self.host.clone();
-                let fut = async move {
+                self.answer_later(ctx, seq, async move {
                     let status = host.send(GetStatus).await.ok()?.0;
                     let counters = host.send(GetCounters).await.ok()?.0;
-                    Some(crate::admin::info::render(
-                        &status,
-                        &counters,
-                        section.as_deref(),
-                    ))
-                };
-                ctx.spawn(fut.into_actor(self).map(move |text, act, _| {
-                    let v = match text {
-                        Some(t) => RespValue::Bulk(t.into_bytes()),
-                        None => RespValue::Error("ERR node is shutting down".into()),
-                    };
-                    act.answer(seq, v);
-                }));
+                    let text = crate::admin::info::render(&status, &counters, section.as_deref());
+                    Some(RespValue::Bulk(text.into_bytes()))
+                });
+            }
+            ClientCommand::Cluster(sub) if sub.needs_status() => {
+                let host = self.host.clone();
+                self.answer_later(ctx, seq, async move {
+                    let status = host.send(GetStatus).await.ok()?.0;
+                    Some(resp::cluster_reply(&sub, &status))
+                });
             }
             ClientCommand::Colony(key) => {
                 let fut = self.host.send(Locate(key));
-                ctx.spawn(fut.into_actor(self).map(move |loc, act, _| {
-                    let v = match loc {
-                        Ok(l) => RespValue::Array(vec![
-                            RespValue::Bulk(b"colony".to_vec()),
-                            RespValue::Int(i64::from(l.colony)),
-                            RespValue::Bulk(b"epoch".to_vec()),
-                            opt_bulk(l.epoch),
-                            RespValue::Bulk(b"primary".to_vec()),
-                            l.primary
-                                .map_or(RespValue::Nil, |p| RespValue::Int(i64::from(p))),
-                            RespValue::Bulk(b"primary-client".to_vec()),
-                            opt_bulk(l.primary_client),
-                            RespValue::Bulk(b"secondaries".to_vec()),
-                            RespValue::Array(
-                                l.secondaries
-                                    .iter()
-                                    .map(|s| RespValue::Int(i64::from(*s)))
-                                    .collect(),
-                            ),
-                        ]),
-                        Err(_) => RespValue::Error("ERR node is shutting down".into()),
-                    };
-                    act.answer(seq, v);
-                }));
+                self.answer_later(ctx, seq, async move {
+                    let l = fut.await.ok()?;
+                    Some(RespValue::Array(vec![
+                        RespValue::Bulk(b"colony".to_vec()),
+                        RespValue::Int(i64::from(l.colony)),
+                        RespValue::Bulk(b"epoch".to_vec()),
+                        opt_bulk(l.epoch),
+                        RespValue::Bulk(b"primary".to_vec()),
+                        l.primary
+                            .map_or(RespValue::Nil, |p| RespValue::Int(i64::from(p))),
+                        RespValue::Bulk(b"primary-client".to_vec()),
+                        opt_bulk(l.primary_client),
+                        RespValue::Bulk(b"secondaries".to_vec()),
+                        RespValue::Array(
+                            l.secondaries
+                                .iter()
+                                .map(|s| RespValue::Int(i64::from(*s)))
+                                .collect(),
+                        ),
+                    ]))
+                });
             }
             other => {
                 let v = resp::local_reply(&other);
@@ -223,6 +230,11 @@ impl SessionActor {
             }
         }
     }
+}
+
+/// The answer when the host actor is gone.
+fn shutting_down() -> RespValue {
+    RespValue::Error("ERR node is shutting down".into())
 }
 
 fn opt_bulk(s: Option<String>) -> RespValue {

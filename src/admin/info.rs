@@ -16,7 +16,7 @@ pub fn render(status: &StatusReport, counters: &Counters, section: Option<&str>)
     if want("server") {
         let _ = write!(
             out,
-            "# Server\r\nredis_version:7.2.0\r\ncolony_version:{}\r\nredis_mode:standalone\r\nhost_id:{}\r\nincarnation:{}\r\ncluster_name:{}\r\n\r\n",
+            "# Server\r\nredis_version:7.2.0\r\ncolony_version:{}\r\nredis_mode:cluster\r\nhost_id:{}\r\nincarnation:{}\r\ncluster_name:{}\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
             status.host,
             status.incarnation,
@@ -42,6 +42,10 @@ pub fn render(status: &StatusReport, counters: &Counters, section: Option<&str>)
             counters.clones,
             counters.migrations
         );
+    }
+    if want("cluster") {
+        // Cluster-aware clients check this before asking `CLUSTER SLOTS`.
+        out.push_str("# Cluster\r\ncluster_enabled:1\r\n\r\n");
     }
     if want("cluster") || want("colony") {
         let alive = status.members.iter().filter(|m| m.state == "alive").count();

@@ -125,10 +125,51 @@ impl fmt::Display for Role {
     }
 }
 
-/// `colony_of(key) = hash(key) % C`, with a hash that is stable across processes,
-/// platforms and releases (FNV-1a, 64 bit), so every host and every client agree.
+/// The number of hash slots, as in Redis Cluster: a key's slot is
+/// `CRC16(key) mod 16384`, where only the part between the first `{` and the next `}`
+/// is hashed when that part is non-empty (a hash tag), so `{user:7}:cart` and
+/// `{user:7}:session` share a slot. Colonies own contiguous ranges of slots, which is
+/// what lets Redis Cluster clients (`CLUSTER SLOTS`) send each key to its primary.
+pub const SLOTS: u32 = 16384;
+
+/// The CRC16 Redis Cluster uses (XMODEM: polynomial 0x1021, initial value 0).
+const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_XMODEM);
+
+/// The hash slot of a key, exactly as Redis Cluster computes it (hash tags included).
+pub fn key_slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let tag = &key[open + 1..];
+            let close = tag.iter().position(|b| *b == b'}')?;
+            (close > 0).then(|| &tag[..close])
+        })
+        .unwrap_or(key);
+    CRC16.checksum(hashed) % SLOTS as u16
+}
+
+/// The colony that owns a slot: colony `c` of `C` owns the slots `s` with
+/// `s * C / 16384 == c`, one contiguous range each (`C <= 16384`, which the node's
+/// configuration enforces, gives every colony at least one slot).
+pub fn slot_colony(slot: u16, colonies: u32) -> ColonyId {
+    ((u64::from(slot) * u64::from(colonies.max(1))) / u64::from(SLOTS)) as ColonyId
+}
+
+/// The slots colony `c` of `colonies` owns, first and last (inclusive); `None` when it
+/// owns none (only possible with more colonies than slots).
+pub fn colony_slots(colony: ColonyId, colonies: u32) -> Option<(u16, u16)> {
+    let colonies = u64::from(colonies.max(1));
+    // The smallest s with s * C >= c * 16384 starts colony c's range.
+    let start = |c: u64| (c * u64::from(SLOTS)).div_ceil(colonies);
+    let (first, end) = (start(u64::from(colony)), start(u64::from(colony) + 1));
+    (first < end && end <= u64::from(SLOTS)).then(|| (first as u16, (end - 1) as u16))
+}
+
+/// `colony_of(key)`: the colony owning the key's hash slot. Stable across processes,
+/// platforms and releases, so every host and every client agree.
 pub fn colony_of(key: &[u8], colonies: u32) -> ColonyId {
-    (fnv1a(key) % u64::from(colonies.max(1))) as ColonyId
+    slot_colony(key_slot(key), colonies)
 }
 
 /// FNV-1a, 64 bit. Stable by definition; used for key routing and digests.
@@ -176,5 +217,49 @@ mod tests {
             0,
             "zero colonies must not divide by zero"
         );
+    }
+
+    #[test]
+    fn key_slots_match_redis_cluster() {
+        // Values from Redis Cluster (`CLUSTER KEYSLOT`) and its specification.
+        assert_eq!(key_slot(b"123456789"), 0x31c3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b"hello"), 866);
+        assert_eq!(key_slot(b""), 0);
+        // Hash tags: only the first {...} with something inside is hashed.
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+        assert_eq!(key_slot(b"{unclosed"), key_slot(b"{unclosed"));
+    }
+
+    #[test]
+    fn colonies_own_contiguous_slot_ranges_that_cover_every_slot_once() {
+        for colonies in [1u32, 2, 3, 16, 271, 1000, 10_000, 16_384] {
+            let mut next = 0u32;
+            for c in 0..colonies {
+                let (first, last) = colony_slots(c, colonies).expect("every colony owns a slot");
+                assert_eq!(
+                    u32::from(first),
+                    next,
+                    "{colonies} colonies: gap before {c}"
+                );
+                assert!(first <= last);
+                assert_eq!(slot_colony(first, colonies), c);
+                assert_eq!(slot_colony(last, colonies), c);
+                next = u32::from(last) + 1;
+            }
+            assert_eq!(next, SLOTS, "{colonies} colonies must cover every slot");
+        }
+        // More colonies than slots: exactly 16384 of them own one slot each.
+        let owning = (0..20_000)
+            .filter_map(|c| colony_slots(c, 20_000))
+            .collect::<Vec<_>>();
+        assert_eq!(owning.len(), SLOTS as usize);
+        assert!(owning.iter().all(|(first, last)| first == last));
+        assert_eq!(colony_of(b"{t}a", 271), colony_of(b"{t}b", 271));
     }
 }

@@ -280,9 +280,9 @@ impl NodeArgs {
             }
         }
         let colonies = self.colonies.unwrap_or(271);
-        if colonies == 0 || colonies > 1 << 20 {
+        if colonies == 0 || colonies > crate::core::types::SLOTS {
             return Err(ConfigError::Invalid(format!(
-                "--colonies {colonies} must be between 1 and 1048576"
+                "--colonies {colonies} must be between 1 and 16384 (each colony owns at least one of the 16384 hash slots)"
             )));
         }
         let cpu = self.cpu.unwrap_or(machine.cpu);

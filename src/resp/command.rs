@@ -10,6 +10,7 @@
 //! writes its keys one by one and a failure can leave some of them written (the reply
 //! is then the first error). `DEL` and `EXISTS` likewise count key by key.
 
+use super::cluster::{parse_cluster, ClusterSub};
 pub use super::connect_commands::ClientSub;
 use super::connect_commands::{
     parse_client, parse_command_introspection, parse_config, parse_hello,
@@ -61,6 +62,9 @@ pub enum ClientCommand {
     CommandList,
     /// `HELLO [2 ...]`: only protocol 2 (or none given) gets here; `parse` refuses 3.
     Hello(Option<i64>),
+    /// `CLUSTER SLOTS / SHARDS / NODES / INFO / MYID / KEYSLOT`, `READONLY`, `READWRITE`,
+    /// `ASKING`: what cluster-aware clients ask (see `cluster`).
+    Cluster(ClusterSub),
 }
 
 /// Every command `parse` accepts, lower case, with Redis's arity: `n` exactly `n`
@@ -107,6 +111,10 @@ pub const SUPPORTED: &[(&str, i32)] = &[
     ("command", -1),
     ("hello", -1),
     ("auth", -2),
+    ("cluster", -2),
+    ("readonly", 1),
+    ("readwrite", 1),
+    ("asking", 1),
 ];
 
 /// Redis commands colony knowingly does not offer; they get a clear refusal instead of
@@ -132,7 +140,6 @@ const REFUSED: &[&str] = &[
     "evalsha",
     "script",
     "function",
-    "cluster",
     "save",
     "bgsave",
     "rename",
@@ -332,6 +339,8 @@ fn parse_known(command: &str, args: &mut [Vec<u8>]) -> Result<ClientCommand, Str
         "client" => parse_client(args),
         "command" => parse_command_introspection(args),
         "hello" => parse_hello(args),
+        "cluster" => parse_cluster(args),
+        "readonly" | "readwrite" | "asking" => Ok(ClientCommand::Cluster(ClusterSub::Accepted)),
         "auth" => Err(
             "ERR AUTH <password> called without any password configured for the \
                        default user. Are you sure your configuration is correct?"

@@ -1,13 +1,15 @@
 //! The answers a session gives by itself, without asking the cluster: PING, ECHO,
-//! SELECT, CONFIG GET, CLIENT, COMMAND, HELLO.
+//! SELECT, CONFIG GET, CLIENT, COMMAND, HELLO, CLUSTER KEYSLOT, READONLY.
 //!
 //! The session keeps no per-connection settings, so `CLIENT SETNAME` is acknowledged
 //! but not remembered and `CLIENT GETNAME` answers nil.
 
+use super::cluster::ClusterSub;
 use super::command::{ClientCommand, SUPPORTED};
 use super::config::config_get;
 use super::connect_commands::ClientSub;
 use super::value::RespValue;
+use crate::core::types::key_slot;
 
 /// What the server calls itself in `HELLO`; `version` is the Redis version whose client
 /// protocol colony speaks (as `INFO` reports in `redis_version`).
@@ -45,7 +47,12 @@ pub fn local_reply(command: &ClientCommand) -> RespValue {
             RespValue::error("NOPROTO sorry, this protocol version is not supported.")
         }
         ClientCommand::Quit => RespValue::ok(),
-        ClientCommand::Core(..)
+        ClientCommand::Cluster(ClusterSub::KeySlot(key)) => {
+            RespValue::Int(i64::from(key_slot(key)))
+        }
+        ClientCommand::Cluster(ClusterSub::Accepted) => RespValue::ok(),
+        ClientCommand::Cluster(_)
+        | ClientCommand::Core(..)
         | ClientCommand::MGet(_)
         | ClientCommand::Del(_)
         | ClientCommand::Exists(_)
@@ -68,7 +75,7 @@ fn hello() -> RespValue {
         text("proto"),
         RespValue::Int(2),
         text("mode"),
-        text("standalone"),
+        text("cluster"),
         text("role"),
         text("master"),
         text("modules"),

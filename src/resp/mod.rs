@@ -8,7 +8,9 @@
 //!   [`Command`](crate::core::cell::Command) on one key with a [`ReplyAdapt`], a
 //!   multi-key command to split per key (MGET, DEL, EXISTS, MSET; not atomic across
 //!   colonies), or a node-level command (`connect_commands` reads HELLO, CLIENT,
-//!   COMMAND and CONFIG). Its errors are Redis's texts (`errors`).
+//!   COMMAND and CONFIG; `cluster` reads CLUSTER and answers it from the node's
+//!   `/status` report, so cluster-aware clients route keys to primaries). Its errors
+//!   are Redis's texts (`errors`).
 //! - [`adapt_reply`] / [`reply_to_resp`] (`reply`) present a core reply as the client's
 //!   command expects; [`local_reply`] (`local`) answers the node-level commands that
 //!   need no cluster state (CONFIG GET's answers are in `config`).
@@ -18,6 +20,7 @@
 //! extra types (maps, sets, doubles, push) would buy colony nothing, since its replies
 //! are all strings, integers and flat arrays.
 
+mod cluster;
 mod codec;
 mod command;
 mod config;
@@ -29,6 +32,7 @@ mod local;
 mod reply;
 mod value;
 
+pub use cluster::{cluster_reply, ClusterSub};
 pub use codec::{
     RespCodec, RespError, RespLimits, DEFAULT_MAX_ARGS, DEFAULT_MAX_BULK_LEN,
     DEFAULT_MAX_INLINE_LEN, DEFAULT_MAX_REQUEST_LEN,

@@ -421,9 +421,11 @@ proptest! {
 }
 
 /// Version 1 files encoded byte strings as msgpack arrays of integers (serde's default
-/// for `Vec<u8>`); version 2 writes `bin`. A version 1 dump still loads.
+/// for `Vec<u8>`), and files before version 3 grouped cells by the old FNV-1a
+/// placement. Such a dump is refused with a clear error, never loaded into colonies
+/// that do not serve its keys; its records themselves still decode.
 #[test]
-fn a_version_1_dump_with_integer_array_values_still_loads() {
+fn a_dump_from_before_slot_placement_is_refused() {
     use serde::Serialize;
     #[derive(Serialize)]
     enum OldDna {
@@ -489,14 +491,15 @@ fn a_version_1_dump_with_integer_array_values_still_loads() {
         }
         .encode(),
     );
-    let mut got = Vec::new();
-    let reader = DumpReader::open(&file[..], "old.colony", ReadMode::Strict).unwrap();
-    assert_eq!(reader.header().version, 1);
-    for r in reader {
-        if let DumpRecord::Cells { cells, .. } = r.unwrap() {
-            got.extend(cells);
-        }
-    }
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].1.dna, Dna::Value(value));
+    let e = DumpReader::open(&file[..], "old.colony", ReadMode::Strict).err();
+    assert!(
+        matches!(e, Some(StoreError::UnsupportedVersion { found: 1, .. })),
+        "{e:?}"
+    );
+    // The decoders still read the old integer-array encoding.
+    let old = rmp_serde::to_vec(&records[1]).unwrap();
+    let DumpRecord::Cells { cells, .. } = rmp_serde::from_slice::<DumpRecord>(&old).unwrap() else {
+        panic!("a cells record");
+    };
+    assert_eq!(cells[0].1.dna, Dna::Value(value));
 }

@@ -61,13 +61,14 @@ pub enum StoreError {
 
     /// A format version this build cannot read.
     #[error(
-        "{}: unsupported format version {found} at byte {offset} (this build reads versions up to {expected})",
+        "{}: unsupported format version {found} at byte {offset} (this build reads versions {oldest} to {newest}; files before version 3 place keys by an older hash)",
         path.display()
     )]
     UnsupportedVersion {
         path: PathBuf,
         offset: u64,
-        expected: u16,
+        oldest: u16,
+        newest: u16,
         found: u16,
     },
 

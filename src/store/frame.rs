@@ -14,12 +14,14 @@ use std::path::{Path, PathBuf};
 
 /// The first bytes of every store file.
 pub const MAGIC: &[u8; 7] = b"COLONY\0";
-/// The format version this build writes. Version 2 encodes keys and values as msgpack
-/// `bin` (serde_bytes) instead of arrays of integers; the same decoders read both, so
-/// version 1 files still load.
-pub const FORMAT_VERSION: u16 = 2;
-/// The oldest format version this build reads.
-pub const OLDEST_READABLE_VERSION: u16 = 1;
+/// The format version this build writes. Version 2 encoded keys and values as msgpack
+/// `bin` (serde_bytes) instead of arrays of integers. Version 3 is the first written
+/// while keys are placed in colonies by hash slot (CRC16, as Redis Cluster); the bytes
+/// are as in version 2, but a file of an older version groups its cells by the old
+/// FNV-1a placement, so loading it would put keys in colonies that never serve them.
+pub const FORMAT_VERSION: u16 = 3;
+/// The oldest format version this build reads (see [`FORMAT_VERSION`]).
+pub const OLDEST_READABLE_VERSION: u16 = 3;
 /// Header: magic (7), version (2), kind (1), created_at_ms (8), crc32c (4).
 pub const HEADER_LEN: usize = 22;
 /// Record header: length (4), crc32c of the payload (4).
@@ -146,7 +148,8 @@ fn parse_header(b: &[u8], path: &Path, mode: ReadMode) -> Result<(Header, bool),
         return Err(StoreError::UnsupportedVersion {
             path: path.to_owned(),
             offset: VERSION_AT as u64,
-            expected: FORMAT_VERSION,
+            oldest: OLDEST_READABLE_VERSION,
+            newest: FORMAT_VERSION,
             found: version,
         });
     }
