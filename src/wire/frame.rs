@@ -18,8 +18,9 @@ use tokio_util::codec::{Decoder, Encoder};
 /// colony it already holds); 4: `Msg::Ping` / `Msg::Pong` (quorum confirmation),
 /// `HostIdentity::since`, `CloneOffer { floor }`, `HandOff { balance }` and
 /// `HandOffRefuse` (a host checks an optional move against its own fresh numbers), and
-/// anti-entropy by stamps (`DigestStamps`, `DigestEntries` replace `DigestReply`).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// anti-entropy by stamps (`DigestStamps`, `DigestEntries` replace `DigestReply`); 5:
+/// `Msg::Formation` (a cluster formed together from one layout).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The default limit on a frame body (a colony snapshot travels as one frame).
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
