@@ -93,6 +93,11 @@ pub struct ClusterSpec {
     /// says so (`random_kills` with `storage = true`).
     #[serde(default)]
     pub storage: u32,
+    /// Form the cluster together (`NodeConfig::expect_hosts`): host 1 waits until it
+    /// sees this many hosts, then lays every colony out over them at once. Default:
+    /// host 1 creates every colony and they spread by cloning.
+    #[serde(default)]
+    pub expect_hosts: Option<u32>,
 }
 
 fn d_one() -> u32 {

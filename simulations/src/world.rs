@@ -134,6 +134,7 @@ pub fn node_config(sc: &Scenario) -> NodeConfig {
             ..ColonyConfig::default()
         },
         membership: MembershipConfig::for_cluster_size(c.hosts + c.loggers + c.storage),
+        expect_hosts: c.expect_hosts,
         ..NodeConfig::default()
     }
 }

@@ -114,6 +114,13 @@ fn quick_restarts() {
     run_seeds_of("quick-restarts", seeds, promoted_and_nothing_lost);
 }
 
+/// The cluster formed together from a layout (`expect_hosts`), with a layout member
+/// killed and restarted right after it, then quick kills throughout.
+#[test]
+fn form_together() {
+    run("form-together", promoted_and_nothing_lost);
+}
+
 #[test]
 fn box_kill() {
     run("box-kill", |r| {
@@ -277,6 +284,7 @@ fn storage_two_gives_primaries_back() {
 fn every_scenario_is_tested() {
     let tested = [
         "box-kill",
+        "form-together",
         "insufficient-capacity",
         "join-leave",
         "logger",

@@ -118,6 +118,10 @@ pub struct Env<'a> {
     /// Whether this tick is this colony's turn to weigh migrations (and sweep expired
     /// cells): spreads the work of thousands of colonies over several ticks.
     pub placement_turn: bool,
+    /// Whether optional moves (toward a more attractive host, or to spread primaries)
+    /// may be made now: not for a while after the cluster formed together, while the
+    /// host records still describe every host as it was before the layout (empty).
+    pub optimise: bool,
     /// Live logging nodes: a primary streams its acknowledged mutations to each.
     pub loggers: &'a [HostId],
     pub fx: &'a mut Effects,
@@ -367,6 +371,50 @@ impl ColonyReplica {
         r.synced = true;
         r.in_sync = true;
         r
+    }
+
+    /// An empty replica of a new cluster's initial layout
+    /// ([`placement::initial_layout`]): `set` is the colony's replica set, its primary
+    /// first, and every member starts in sync at the primary's genesis epoch, as if
+    /// the secondaries had been cloned from the empty primary.
+    pub fn formed(colony: ColonyId, me: HostId, set: &[HostId]) -> Self {
+        let primary = set[0];
+        let epoch = Epoch::genesis(primary);
+        let mut r = if me == primary {
+            let mut r = Self::genesis(colony, me, epoch);
+            r.members = set[1..]
+                .iter()
+                .map(|&host| Member {
+                    host,
+                    sync: MemberSync::InSync,
+                    acked: 0,
+                })
+                .collect();
+            r
+        } else {
+            let mut r = Self::syncing(colony, epoch, primary);
+            r.synced = true;
+            r.in_sync = true;
+            r.peers = set[1..]
+                .iter()
+                .map(|&host| MemberInfo {
+                    host,
+                    in_sync: true,
+                })
+                .collect();
+            r
+        };
+        r.dir_version = 1;
+        r
+    }
+
+    /// A primary of the initial layout tells its secondaries the set: a named host
+    /// that holds no copy (it restarted, or missed the layout) answers `Gone`, and the
+    /// colony clones elsewhere.
+    pub fn greet_members(&mut self, env: &mut Env) {
+        if self.role == Role::Primary {
+            self.announce_members(env);
+        }
     }
 
     /// An empty replica that accepted a clone offer and waits for the snapshot.
@@ -1907,12 +1955,19 @@ impl ColonyReplica {
             let roles: Vec<(HostId, Role)> = std::iter::once((me, Role::Primary))
                 .chain(self.members.iter().map(|m| (m.host, Role::Secondary)))
                 .collect();
-            if let Some((m, floor)) = placement::choose_migration_with_floor(
+            let found = placement::choose_migration_with_floor(
                 env.topo,
                 &roles,
                 &exclude,
                 &env.cfg.placement,
-            ) {
+            );
+            // While settling after the layout, only a rule is enforced, and not for a
+            // member whose host's record has not arrived here yet (it was in the
+            // layout; if it died, its death removes it from the set).
+            let allowed = |(m, floor): &(placement::Migration, Option<f64>)| {
+                env.optimise || (floor.is_none() && env.topo.contains(m.from))
+            };
+            if let Some((m, floor)) = found.filter(allowed) {
                 self.moving = Some(Move {
                     from: m.from,
                     to: m.to,
@@ -1921,7 +1976,7 @@ impl ColonyReplica {
                 self.offer_clone_with_floor(env, m.to, floor);
                 return;
             }
-            if self.balance_primaries(env) {
+            if env.optimise && self.balance_primaries(env) {
                 return;
             }
             // A secondary on a leaving host with nowhere to go is dropped: the leave
@@ -1931,9 +1986,11 @@ impl ColonyReplica {
                 .iter()
                 .map(|m| m.host)
                 .filter(|h| {
+                    // (An unknown host counts as leaving, except while settling after
+                    // the layout: its record may not have arrived yet.)
                     env.topo
                         .get(*h)
-                        .is_none_or(|v| v.state == HostState::Leaving)
+                        .map_or(env.optimise, |v| v.state == HostState::Leaving)
                 })
                 .collect();
             for h in stuck {
@@ -2196,6 +2253,7 @@ mod tests {
                 quorum: true,
                 target: 3,
                 placement_turn: false,
+                optimise: true,
                 loggers: &[],
                 fx: &mut fx,
             };

@@ -445,6 +445,10 @@ pub struct Membership {
     internal_errors: u64,
     /// Scratch buffer for foca's notifications during one call.
     raw: Vec<OwnedNotification<HostIdentity>>,
+    /// Whether any peer may hold a reported suspicion (`Peer::suspected_at`): while
+    /// none does, [`Self::report_suspicions`] looks only at the members foca holds as
+    /// suspect.
+    any_suspected: bool,
 }
 
 impl fmt::Debug for Membership {
@@ -477,6 +481,7 @@ impl Membership {
             dismissed: BTreeMap::new(),
             internal_errors: 0,
             raw: Vec::new(),
+            any_suspected: false,
         }
     }
 
@@ -946,18 +951,23 @@ impl Membership {
     fn report_suspicions(&mut self, out: &mut MembershipOut) {
         let me = self.foca.identity().host;
         let mut suspected = Vec::new();
+        let clear_refuted = self.any_suspected;
+        let mut any = false;
         for member in self.foca.iter_membership_state() {
             let host = member.id().host;
-            if host == me {
+            let state = member.state();
+            // Nothing to do for a live member unless a suspicion may need forgetting.
+            if host == me || (state != State::Suspect && !clear_refuted) {
                 continue;
             }
             let Some(peer) = self.peers.get_mut(&host) else {
                 continue;
             };
             if peer.id != *member.id() || !peer.active {
+                any |= peer.suspected_at.is_some();
                 continue;
             }
-            match member.state() {
+            match state {
                 State::Suspect => {
                     if peer.suspected_at != Some(member.incarnation()) {
                         peer.suspected_at = Some(member.incarnation());
@@ -967,7 +977,12 @@ impl Membership {
                 State::Alive => peer.suspected_at = None,
                 State::Down => {}
             }
+            any |= peer.suspected_at.is_some();
         }
+        // After a full pass this is exact for the members foca lists; peers it no
+        // longer lists keep whatever they had, so stay conservative while any does.
+        self.any_suspected =
+            any || (clear_refuted && self.peers.values().any(|p| p.suspected_at.is_some()));
         suspected.sort_unstable();
         out.notices
             .extend(suspected.into_iter().map(Notice::Suspected));

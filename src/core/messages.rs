@@ -7,6 +7,7 @@
 
 use super::cell::{Cell, Command, Key, Op, Reply};
 use super::directory::{DirEntry, HostRecord, KeyStamp};
+use super::placement::LayoutHost;
 use super::types::{ColonyId, Epoch, HostId, Seq, Tick, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -67,6 +68,11 @@ pub enum Msg {
         want_dir: Vec<u32>,
         want_hosts: Vec<u32>,
     },
+    /// The founder of a cluster formed together (`NodeConfig::expect_hosts`) -> every
+    /// live host: the hosts of the initial layout. Each receiver computes the same
+    /// layout ([`crate::core::placement::initial_layout`]), fills its directory with it
+    /// and creates the replicas it gives to this incarnation of the receiver.
+    Formation { hosts: Vec<LayoutHost> },
     /// A client command routed to the primary of `colony`.
     Forward {
         to: ReplyTo,
@@ -210,6 +216,7 @@ impl Msg {
             Msg::Digest { .. } => "digest",
             Msg::DigestStamps { .. } => "digest_stamps",
             Msg::DigestEntries { .. } => "digest_entries",
+            Msg::Formation { .. } => "formation",
             Msg::Forward { .. } => "forward",
             Msg::ForwardReply { .. } => "forward_reply",
             Msg::Left => "left",

@@ -9,7 +9,7 @@
 use super::cell::{Command, CommandError, Reply};
 use super::cell_store::{CellStore, ValueLogError, ValueStorage};
 use super::colony::{ColonyConfig, ColonyReplica, ColonyTimer, Effects, Env};
-use super::directory::{DirEntry, Directory, HostRecord};
+use super::directory::{DirEntry, Directory, HostRecord, Stamped};
 use super::events::{Event, EventKind};
 use super::logsink::{LogAppend, LogSink, LogSinkConfig, SinkOut};
 use super::membership::{
@@ -72,6 +72,32 @@ pub struct NodeConfig {
     /// quorum (and so refute the verdict) before it accepts it and goes undead.
     #[serde(default = "default_defunct_confirm_ms")]
     pub defunct_confirm_ms: u64,
+    /// Form the cluster together: the host started without seeds waits until it sees
+    /// this many ordinary hosts alive with their records (or `formation_timeout_ms`
+    /// passed), then lays every colony out over them at once
+    /// ([`placement::initial_layout`]) and sends them the list ([`Msg::Formation`]);
+    /// each creates its own replicas, and no colony has to spread by cloning. `None`:
+    /// the founder creates every colony itself and they spread by cloning.
+    #[serde(default)]
+    pub expect_hosts: Option<u32>,
+    /// How long a founder waits for `expect_hosts` before it forms the cluster with the
+    /// hosts it sees.
+    #[serde(default = "default_formation_timeout_ms")]
+    pub formation_timeout_ms: u64,
+    /// After the initial layout, how long colonies make no optional moves: every host
+    /// record still shows its host empty until the new ones spread (anti-entropy takes
+    /// some seconds in a large cluster), and placement would chase hosts that only look
+    /// empty.
+    #[serde(default = "default_formation_settle_ms")]
+    pub formation_settle_ms: u64,
+}
+
+fn default_formation_settle_ms() -> u64 {
+    30_000
+}
+
+fn default_formation_timeout_ms() -> u64 {
+    60_000
 }
 
 fn default_confirm_retry_ms() -> u64 {
@@ -103,6 +129,9 @@ impl Default for NodeConfig {
             log_sink: LogSinkConfig::default(),
             confirm_retry_ms: default_confirm_retry_ms(),
             defunct_confirm_ms: default_defunct_confirm_ms(),
+            expect_hosts: None,
+            formation_timeout_ms: default_formation_timeout_ms(),
+            formation_settle_ms: default_formation_settle_ms(),
         }
     }
 }
@@ -140,11 +169,14 @@ pub enum Timer {
     Colony(ColonyId, ColonyTimer),
     ClientRetry(ReqId),
     OrphanCheck(ColonyId),
-    Stabilize(u64),
+    Stabilize,
     /// A logging node asks the primaries of quiet colonies what its log misses.
     LogProbe,
     /// Quorum confirmation: ping again, or give up refuting our own death verdict.
     Confirm,
+    /// A founder stops waiting for `expect_hosts`; a joiner stops deferring the
+    /// directory's claims on it to the layout it has not received.
+    Formation,
 }
 
 /// What a step produced.
@@ -197,6 +229,29 @@ struct ClientReq {
     /// applied there (and replicated to the next primary), so a final refusal would be
     /// a lie; the client hears `Timeout` (may or may not have happened) instead.
     maybe_applied: bool,
+}
+
+/// About this many members start an anti-entropy round with a host that comes up
+/// (see `Node::digest_on_up`).
+const UP_DIGESTS: u64 = 8;
+
+/// Where a host stands in a cluster formed together (`NodeConfig::expect_hosts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Forming {
+    /// Formed, or not forming this way.
+    Done,
+    /// The founder, waiting for the expected hosts.
+    Founding,
+    /// A joiner that has not received the layout yet. A primary of the layout may greet
+    /// it (`Members`), and directory entries may name it as a primary (by anti-entropy
+    /// from a host that formed first), just before its own [`Msg::Formation`] arrives:
+    /// the colonies it would disown and the greetings it would answer `Gone` are kept
+    /// here and looked at when the layout arrives, or a grace period after the first
+    /// one, so it does not disown a replica it is about to create.
+    Awaiting {
+        deferred: BTreeSet<ColonyId>,
+        gone: Vec<(HostId, ColonyId, Epoch)>,
+    },
 }
 
 /// Work for a colony on this host, queued so that one colony's output can feed
@@ -252,7 +307,9 @@ pub struct Node {
     confirm_armed: bool,
     /// Since when the membership has shown quorum without a break (None: no quorum).
     quorum_since: Option<Tick>,
-    stabilize_token: u64,
+    /// When the stable membership may follow the live one (see `Timer::Stabilize`).
+    stabilize_at: Tick,
+    stabilize_armed: bool,
     clients: BTreeMap<ReqId, ClientReq>,
     target: u32,
     /// The topology generation `target` was computed at.
@@ -270,6 +327,9 @@ pub struct Node {
     disowned: BTreeMap<ColonyId, BTreeSet<HostId>>,
     /// A storage node: where its replicas keep their cells (None: in memory).
     values: Option<Box<dyn ValueStorage>>,
+    forming: Forming,
+    /// No optional placement moves before this (see `NodeConfig::formation_settle_ms`).
+    settle_until: Tick,
 }
 
 impl Node {
@@ -301,7 +361,8 @@ impl Node {
             defunct_since: None,
             confirm_armed: false,
             quorum_since: Some(0),
-            stabilize_token: 0,
+            stabilize_at: 0,
+            stabilize_armed: false,
             clients: BTreeMap::new(),
             target: cfg.colony.replicas,
             target_gen: None,
@@ -312,6 +373,8 @@ impl Node {
             loggers: Vec::new(),
             disowned: BTreeMap::new(),
             values: None,
+            forming: Forming::Done,
+            settle_until: 0,
             info,
             cfg,
         }
@@ -483,7 +546,19 @@ impl Node {
         self.membership.start(&mut mo);
         let seeds: Vec<HostId> = seeds.into_iter().filter(|s| *s != me).collect();
         // A logging node holds no replicas: it never creates the cluster's colonies.
-        if seeds.is_empty() && self.sink.is_none() {
+        let founder = seeds.is_empty() && self.sink.is_none();
+        if self.cfg.expect_hosts.is_some() {
+            if founder {
+                self.forming = Forming::Founding;
+                out.timers
+                    .push((self.cfg.formation_timeout_ms, Timer::Formation));
+            } else if !seeds.is_empty() {
+                self.forming = Forming::Awaiting {
+                    deferred: BTreeSet::new(),
+                    gone: Vec::new(),
+                };
+            }
+        } else if founder {
             for c in 0..self.cfg.colonies {
                 let r = ColonyReplica::genesis(c, me, Epoch::genesis(me));
                 let entry = r.dir_entry(me);
@@ -498,6 +573,7 @@ impl Node {
         }
         self.drain_membership(now, mo, out);
         self.publish_record(now, true, out);
+        self.maybe_form(now, out);
         out.timers.push((self.cfg.tick_ms, Timer::Tick));
         let jitter = self.rng.random_range(0..self.cfg.anti_entropy_ms.max(1));
         out.timers.push((jitter, Timer::AntiEntropy));
@@ -516,7 +592,10 @@ impl Node {
                 }
                 self.drain_membership(now, mo, out);
             }
-            Msg::HostRecord(rec) => self.merge_record(rec),
+            Msg::HostRecord(rec) => {
+                self.merge_record(rec);
+                self.maybe_form(now, out);
+            }
             Msg::Dir(entry) => self.merge_entry(entry, out),
             Msg::Digest { dir, hosts } => {
                 let dir_ranges = self.dir.colonies.differing(&dir);
@@ -577,10 +656,12 @@ impl Node {
                 for rec in hosts {
                     self.merge_record(rec);
                 }
+                self.maybe_form(now, out);
                 for e in dir {
                     self.merge_entry(e, out);
                 }
             }
+            Msg::Formation { hosts } => self.on_formation(now, &hosts, out),
             Msg::Forward {
                 to,
                 colony,
@@ -773,8 +854,15 @@ impl Node {
             }
             Timer::ClientRetry(req) => self.route_client(now, req, out),
             Timer::OrphanCheck(colony) => self.orphan_check(now, colony, out),
-            Timer::Stabilize(token) => {
-                if token == self.stabilize_token && self.has_quorum() {
+            Timer::Stabilize => {
+                // One timer at a time, moved on while membership keeps changing: the
+                // stable membership follows the live one once it was quiet for
+                // `stable_after_ms`.
+                self.stabilize_armed = false;
+                if now < self.stabilize_at {
+                    self.stabilize_armed = true;
+                    out.timers.push((self.stabilize_at - now, Timer::Stabilize));
+                } else if self.has_quorum() {
                     self.stable = self.live_set();
                 }
             }
@@ -782,6 +870,11 @@ impl Node {
                 self.confirm_armed = false;
                 self.on_confirm_timer(now, out);
             }
+            Timer::Formation => match self.forming {
+                Forming::Founding => self.form(now, out),
+                Forming::Awaiting { .. } => self.stop_awaiting(out),
+                Forming::Done => {}
+            },
             Timer::LogProbe => {
                 let membership = &self.membership;
                 let dir = &self.dir;
@@ -874,8 +967,11 @@ impl Node {
                 if let Some(mine) = self.dir.hosts.get(me) {
                     out.sends.push((h, Msg::HostRecord(mine.clone())));
                 }
-                out.sends.push((h, self.digest()));
-                self.membership_changed(now, out);
+                if self.digest_on_up(h) {
+                    out.sends.push((h, self.digest()));
+                }
+                self.membership_changed(now, h, true, out);
+                self.maybe_form(now, out);
             }
             Notice::Suspected(h) => self.emit(now, EventKind::HostSuspected { member: h }, out),
             Notice::Down(h) => self.host_down(now, h, true, out),
@@ -927,7 +1023,7 @@ impl Node {
             out.timers
                 .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(colony)));
         }
-        self.membership_changed(now, out);
+        self.membership_changed(now, h, false, out);
     }
 
     fn on_left(&mut self, now: Tick, h: HostId, out: &mut Out) {
@@ -944,23 +1040,64 @@ impl Node {
         s
     }
 
-    fn membership_changed(&mut self, now: Tick, out: &mut Out) {
-        self.refresh_loggers();
-        let live = self.live_set();
+    /// Whether this host starts an anti-entropy round with `h` when it comes up. Every
+    /// member seeing a host come up does not: in a cluster of a thousand, a join would
+    /// cost a thousand digests (and a restarted host a thousand copies of the whole
+    /// directory). About [`UP_DIGESTS`] members do, chosen by hashing without talking;
+    /// in a cluster (as large as the stable membership) of at most that many hosts, all. The newcomer
+    /// also sends its digest to its seeds, and periodic anti-entropy does the rest.
+    fn digest_on_up(&self, h: HostId) -> bool {
+        let members = self.stable.len() as u64;
+        if members <= UP_DIGESTS {
+            return true;
+        }
+        let draw = super::types::mix64((u64::from(h) << 32) | u64::from(self.info.id));
+        draw % members < UP_DIGESTS
+    }
+
+    /// The live or stable membership changed (`h` came up, or went): recompute quorum
+    /// and let the stable membership follow once things are quiet.
+    fn membership_changed(&mut self, now: Tick, h: HostId, up: bool, out: &mut Out) {
+        let logger = self.loggers.contains(&h)
+            || self
+                .topo
+                .get(h)
+                .is_some_and(|v| v.info.role == HostRole::Logger);
+        if logger {
+            self.refresh_loggers();
+        }
+        // A host coming up adds itself to the live and (at most) the stable voters
+        // alike: a side with quorum keeps it, and nothing needs counting.
+        if !(up && self.quorum) || logger {
+            self.recount_quorum(now, out);
+        }
+        self.stabilize_at = now + self.cfg.stable_after_ms;
+        if !self.stabilize_armed {
+            self.stabilize_armed = true;
+            out.timers
+                .push((self.cfg.stable_after_ms, Timer::Stabilize));
+        }
+    }
+
+    fn recount_quorum(&mut self, now: Tick, out: &mut Out) {
         // Logging nodes hold no replicas and do not vote: a logger that dies (or sits on
         // one side of a cut) must not cost the data hosts their quorum.
-        let voters: BTreeSet<HostId> = self
-            .stable
-            .iter()
-            .copied()
-            .filter(|h| self.votes(*h))
-            .collect();
-        let present = voters.intersection(&live).count();
-        let quorum = present * 2 > voters.len();
+        let me = self.info.id;
+        let mut voters = 0usize;
+        let mut present = 0usize;
+        for &h in &self.stable {
+            if self.votes(h) {
+                voters += 1;
+                if h == me || self.membership.is_alive(h) {
+                    present += 1;
+                }
+            }
+        }
+        let quorum = present * 2 > voters;
         if quorum != self.quorum {
             self.quorum = quorum;
             self.quorum_since = quorum.then_some(now);
-            let (live, stable) = (present as u32, voters.len() as u32);
+            let (live, stable) = (present as u32, voters as u32);
             let kind = if quorum {
                 EventKind::SplitHealed { live, stable }
             } else {
@@ -968,11 +1105,6 @@ impl Node {
             };
             self.emit(now, kind, out);
         }
-        self.stabilize_token += 1;
-        out.timers.push((
-            self.cfg.stable_after_ms,
-            Timer::Stabilize(self.stabilize_token),
-        ));
     }
 
     /// We were declared dead while alive. On a side without quorum (a healed minority,
@@ -1186,6 +1318,14 @@ impl Node {
     /// copy either, the orphan check makes this host recreate the colony and report
     /// the loss.
     fn primary_without_copy(&mut self, colony: ColonyId, out: &mut Out) {
+        if let Forming::Awaiting { deferred, gone } = &mut self.forming {
+            if deferred.is_empty() && gone.is_empty() {
+                out.timers
+                    .push((self.cfg.orphan_grace_ms, Timer::Formation));
+            }
+            deferred.insert(colony);
+            return;
+        }
         if self.state != NodeState::Active
             || self.sink.is_some()
             || self.replicas.contains_key(&colony)
@@ -1344,6 +1484,192 @@ impl Node {
         self.published = Some(view);
     }
 
+    // ----- formation together ------------------------------------------------------
+
+    /// A founder forms the cluster once it sees `expect_hosts` ordinary hosts alive
+    /// with their records.
+    fn maybe_form(&mut self, now: Tick, out: &mut Out) {
+        if self.forming != Forming::Founding {
+            return;
+        }
+        let expect = self.cfg.expect_hosts.unwrap_or(1) as usize;
+        if self.layout_hosts().len() >= expect {
+            self.form(now, out);
+        }
+    }
+
+    /// The hosts an initial layout is made of: alive, ordinary (loggers hold nothing,
+    /// storage nodes draw colonies to themselves later), with their records; zones and
+    /// boxes numbered in name order, and each host's room in replicas.
+    fn layout_hosts(&self) -> Vec<placement::LayoutHost> {
+        let me = self.info.id;
+        let views: Vec<(&HostView, u32)> = self
+            .topo
+            .hosts()
+            .filter(|v| v.state == HostState::Alive && v.info.role == HostRole::Normal)
+            .filter(|v| v.info.id == me || self.membership.is_alive(v.info.id))
+            .filter_map(|v| {
+                let incarnation = if v.info.id == me {
+                    self.incarnation()
+                } else {
+                    self.dir.hosts.get(v.info.id)?.incarnation
+                };
+                Some((v, incarnation))
+            })
+            .collect();
+        let mut zones: Vec<&str> = views.iter().map(|(v, _)| v.info.zone.as_str()).collect();
+        zones.sort_unstable();
+        zones.dedup();
+        let mut boxes: Vec<(&str, &str)> = views
+            .iter()
+            .map(|(v, _)| (v.info.zone.as_str(), v.info.box_name.as_str()))
+            .collect();
+        boxes.sort_unstable();
+        boxes.dedup();
+        let unit = self.cfg.colony.placement.replica_memory;
+        views
+            .iter()
+            .map(|(v, incarnation)| {
+                let zone = v.info.zone.as_str();
+                let capacity = v.info.capacity.memory;
+                let room = if capacity == 0 || unit == 0 {
+                    u32::MAX
+                } else {
+                    u32::try_from(capacity.saturating_sub(v.load.memory) / unit).unwrap_or(u32::MAX)
+                };
+                placement::LayoutHost {
+                    id: v.info.id,
+                    incarnation: *incarnation,
+                    zone: zones.binary_search(&zone).unwrap_or(0) as u32,
+                    box_id: boxes
+                        .binary_search(&(zone, v.info.box_name.as_str()))
+                        .unwrap_or(0) as u32,
+                    room,
+                }
+            })
+            .collect()
+    }
+
+    /// The founder lays the colonies out over the hosts it sees and tells every live
+    /// host.
+    fn form(&mut self, now: Tick, out: &mut Out) {
+        let hosts = self.layout_hosts();
+        for h in self.membership.live_members() {
+            out.sends.push((
+                h,
+                Msg::Formation {
+                    hosts: hosts.clone(),
+                },
+            ));
+        }
+        self.on_formation(now, &hosts, out);
+    }
+
+    /// The initial layout: fill the directory with it and create the replicas it gives
+    /// to this incarnation. A host the layout names but that is a later incarnation
+    /// holds nothing: it disowns the colonies it would lead (their secondaries elect)
+    /// and answers its primaries' greeting with `Gone`.
+    fn on_formation(&mut self, now: Tick, hosts: &[placement::LayoutHost], out: &mut Out) {
+        // A second founder (misconfigured: two hosts started without seeds) takes the
+        // first layout it hears of rather than making its own.
+        let (deferred, gone) = match std::mem::replace(&mut self.forming, Forming::Done) {
+            Forming::Awaiting { deferred, gone } => (deferred, gone),
+            Forming::Founding => (BTreeSet::new(), Vec::new()),
+            Forming::Done => return,
+        };
+        let me = self.info.id;
+        let incarnation = self.incarnation();
+        let member = self.sink.is_none()
+            && self.state == NodeState::Active
+            && hosts
+                .iter()
+                .any(|h| h.id == me && h.incarnation == incarnation);
+        let layout = placement::initial_layout(hosts, self.cfg.colonies, self.cfg.colony.replicas);
+        self.settle_until = now + self.cfg.formation_settle_ms;
+        let mut set: Vec<HostId> = Vec::with_capacity(layout.population as usize);
+        let mut led = Vec::new();
+        for c in 0..layout.colonies() {
+            set.clear();
+            set.extend(layout.set(c));
+            let Some(&primary) = set.first() else {
+                continue;
+            };
+            let entry = DirEntry {
+                colony: c,
+                epoch: Epoch::genesis(primary),
+                version: 1,
+                primary,
+                secondaries: set[1..].to_vec(),
+            };
+            // An entry already newer here (a colony whose first primary died and was
+            // replaced before this host heard of the layout) stands.
+            let current = self.dir.entry(c).is_none_or(|e| e.stamp() <= entry.stamp());
+            self.dir.colonies.merge(entry);
+            if !current || !set.contains(&me) {
+                continue;
+            }
+            if !member {
+                if primary == me {
+                    self.primary_without_copy(c, out);
+                }
+                continue;
+            }
+            if self.replicas.contains_key(&c) || self.fenced.contains_key(&c) {
+                continue;
+            }
+            if self.hold(now, ColonyReplica::formed(c, me, &set), out) && primary == me {
+                led.push(c);
+            }
+        }
+        for c in led {
+            self.with_colony(now, c, out, |r, env| r.greet_members(env));
+        }
+        self.settle_deferred(deferred, gone, out);
+    }
+
+    /// A joiner that was named or greeted but got no layout within the grace period
+    /// does what it would have done without formation.
+    fn stop_awaiting(&mut self, out: &mut Out) {
+        let Forming::Awaiting { deferred, gone } =
+            std::mem::replace(&mut self.forming, Forming::Done)
+        else {
+            return;
+        };
+        self.settle_deferred(deferred, gone, out);
+    }
+
+    /// What waited for the layout: a colony the directory says this host leads but
+    /// that it does not hold is disowned; a greeting for a replica it does not hold is
+    /// answered `Gone`.
+    fn settle_deferred(
+        &mut self,
+        deferred: BTreeSet<ColonyId>,
+        gone: Vec<(HostId, ColonyId, Epoch)>,
+        out: &mut Out,
+    ) {
+        for c in deferred {
+            if self.dir.primary_of(c) == Some(self.info.id) {
+                self.primary_without_copy(c, out);
+            }
+        }
+        for (from, colony, epoch) in gone {
+            if !self.replicas.contains_key(&colony) {
+                self.send_gone(from, colony, epoch, out);
+            }
+        }
+    }
+
+    fn send_gone(&self, to: HostId, colony: ColonyId, epoch: Epoch, out: &mut Out) {
+        out.sends.push((
+            to,
+            Msg::Colony {
+                colony,
+                epoch,
+                body: ColonyMsg::Gone,
+            },
+        ));
+    }
+
     // ----- housekeeping ------------------------------------------------------------
 
     /// Answer `TRYAGAIN` to requests past their deadline. Request ids and deadlines
@@ -1366,7 +1692,7 @@ impl Node {
         self.ticks += 1;
         self.expire_requests(now, out);
         self.publish_record(now, false, out);
-        let gen = self.topo.generation();
+        let gen = self.topo.shape_generation();
         if self.target_gen != Some(gen) {
             self.target_gen = Some(gen);
             self.target = placement::feasible_population(
@@ -1772,15 +2098,17 @@ impl Node {
                             | ColonyMsg::Snapshot { .. }
                             | ColonyMsg::Claim
                     ) {
-                        // A primary still counts us in its set: tell it we are gone.
-                        out.sends.push((
-                            from,
-                            Msg::Colony {
-                                colony,
-                                epoch,
-                                body: ColonyMsg::Gone,
-                            },
-                        ));
+                        // A primary still counts us in its set: tell it we are gone
+                        // (unless the layout that gives us the replica is on its way).
+                        if let Forming::Awaiting { deferred, gone } = &mut self.forming {
+                            if deferred.is_empty() && gone.is_empty() {
+                                out.timers
+                                    .push((self.cfg.orphan_grace_ms, Timer::Formation));
+                            }
+                            gone.push((from, colony, epoch));
+                            continue;
+                        }
+                        self.send_gone(from, colony, epoch, out);
                     }
                 }
                 Work::Command {
@@ -1829,6 +2157,7 @@ impl Node {
                 target: self.target,
                 placement_turn: (self.ticks + u64::from(colony))
                     .is_multiple_of(self.cfg.placement_every_ticks.max(1)),
+                optimise: now >= self.settle_until,
                 fx: &mut fx,
             };
             f(r, &mut env);
@@ -2738,5 +3067,154 @@ mod tests {
         assert_eq!(c.nodes[&0].target_population(), 3);
         assert!(c.count_events("population_restored") >= 16);
         assert_healthy(&c, 3);
+    }
+
+    /// `hosts` hosts started together, host 0 without seeds, expecting `expect`.
+    fn formed_together(hosts: u32, expect: u32) -> Cluster {
+        let mut c = Cluster::new(NodeConfig {
+            expect_hosts: Some(expect),
+            formation_timeout_ms: 10_000,
+            formation_settle_ms: 5_000,
+            ..cfg()
+        });
+        c.start(0, vec![]);
+        for h in 1..hosts {
+            c.start(h, vec![0]);
+        }
+        c
+    }
+
+    fn primaries_per_host(c: &Cluster) -> Vec<usize> {
+        c.nodes
+            .values()
+            .map(|n| n.replicas().filter(|r| r.role == Role::Primary).count())
+            .collect()
+    }
+
+    #[test]
+    fn a_cluster_formed_together_is_laid_out_at_once_without_cloning() {
+        let mut c = formed_together(5, 5);
+        c.run_for(10_000);
+        assert_healthy(&c, 3);
+        assert_eq!(c.count_events("colony_cloned"), 0);
+        assert_eq!(c.count_events("colony_migrated"), 0);
+        assert_eq!(c.count_events("replica_dropped"), 0);
+        // 16 colonies over 5 hosts: 3 or 4 primaries each. Zones (id % 3) hold 2, 2
+        // and 1 hosts: every colony spans the three, so host 2 holds all 16 and the
+        // others 8 each.
+        let primaries = primaries_per_host(&c);
+        assert!(primaries.iter().all(|&p| p == 3 || p == 4), "{primaries:?}");
+        let held: Vec<usize> = c.nodes.values().map(|n| n.replicas().count()).collect();
+        assert_eq!((held.iter().sum::<usize>(), held[2]), (48, 16), "{held:?}");
+        assert!(
+            held.iter().all(|&n| n == 16 || (7..=9).contains(&n)),
+            "{held:?}"
+        );
+        // Writes go through as usual.
+        let k = c.client(2, set("k", "v"));
+        c.run_for(2_000);
+        assert_eq!(c.replies.get(&k), Some(&Reply::Ok));
+        // It stays put.
+        c.run_for(30_000);
+        assert_eq!(c.count_events("colony_migrated"), 0);
+        assert_healthy(&c, 3);
+    }
+
+    #[test]
+    fn a_founder_that_never_sees_the_expected_hosts_forms_with_those_it_sees() {
+        let mut c = formed_together(4, 6);
+        c.run_for(9_000);
+        assert!(c.nodes.values().all(|n| n.replicas().count() == 0));
+        assert!(c.nodes.values().all(|n| n.directory().colonies.is_empty()));
+        c.run_for(3_000);
+        assert_healthy(&c, 3);
+        assert_eq!(c.count_events("colony_cloned"), 0);
+        // A host that comes later learns the directory, disowns nothing (no colony
+        // elects a new primary), and placement gives it a share.
+        c.start(4, vec![1]);
+        c.run_for(30_000);
+        assert_healthy(&c, 3);
+        let elected = c.events.iter().any(
+            |e| matches!(&e.kind, EventKind::ColonyPromoted { reason, .. } if reason != "hand_off"),
+        );
+        assert!(!elected);
+        assert!(c.nodes[&4].replicas().count() > 0);
+    }
+
+    #[test]
+    fn a_greeting_that_outruns_the_layout_waits_for_it() {
+        let cfg = NodeConfig {
+            expect_hosts: Some(3),
+            ..cfg()
+        };
+        let layout_hosts: Vec<placement::LayoutHost> = (1..=3)
+            .map(|id| placement::LayoutHost {
+                id,
+                incarnation: 1,
+                zone: id,
+                box_id: id,
+                room: u32::MAX,
+            })
+            .collect();
+        let layout = placement::initial_layout(&layout_hosts, 16, 3);
+        // A colony host 2 leads with host 3 in its set.
+        let colony = (0..16)
+            .find(|&c| layout.set(c).next() == Some(2))
+            .expect("host 2 leads some colony");
+        let greeting = |epoch| Msg::Colony {
+            colony,
+            epoch,
+            body: ColonyMsg::Members {
+                members: vec![],
+                base: Version::default(),
+            },
+        };
+        let gone = |out: &Out| {
+            out.sends.iter().any(|(to, m)| {
+                *to == 2
+                    && matches!(
+                        m,
+                        Msg::Colony {
+                            body: ColonyMsg::Gone,
+                            ..
+                        }
+                    )
+            })
+        };
+        let epoch = Epoch::genesis(2);
+        for layout_arrives in [true, false] {
+            let mut n = Node::new(Cluster::info(3), cfg.clone(), 1, 7);
+            let mut out = Out::default();
+            n.handle(0, Input::Start { seeds: vec![1] }, &mut out);
+            out.clear();
+            n.handle(
+                10,
+                Input::Message {
+                    from: 2,
+                    msg: greeting(epoch),
+                },
+                &mut out,
+            );
+            assert!(!gone(&out), "answered before the layout could arrive");
+            let grace = out
+                .timers
+                .iter()
+                .find(|(_, t)| *t == Timer::Formation)
+                .map(|(d, _)| *d)
+                .expect("a grace timer");
+            out.clear();
+            if layout_arrives {
+                let msg = Msg::Formation {
+                    hosts: layout_hosts.clone(),
+                };
+                n.handle(12, Input::Message { from: 1, msg }, &mut out);
+                assert!(n.replica(colony).is_some());
+                assert!(!gone(&out));
+            }
+            out.clear();
+            n.handle(10 + grace, Input::Timer(Timer::Formation), &mut out);
+            // Without a layout, the primary hears that we hold nothing.
+            assert_eq!(gone(&out), !layout_arrives);
+        }
     }
 }

@@ -12,6 +12,7 @@
 //!   regardless of cost; otherwise a move must improve the score by more than a hysteresis
 //!   margin, a larger one for the primary, so sets do not flap;
 //! - how many replicas per colony the cluster can hold at all ([`feasible_population`]);
+//! - where every colony of a cluster formed together starts ([`initial_layout`]);
 //!
 //! and the invariant checker uses [`placement_violation`].
 //!
@@ -380,7 +381,7 @@ pub fn choose_migration_with_floor(
     if current.is_empty() {
         return None;
     }
-    let (topo, ranked) = ranking(topo, cfg);
+    let peak = topo.peak_attraction(cfg);
     let members: Vec<Member> = current
         .iter()
         .enumerate()
@@ -409,6 +410,24 @@ pub fn choose_migration_with_floor(
         })
         .collect();
     let n = members.len();
+    let threshold = |role: Role| -> f64 {
+        let base = cfg.hysteresis.max(0.0);
+        match role {
+            Role::Secondary => base,
+            Role::Primary => (base * cfg.primary_reluctance).max(base),
+        }
+    };
+    // Nothing to fix, and no host attractive enough for any member's replacement to
+    // clear its threshold (a move gains at most the peak attraction minus what the
+    // member contributes): no move, and no candidate needs to be looked at. This is
+    // the answer for almost every settled colony.
+    if members
+        .iter()
+        .all(|m| !m.bad && m.boxed == 0 && peak - m.contrib <= threshold(m.role))
+    {
+        return None;
+    }
+    let (topo, ranked) = ranking(topo, cfg);
 
     // Best destination per member for: a bad member (1), a box-sharing member to a
     // box-free host (2), an optional move (3).
@@ -491,13 +510,6 @@ pub fn choose_migration_with_floor(
     }
 
     // Then optimisation, with hysteresis.
-    let threshold = |role: Role| -> f64 {
-        let base = cfg.hysteresis.max(0.0);
-        match role {
-            Role::Secondary => base,
-            Role::Primary => (base * cfg.primary_reluctance).max(base),
-        }
-    };
     members
         .iter()
         .zip(improve.iter())
@@ -592,12 +604,229 @@ pub fn placement_violation(
     ))
 }
 
+/// One host as the initial layout of a new cluster sees it (see [`initial_layout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayoutHost {
+    pub id: HostId,
+    /// The incarnation the layout was made for: a host that restarted since holds none
+    /// of the replicas the layout gives it.
+    pub incarnation: u32,
+    /// Its zone: hosts with the same number share a zone.
+    pub zone: u32,
+    /// Its box: hosts with the same number share a box (numbers are unique across
+    /// zones).
+    pub box_id: u32,
+    /// How many replicas it can take (`u32::MAX`: no limit).
+    pub room: u32,
+}
+
+/// The replica sets of every colony of a new cluster: colony `c`'s set is
+/// [`InitialLayout::set`]`(c)`, its primary first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitialLayout {
+    /// Replicas per colony (some colonies may have fewer when hosts lack room).
+    pub population: u32,
+    /// `population` slots per colony, in colony order; unfilled slots are [`NO_HOST`].
+    slots: Vec<HostId>,
+}
+
+/// An unfilled slot of an [`InitialLayout`].
+pub const NO_HOST: HostId = HostId::MAX;
+
+impl InitialLayout {
+    /// Colony `c`'s replica set, its primary first (empty if the layout has no host).
+    pub fn set(&self, c: u32) -> impl Iterator<Item = HostId> + '_ {
+        let p = self.population as usize;
+        let lo = (c as usize * p).min(self.slots.len());
+        let hi = (lo + p).min(self.slots.len());
+        self.slots[lo..hi].iter().copied().filter(|h| *h != NO_HOST)
+    }
+
+    /// Number of colonies laid out.
+    pub fn colonies(&self) -> u32 {
+        self.slots
+            .len()
+            .checked_div(self.population as usize)
+            .unwrap_or(0) as u32
+    }
+}
+
+/// How a layout candidate ranks for a set (lower is better): members on its box, in
+/// its zone, replicas it holds already, distance from the preferred position.
+type LayoutRank = (usize, usize, u64, usize);
+
+/// `a/b < c/d` for positive denominators, exactly.
+fn frac_lt(a: u64, b: u64, c: u64, d: u64) -> bool {
+    u128::from(a) * u128::from(d) < u128::from(c) * u128::from(b)
+}
+
+/// Interleaves groups proportionally: the `k`-th of a group of `n` members sits at
+/// `(2k+1)/2n` of the way; ties by group order. Returns the members in that order.
+fn interleave<T: Copy>(groups: &[Vec<T>]) -> Vec<T> {
+    let mut keyed: Vec<(u64, u64, usize, T)> = Vec::new();
+    for (g, members) in groups.iter().enumerate() {
+        let n = members.len() as u64;
+        for (k, m) in members.iter().enumerate() {
+            keyed.push((2 * k as u64 + 1, 2 * n, g, *m));
+        }
+    }
+    keyed.sort_by(|a, b| {
+        if frac_lt(a.0, a.1, b.0, b.1) {
+            std::cmp::Ordering::Less
+        } else if frac_lt(b.0, b.1, a.0, a.1) {
+            std::cmp::Ordering::Greater
+        } else {
+            a.2.cmp(&b.2)
+        }
+    });
+    keyed.into_iter().map(|(_, _, _, m)| m).collect()
+}
+
+/// Where every colony of a new cluster starts: a pure function of the hosts (in any
+/// order: they are sorted by id first), the number of colonies and the wanted
+/// population, so every host that is handed the same list computes the same layout.
+///
+/// The population is `min(replicas, hosts, what their room holds)` (as
+/// [`feasible_population`] computes it). Hosts are put in a *spread order*: zones
+/// interleaved in proportion to their sizes, and within a zone its boxes the same way,
+/// so neighbours in that order stand on different boxes and, where the zones allow,
+/// in different zones. Colony `c`'s primary is the host at position `c mod H` (every
+/// host leads `C/H` colonies, give or take one); its secondaries are looked for at
+/// fixed strides after it (the stride changes with each round of `H` colonies, so
+/// sets differ between rounds), each the best host of a small window from there
+/// (fewest box-mates in the set, then zone-mates, then replicas held, then the
+/// nearest); all hosts are scanned only when the window has none on a free box while
+/// another box exists. A
+/// host is never given two replicas of one colony, nor more than its `room`.
+///
+/// Costs O(C × population) for well-spread clusters.
+pub fn initial_layout(hosts: &[LayoutHost], colonies: u32, replicas: u32) -> InitialLayout {
+    let mut hosts: Vec<LayoutHost> = hosts.to_vec();
+    hosts.sort_by_key(|h| h.id);
+    hosts.dedup_by_key(|h| h.id);
+    let h_count = hosts.len();
+    let total_room: u64 = hosts
+        .iter()
+        .map(|h| u64::from(h.room).min(u64::from(colonies)))
+        .sum();
+    let population = u64::from(replicas)
+        .min(h_count as u64)
+        .min(total_room.checked_div(u64::from(colonies)).unwrap_or(0)) as u32;
+    let per = population as usize;
+    let mut slots = vec![NO_HOST; colonies as usize * per];
+    if per == 0 {
+        return InitialLayout { population, slots };
+    }
+
+    // The spread order: boxes interleaved within each zone, then the zones.
+    let mut zones: Vec<u32> = hosts.iter().map(|h| h.zone).collect();
+    zones.sort_unstable();
+    zones.dedup();
+    let zone_lists: Vec<Vec<usize>> = zones
+        .iter()
+        .map(|&z| {
+            let mut boxes: Vec<u32> = hosts
+                .iter()
+                .filter(|h| h.zone == z)
+                .map(|h| h.box_id)
+                .collect();
+            boxes.sort_unstable();
+            boxes.dedup();
+            let per_box: Vec<Vec<usize>> = boxes
+                .iter()
+                .map(|&b| {
+                    (0..h_count)
+                        .filter(|&i| hosts[i].zone == z && hosts[i].box_id == b)
+                        .collect()
+                })
+                .collect();
+            interleave(&per_box)
+        })
+        .collect();
+    let order: Vec<usize> = interleave(&zone_lists);
+    let mut box_ids: Vec<u32> = hosts.iter().map(|h| h.box_id).collect();
+    box_ids.sort_unstable();
+    box_ids.dedup();
+    let box_count = box_ids.len();
+
+    let mut room: Vec<u64> = hosts
+        .iter()
+        .map(|h| u64::from(h.room).min(u64::from(colonies)))
+        .collect();
+    let mut held = vec![0u64; h_count];
+    let window = h_count.min(8);
+    let stride_cap = ((h_count - 1) / per.saturating_sub(1).max(1)).clamp(1, 8);
+    let mut set: Vec<usize> = Vec::with_capacity(per);
+    for c in 0..colonies as usize {
+        set.clear();
+        let base = c % h_count;
+        let stride = 1 + (c / h_count) % stride_cap;
+        // The primary: the host at `base`, or the next with room.
+        if let Some(p) = (0..h_count)
+            .map(|t| order[(base + t) % h_count])
+            .find(|&i| room[i] > 0)
+        {
+            set.push(p);
+        }
+        for j in 1..per {
+            if set.is_empty() {
+                break;
+            }
+            let start = base + j * stride;
+            let conflicts = |i: usize, set: &[usize]| -> (usize, usize) {
+                let mut boxed = 0;
+                let mut zoned = 0;
+                for &m in set {
+                    if hosts[m].box_id == hosts[i].box_id {
+                        boxed += 1;
+                    }
+                    if hosts[m].zone == hosts[i].zone {
+                        zoned += 1;
+                    }
+                }
+                (boxed, zoned)
+            };
+            // The best host among the `span` positions from `start`: fewest box-mates,
+            // then zone-mates, then replicas held, then the nearest.
+            let scan = |span: usize, best: &mut Option<(LayoutRank, usize)>| {
+                for t in 0..span {
+                    let i = order[(start + t) % h_count];
+                    if room[i] == 0 || set.contains(&i) {
+                        continue;
+                    }
+                    let (boxed, zoned) = conflicts(i, &set);
+                    let key = (boxed, zoned, held[i], t);
+                    if best.is_none_or(|(k, _)| key < k) {
+                        *best = Some((key, i));
+                    }
+                }
+            };
+            let mut best = None;
+            scan(window, &mut best);
+            let box_free_exists = box_count > set.len();
+            if best.is_none_or(|((boxed, _, _, _), _)| boxed > 0) && box_free_exists {
+                scan(h_count, &mut best);
+            }
+            match best {
+                Some((_, i)) => set.push(i),
+                None => break,
+            }
+        }
+        for (k, &i) in set.iter().enumerate() {
+            room[i] -= 1;
+            held[i] += 1;
+            slots[c * per + k] = hosts[i].id;
+        }
+    }
+    InitialLayout { population, slots }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::types::{HostInfo, Load, Resources};
     use super::*;
     use proptest::prelude::*;
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     const GIB: u64 = 1 << 30;
     const MIB: u64 = 1 << 20;
@@ -909,6 +1138,33 @@ mod tests {
         t.upsert(host(3, "z3", "b3", 1.0, 0));
         let moved = [(1, Role::Primary), (3, Role::Secondary)];
         assert_eq!(choose_migration(&mut t, &moved, &[], &c), None);
+    }
+
+    #[test]
+    fn a_gain_of_exactly_the_hysteresis_moves_nothing_and_a_host_freed_later_is_seen() {
+        let c = cfg();
+        let set = [(1, Role::Primary), (2, Role::Secondary)];
+        // Host 2 at attraction 6.0, host 3 at 7.5: a gain of exactly 1.5.
+        let mut t = topo([
+            host(1, "z1", "b1", 0.0, 0),
+            host(2, "z2", "b2", 4.0, 0),
+            host(3, "z3", "b3", 1.0, 0),
+        ]);
+        assert_eq!(choose_migration(&mut t, &set, &[], &c), None);
+        // Host 3 frees a little more: 1.6 > 1.5.
+        t.upsert(host(3, "z3", "b3", 0.8, 0));
+        assert_eq!(
+            choose_migration(&mut t, &set, &[], &c).map(|m| (m.from, m.to)),
+            Some((2, 3))
+        );
+        // The idle host fills up (the top drops), then another one frees up.
+        t.upsert(host(3, "z3", "b3", 4.0, 0));
+        assert_eq!(choose_migration(&mut t, &set, &[], &c), None);
+        t.upsert(host(4, "z4", "b4", 0.0, 0));
+        assert_eq!(
+            choose_migration(&mut t, &set, &[], &c).map(|m| (m.from, m.to)),
+            Some((2, 4))
+        );
     }
 
     #[test]
@@ -1326,5 +1582,135 @@ mod tests {
                 prop_assert_eq!(used.len(), set.len());
             }
         }
+    }
+
+    fn layout_hosts(n: u32, boxes: u32, zones: u32) -> Vec<LayoutHost> {
+        (0..n)
+            .map(|i| LayoutHost {
+                id: i + 1,
+                incarnation: 0,
+                zone: (i % boxes) % zones,
+                box_id: i % boxes,
+                room: u32::MAX,
+            })
+            .collect()
+    }
+
+    /// Per host: (primaries, replicas).
+    fn layout_counts(l: &InitialLayout) -> BTreeMap<HostId, (u32, u32)> {
+        let mut counts = BTreeMap::new();
+        for c in 0..l.colonies() {
+            for (k, h) in l.set(c).enumerate() {
+                let e = counts.entry(h).or_insert((0, 0));
+                e.0 += u32::from(k == 0);
+                e.1 += 1;
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn the_initial_layout_of_the_benchmark_is_spread_and_even() {
+        let hosts = layout_hosts(1000, 200, 10);
+        let l = initial_layout(&hosts, 10_000, 3);
+        assert_eq!((l.population, l.colonies()), (3, 10_000));
+        let by_id: BTreeMap<HostId, LayoutHost> = hosts.iter().map(|h| (h.id, *h)).collect();
+        for c in 0..10_000 {
+            let set: Vec<LayoutHost> = l.set(c).map(|h| by_id[&h]).collect();
+            assert_eq!(set.len(), 3, "colony {c}");
+            for (i, a) in set.iter().enumerate() {
+                for b in &set[i + 1..] {
+                    assert_ne!(a.box_id, b.box_id, "colony {c}: one box");
+                    assert_ne!(a.zone, b.zone, "colony {c}: one zone");
+                }
+            }
+        }
+        let counts = layout_counts(&l);
+        assert_eq!(counts.len(), 1000);
+        assert!(counts.values().all(|&(p, _)| p == 10), "{counts:?}");
+        let (lo, hi) = counts
+            .values()
+            .fold((u32::MAX, 0), |(lo, hi), &(_, r)| (lo.min(r), hi.max(r)));
+        assert!(lo >= 29 && hi <= 31, "replicas per host {lo}..={hi}");
+        // Sets differ from one round of hosts to the next.
+        let first: Vec<HostId> = l.set(0).collect();
+        let next: Vec<HostId> = l.set(1000).collect();
+        assert_eq!(first[0], next[0]);
+        assert_ne!(first, next);
+    }
+
+    #[test]
+    fn the_initial_layout_ignores_the_order_of_its_hosts() {
+        let hosts = layout_hosts(7, 7, 3);
+        let mut shuffled = hosts.clone();
+        shuffled.reverse();
+        shuffled.swap(1, 4);
+        shuffled.push(hosts[2]);
+        assert_eq!(
+            initial_layout(&hosts, 64, 3),
+            initial_layout(&shuffled, 64, 3)
+        );
+    }
+
+    #[test]
+    fn the_initial_layout_keeps_small_uneven_clusters_off_shared_boxes() {
+        // 7 hosts, 3 zones of 3, 2, 2 boxes.
+        let l = initial_layout(&layout_hosts(7, 7, 3), 64, 3);
+        let counts = layout_counts(&l);
+        assert!(
+            counts.values().all(|&(p, _)| p == 9 || p == 10),
+            "{counts:?}"
+        );
+        // Zone z0 has 3 hosts, z1 and z2 two each: a set in three zones puts a third of
+        // the replicas on each zone, so z0's hosts hold fewer; within a zone, evenly.
+        for zone in 0..3 {
+            let r: Vec<u32> = counts
+                .iter()
+                .filter(|(h, _)| ((*h - 1) % 7) % 3 == zone)
+                .map(|(_, &(_, r))| r)
+                .collect();
+            let spread = r.iter().max().unwrap() - r.iter().min().unwrap();
+            assert!(spread <= 1, "zone {zone}: {counts:?}");
+        }
+        for c in 0..64 {
+            let set: Vec<HostId> = l.set(c).collect();
+            let zones: BTreeSet<u32> = set.iter().map(|h| ((h - 1) % 7) % 3).collect();
+            assert_eq!(set.len(), 3);
+            assert_eq!(zones.len(), 3, "colony {c}: {set:?}");
+        }
+        // 6 hosts on 3 boxes: never two replicas of a colony on one box.
+        let hosts = layout_hosts(6, 3, 1);
+        let l = initial_layout(&hosts, 30, 3);
+        for c in 0..30 {
+            let boxes: BTreeSet<u32> = l.set(c).map(|h| (h - 1) % 3).collect();
+            assert_eq!(boxes.len(), 3, "colony {c}");
+        }
+        // 4 hosts on 2 boxes, N = 3: two on a box is unavoidable, never three.
+        let l = initial_layout(&layout_hosts(4, 2, 1), 10, 3);
+        for c in 0..10 {
+            let set: Vec<HostId> = l.set(c).collect();
+            let boxes: BTreeSet<u32> = set.iter().map(|h| (h - 1) % 2).collect();
+            assert_eq!((set.len(), boxes.len()), (3, 2), "colony {c}: {set:?}");
+        }
+    }
+
+    #[test]
+    fn the_initial_layout_settles_on_what_fits() {
+        // Two hosts for N = 3.
+        let l = initial_layout(&layout_hosts(2, 2, 1), 8, 3);
+        assert_eq!(l.population, 2);
+        assert!((0..8).all(|c| l.set(c).count() == 2));
+        // Room for 6 replicas of 4 colonies: one each, never more than a host's room.
+        let mut hosts = layout_hosts(3, 3, 1);
+        for h in &mut hosts {
+            h.room = 2;
+        }
+        let l = initial_layout(&hosts, 4, 3);
+        assert_eq!(l.population, 1);
+        assert!(layout_counts(&l).values().all(|&(_, r)| r <= 2));
+        assert!((0..4).all(|c| l.set(c).count() == 1));
+        // No hosts, no colonies.
+        assert_eq!(initial_layout(&[], 4, 3).population, 0);
+        assert_eq!(initial_layout(&hosts, 0, 3).colonies(), 0);
     }
 }

@@ -16,7 +16,10 @@
 //! which hosts changed, and [`Topology::refresh`] (called by [`Topology::ranked`], which
 //! is why that takes `&mut self`) brings it up to date on the next read — by re-placing
 //! the few changed hosts when only a few changed, by one full sort otherwise. A change
-//! to a host's replica count alone does not touch the ranking.
+//! to a host's replica count alone does not touch the ranking. The topology also keeps
+//! the highest attraction of any host exact as views change
+//! ([`Topology::peak_attraction`]), so placement can tell in O(1) that no host is worth
+//! a move.
 //!
 //! Everything is ordered by [`HostId`] (`BTreeMap`s, sorts with id tie-breaks), so no
 //! hash order can leak into a placement decision.
@@ -144,6 +147,35 @@ pub struct Topology {
     /// Raised at every change of a view: what is derived from all views (the feasible
     /// population) is computed again only when it moved.
     generation: u64,
+    /// Raised when a host comes, goes, or changes what it can hold (capacity, role,
+    /// state), not when only its load or replica count moves.
+    shape: u64,
+    /// The highest attraction of any host under some weights, kept exact as views
+    /// change (dropped when the host at the top loses attraction; computed again on the
+    /// next read).
+    peak: Option<Peak>,
+}
+
+/// Keeps the peak exact as one host's view goes from `old` to `new`.
+fn peak_change(peak: &mut Option<Peak>, old: Option<&HostView>, new: Option<&HostView>) {
+    let Some(p) = peak else {
+        return;
+    };
+    let before = old.map_or(f64::NEG_INFINITY, |v| attraction(v, &p.cfg));
+    let after = new.map_or(f64::NEG_INFINITY, |v| attraction(v, &p.cfg));
+    if after >= p.value {
+        p.value = after;
+    } else if before >= p.value {
+        // The top host (or one of them) lost attraction: find the top again.
+        *peak = None;
+    }
+}
+
+/// See [`Topology::peak_attraction`].
+#[derive(Clone, Debug)]
+struct Peak {
+    cfg: PlacementConfig,
+    value: f64,
 }
 
 impl PartialEq for Topology {
@@ -174,10 +206,14 @@ impl Topology {
             self.generation += 1;
             let moved = old.info.zone != view.info.zone || old.info.box_name != view.info.box_name;
             if !moved {
-                let rank_changed = old.info.capacity != view.info.capacity
+                peak_change(&mut self.peak, Some(old), Some(&view));
+                let shape_changed = old.info.capacity != view.info.capacity
                     || old.info.role != view.info.role
-                    || old.load != view.load
                     || old.state != view.state;
+                let rank_changed = shape_changed || old.load != view.load;
+                if shape_changed {
+                    self.shape += 1;
+                }
                 entry.view = view;
                 if rank_changed {
                     self.pending.insert(id);
@@ -187,6 +223,8 @@ impl Topology {
             self.remove(id);
         }
         self.generation += 1;
+        self.shape += 1;
+        peak_change(&mut self.peak, None, Some(&view));
         let box_node = self.box_node(&view.info.zone, &view.info.box_name);
         let zone_node = self.parent(box_node);
         let node = self.graph.add_node(Place::Host(id));
@@ -209,7 +247,9 @@ impl Topology {
             return;
         };
         self.generation += 1;
+        self.shape += 1;
         self.pending.insert(host);
+        peak_change(&mut self.peak, Some(&entry.view), None);
         let box_node = self.parent(entry.node);
         self.graph.remove_node(entry.node);
         let Some(box_node) = box_node else {
@@ -284,6 +324,12 @@ impl Topology {
         self.generation
     }
 
+    /// Raised when a host comes or goes or changes its capacity, role or state: what
+    /// depends only on those ([`super::placement::feasible_population`]) moves only then.
+    pub fn shape_generation(&self) -> u64 {
+        self.shape
+    }
+
     /// Whether two hosts stand on one box (a host shares its box with itself).
     pub fn same_box(&self, a: HostId, b: HostId) -> bool {
         self.distance(a, b) <= 1
@@ -297,6 +343,27 @@ impl Topology {
     /// Distinct zones among the hosts present.
     pub fn zones(&self) -> usize {
         self.zones.len()
+    }
+
+    /// The highest [`attraction`] of any host under `cfg`'s weights (−∞ without an
+    /// eligible host): no host can gain a replica set more than this minus what a
+    /// member contributes. Exact; O(1) unless the top host lost attraction since the
+    /// last read (then one pass over the hosts).
+    pub fn peak_attraction(&mut self, cfg: &PlacementConfig) -> f64 {
+        if let Some(p) = &self.peak {
+            if attraction_key(&p.cfg) == attraction_key(cfg) {
+                return p.value;
+            }
+        }
+        let value = self
+            .hosts()
+            .map(|v| attraction(v, cfg))
+            .fold(f64::NEG_INFINITY, f64::max);
+        self.peak = Some(Peak {
+            cfg: cfg.clone(),
+            value,
+        });
+        value
     }
 
     /// Brings the attraction ranking up to date for `cfg` (no-op when it already is). Only
@@ -433,6 +500,26 @@ mod tests {
         assert!(t.same_box(1, 2) && t.same_box(1, 1));
         assert!(!t.same_box(1, 3) && !t.same_box(1, 4));
         assert_eq!((t.len(), t.boxes(), t.zones()), (4, 3, 2));
+    }
+
+    #[test]
+    fn the_shape_moves_with_hosts_and_capacity_not_with_load() {
+        let mut t = layout();
+        let shape = t.shape_generation();
+        let mut v = view(3, "z1", "b2", 5.0, GIB);
+        v.replicas = 9;
+        t.upsert(v.clone());
+        assert_eq!(t.shape_generation(), shape, "load and replicas only");
+        v.info.capacity.memory *= 2;
+        t.upsert(v.clone());
+        assert!(t.shape_generation() > shape);
+        let shape = t.shape_generation();
+        v.state = HostState::Leaving;
+        t.upsert(v);
+        assert!(t.shape_generation() > shape);
+        let shape = t.shape_generation();
+        t.remove(3);
+        assert!(t.shape_generation() > shape);
     }
 
     #[test]
@@ -603,6 +690,9 @@ mod tests {
                         prop_assert_eq!(t.ranked(&cfg), &fresh[..]);
                     }
                 }
+                // The peak, kept up to date across changes, is the top attraction.
+                let top = t.hosts().map(|v| attraction(v, &cfg)).fold(f64::NEG_INFINITY, f64::max);
+                prop_assert_eq!(t.peak_attraction(&cfg), top);
             }
             let fresh = t.ranked_uncached(&cfg);
             prop_assert_eq!(t.ranked(&cfg), &fresh[..]);

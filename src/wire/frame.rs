@@ -18,9 +18,10 @@ use tokio_util::codec::{Decoder, Encoder};
 /// colony it already holds); 4: `Msg::Ping` / `Msg::Pong` (quorum confirmation),
 /// `HostIdentity::since`, `CloneOffer { floor }`, `HandOff { balance }` and
 /// `HandOffRefuse` (a host checks an optional move against its own fresh numbers), and
-/// anti-entropy by stamps (`DigestStamps`, `DigestEntries` replace `DigestReply`);
-/// 5: keys are placed by hash slot (`colony_of` = the colony owning CRC16(key) mod
-/// 16384, as Redis Cluster), so hosts of version 4 would route keys elsewhere.
+/// anti-entropy by stamps (`DigestStamps`, `DigestEntries` replace `DigestReply`); 5:
+/// `Msg::Formation` (a cluster formed together from one layout), and keys placed by
+/// hash slot (`colony_of` = the colony owning CRC16(key) mod 16384, as Redis Cluster),
+/// so hosts of version 4 would route keys elsewhere.
 pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The default limit on a frame body (a colony snapshot travels as one frame).
