@@ -40,9 +40,18 @@ pub enum ClusterSub {
 }
 
 impl ClusterSub {
+    /// The answer when it needs no view of the cluster (`KEYSLOT`, `READONLY`...).
+    pub fn reply_without_status(&self) -> Option<RespValue> {
+        match self {
+            ClusterSub::KeySlot(key) => Some(RespValue::Int(i64::from(key_slot(key)))),
+            ClusterSub::Accepted => Some(RespValue::ok()),
+            _ => None,
+        }
+    }
+
     /// Whether the answer needs the node's view of the cluster.
     pub fn needs_status(&self) -> bool {
-        !matches!(self, ClusterSub::KeySlot(_) | ClusterSub::Accepted)
+        self.reply_without_status().is_none()
     }
 }
 
@@ -130,9 +139,11 @@ pub fn client_endpoint(addrs: &Addrs) -> (String, u16) {
 /// The answer to a `CLUSTER` subcommand (or READONLY/READWRITE/ASKING). `status` is the
 /// node's `/status` report; `KEYSLOT` and the accepted commands ignore it.
 pub fn cluster_reply(sub: &ClusterSub, status: &StatusReport) -> RespValue {
+    if let Some(reply) = sub.reply_without_status() {
+        return reply;
+    }
     match sub {
-        ClusterSub::KeySlot(key) => RespValue::Int(i64::from(key_slot(key))),
-        ClusterSub::Accepted => RespValue::ok(),
+        ClusterSub::KeySlot(_) | ClusterSub::Accepted => RespValue::Nil,
         ClusterSub::MyId => RespValue::Bulk(node_id(status.host).into_bytes()),
         ClusterSub::Slots => slots(status),
         ClusterSub::Shards => shards(status),

@@ -4,12 +4,10 @@
 //! The session keeps no per-connection settings, so `CLIENT SETNAME` is acknowledged
 //! but not remembered and `CLIENT GETNAME` answers nil.
 
-use super::cluster::ClusterSub;
 use super::command::{ClientCommand, SUPPORTED};
 use super::config::config_get;
 use super::connect_commands::ClientSub;
 use super::value::RespValue;
-use crate::core::types::key_slot;
 
 /// What the server calls itself in `HELLO`; `version` is the Redis version whose client
 /// protocol colony speaks (as `INFO` reports in `redis_version`).
@@ -47,21 +45,20 @@ pub fn local_reply(command: &ClientCommand) -> RespValue {
             RespValue::error("NOPROTO sorry, this protocol version is not supported.")
         }
         ClientCommand::Quit => RespValue::ok(),
-        ClientCommand::Cluster(ClusterSub::KeySlot(key)) => {
-            RespValue::Int(i64::from(key_slot(key)))
-        }
-        ClientCommand::Cluster(ClusterSub::Accepted) => RespValue::ok(),
-        ClientCommand::Cluster(_)
-        | ClientCommand::Core(..)
+        ClientCommand::Cluster(sub) => sub.reply_without_status().unwrap_or_else(not_local),
+        ClientCommand::Core(..)
         | ClientCommand::MGet(_)
         | ClientCommand::Del(_)
         | ClientCommand::Exists(_)
         | ClientCommand::MSet(_)
         | ClientCommand::Info(_)
-        | ClientCommand::Colony(_) => {
-            RespValue::error("ERR internal error: this command is not answered locally")
-        }
+        | ClientCommand::Colony(_) => not_local(),
     }
+}
+
+/// For a command the session must answer with the node's help, not here.
+fn not_local() -> RespValue {
+    RespValue::error("ERR internal error: this command is not answered locally")
 }
 
 /// `HELLO`'s server description, as the flat key/value array RESP2 uses for maps.
