@@ -12,7 +12,8 @@
 # set throughout, so both configurations see the same processes, the same placement and
 # the same store, and machine noise hits both alike. A warm-up (not measured) first
 # writes WARMUP SETs (default 1.1 x 4096 x COLONIES): it fills the keyspace and every
-# primary's tail of recent mutations (log_tail: 4096 per colony), so each measurement sees the
+# primary's tail of recent mutations (at most 4,096 entries and 64 KiB per colony:
+# ColonyConfig::log_tail, log_tail_bytes), so each measurement sees the
 # steady state of a cluster that has run a while, not a history that grows from one
 # measurement to the next. Then, REPEATS times, in alternation:
 #   without: no logger attached                          -> measure P = 1, 16

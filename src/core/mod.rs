@@ -13,6 +13,7 @@
 //! - [`placement`]: repulsion, attraction, hysteresis, feasibility.
 //! - [`membership`]: SWIM (foca) with incarnations, suspicion and the undead.
 //! - [`directory`]: every host's table of where every colony lives, with anti-entropy.
+//! - [`tail`]: a replica's bounded tail of recent mutations.
 //! - [`colony`]: one replica of one colony: replication, cloning, promotion, migration.
 //! - [`logsink`]: a logging node's position in every colony's history, gaps and resyncs.
 //! - [`node`]: one host: composes the machines above and routes between them.
@@ -27,6 +28,7 @@ pub mod membership;
 pub mod messages;
 pub mod node;
 pub mod placement;
+pub mod tail;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub mod topology;
