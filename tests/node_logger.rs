@@ -90,8 +90,8 @@ fn replayed(dir: &Path) -> BTreeMap<String, String> {
                 Dna::Moved(_) => return,
             };
             cells.insert(
-                String::from_utf8(key).unwrap(),
-                String::from_utf8(v).unwrap(),
+                String::from_utf8(key.to_vec()).unwrap(),
+                String::from_utf8(v.to_vec()).unwrap(),
             );
         },
     )

@@ -11,7 +11,7 @@
 //! for hashes, the exact count for counters), so a lost write cannot hide behind an
 //! equal value.
 
-use colony::core::cell::{Cell, Dna, Reply};
+use colony::core::cell::{Blob, Cell, Dna, Reply};
 use colony::core::types::Tick;
 use std::collections::BTreeMap;
 
@@ -144,7 +144,7 @@ impl Model {
             (Model::Hash(m), Dna::Map(actual)) => {
                 actual.len() == m.len()
                     && m.iter().all(|(f, id)| {
-                        actual.get(f.as_bytes()).map(Vec::as_slice)
+                        actual.get(f.as_bytes()).map(|v| v.as_slice())
                             == Some(id.to_string().as_bytes())
                     })
             }
@@ -161,14 +161,9 @@ impl Model {
             (Model::Str { id, .. }, Reply::Bulk(v)) => v.as_slice() == format!("w{id}").as_bytes(),
             (Model::Counter(n), Reply::Bulk(v)) => v.as_slice() == n.to_string().as_bytes(),
             (Model::Hash(m), Reply::Array(a)) => {
-                let flat: Vec<Option<Vec<u8>>> = m
+                let flat: Vec<Option<Blob>> = m
                     .iter()
-                    .flat_map(|(f, id)| {
-                        [
-                            Some(f.clone().into_bytes()),
-                            Some(id.to_string().into_bytes()),
-                        ]
-                    })
+                    .flat_map(|(f, id)| [Some(Blob::from(f.as_str())), Some(id.to_string().into())])
                     .collect();
                 *a == flat
             }
@@ -196,7 +191,7 @@ impl Model {
             Dna::Map(m) => {
                 let mut out = BTreeMap::new();
                 for (f, v) in m {
-                    let f = String::from_utf8(f.clone()).ok()?;
+                    let f = std::str::from_utf8(f).ok()?.to_string();
                     let id = std::str::from_utf8(v).ok()?.parse().ok()?;
                     out.insert(f, id);
                 }
@@ -393,7 +388,7 @@ mod tests {
 
     fn cell(v: &str, expires_at: Option<Tick>) -> Cell {
         Cell {
-            dna: Dna::Value(v.as_bytes().to_vec()),
+            dna: Dna::Value(v.into()),
             version: Version::default(),
             expires_at,
         }
@@ -480,7 +475,7 @@ mod tests {
         k.acked(&Reply::Int(1), 3).unwrap();
         let mut m = BTreeMap::new();
         for (f, v) in [("w", b"2".as_slice()), ("f1", b"1"), ("f2", b"2")] {
-            m.insert(f.as_bytes().to_vec(), v.to_vec());
+            m.insert(f.into(), v.to_vec().into());
         }
         let c = Cell {
             dna: Dna::Map(m),

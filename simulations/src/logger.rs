@@ -83,7 +83,7 @@ pub fn check_logs(
         let cells = replay(&slot.log);
         for key in keys {
             let colony = colony_of(key.name.as_bytes(), colonies);
-            let logged = cells.get(&(colony, key.name.clone().into_bytes()));
+            let logged = cells.get(&(colony, Key::from(key.name.as_str())));
             if key.allows(logged, now) {
                 continue;
             }

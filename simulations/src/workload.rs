@@ -11,7 +11,7 @@
 use crate::ledger::{Contradiction, KeyKind, KeyLedger, WriteId, WriteOp};
 use crate::queue::Time;
 use crate::scenario::WorkloadSpec;
-use colony::core::cell::{Command, CommandError, Reply, SetCond};
+use colony::core::cell::{Blob, Command, CommandError, Key, Reply, SetCond};
 use colony::core::messages::ReqId;
 use colony::core::types::HostId;
 use rand::RngExt;
@@ -191,7 +191,7 @@ impl Workload {
             return None;
         }
         let host = hosts[rng.random_range(0..hosts.len())];
-        let key = self.ledger.keys[i as usize].name.clone().into_bytes();
+        let key = Key::from(self.ledger.keys[i as usize].name.as_str());
         let key_kind = self.ledger.keys[i as usize].kind;
         let (cmd, write) = match kind {
             OpKind::Set | OpKind::SetPx => {
@@ -201,7 +201,7 @@ impl Workload {
                 (
                     Command::Set {
                         key,
-                        value: format!("w{id}").into_bytes(),
+                        value: format!("w{id}").into(),
                         ttl_ms,
                         cond: SetCond::Always,
                     },
@@ -212,7 +212,7 @@ impl Workload {
                 let id = self.take_id();
                 let fields = WriteOp::hset_fields(id)
                     .into_iter()
-                    .map(|(f, v)| (f.into_bytes(), v.to_string().into_bytes()))
+                    .map(|(f, v)| (Blob::from(f), Blob::from(v.to_string())))
                     .collect();
                 (Command::HSet { key, fields }, Some(WriteOp::HSet { id }))
             }

@@ -11,7 +11,7 @@ use super::host::{
     new_client_id, ClientClosed, ClientId, ClientOpened, ClientRequests, GetCounters, GetStatus,
     HostActor, Locate,
 };
-use crate::core::cell::{Command, Reply, SetCond};
+use crate::core::cell::{Blob, Command, Reply, SetCond};
 use crate::resp::{self, ClientCommand, RespCodec, RespError, RespValue};
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
@@ -138,7 +138,7 @@ impl SessionActor {
         }
     }
 
-    fn command(&mut self, ctx: &mut Context<Self>, args: Vec<Vec<u8>>) {
+    fn command(&mut self, ctx: &mut Context<Self>, args: Vec<Blob>) {
         if self.quitting {
             return;
         }
@@ -190,7 +190,7 @@ impl SessionActor {
                     let status = host.send(GetStatus).await.ok()?.0;
                     let counters = host.send(GetCounters).await.ok()?.0;
                     let text = crate::admin::info::render(&status, &counters, section.as_deref());
-                    Some(RespValue::Bulk(text.into_bytes()))
+                    Some(RespValue::Bulk(text.into()))
                 });
             }
             ClientCommand::Cluster(sub) if sub.needs_status() => {
@@ -205,16 +205,16 @@ impl SessionActor {
                 self.answer_later(ctx, seq, async move {
                     let l = fut.await.ok()?;
                     Some(RespValue::Array(vec![
-                        RespValue::Bulk(b"colony".to_vec()),
+                        RespValue::Bulk(b"colony".into()),
                         RespValue::Int(i64::from(l.colony)),
-                        RespValue::Bulk(b"epoch".to_vec()),
+                        RespValue::Bulk(b"epoch".into()),
                         opt_bulk(l.epoch),
-                        RespValue::Bulk(b"primary".to_vec()),
+                        RespValue::Bulk(b"primary".into()),
                         l.primary
                             .map_or(RespValue::Nil, |p| RespValue::Int(i64::from(p))),
-                        RespValue::Bulk(b"primary-client".to_vec()),
+                        RespValue::Bulk(b"primary-client".into()),
                         opt_bulk(l.primary_client),
-                        RespValue::Bulk(b"secondaries".to_vec()),
+                        RespValue::Bulk(b"secondaries".into()),
                         RespValue::Array(
                             l.secondaries
                                 .iter()
@@ -238,7 +238,7 @@ fn shutting_down() -> RespValue {
 }
 
 fn opt_bulk(s: Option<String>) -> RespValue {
-    s.map_or(RespValue::Nil, |s| RespValue::Bulk(s.into_bytes()))
+    s.map_or(RespValue::Nil, |s| RespValue::Bulk(s.into()))
 }
 
 fn combine(kind: GatherKind, parts: Vec<Option<Reply>>) -> RespValue {
@@ -300,8 +300,8 @@ impl Actor for SessionActor {
     }
 }
 
-impl StreamHandler<Result<Vec<Vec<u8>>, RespError>> for SessionActor {
-    fn handle(&mut self, item: Result<Vec<Vec<u8>>, RespError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Vec<Blob>, RespError>> for SessionActor {
+    fn handle(&mut self, item: Result<Vec<Blob>, RespError>, ctx: &mut Context<Self>) {
         match item {
             Ok(args) => self.command(ctx, args),
             Err(RespError::Protocol(why)) => {

@@ -11,15 +11,18 @@ use super::types::{ColonyId, Tick, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub type Key = Vec<u8>;
+pub use super::blob::Blob;
+
+/// A cell's key.
+pub type Key = Blob;
 
 /// A cell's state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Dna {
     /// A plain value (Redis string).
-    Value(#[serde(with = "serde_bytes")] Vec<u8>),
+    Value(Blob),
     /// A map of fields (Redis hash).
-    Map(BTreeMap<Vec<u8>, Vec<u8>>),
+    Map(BTreeMap<Blob, Blob>),
     /// The cell moved to another colony; this colony only forwards.
     Moved(ColonyId),
 }
@@ -67,79 +70,61 @@ pub enum SetCond {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Get {
-        #[serde(with = "serde_bytes")]
         key: Key,
     },
     Exists {
-        #[serde(with = "serde_bytes")]
         key: Key,
     },
     /// Remaining time to live in ms: -2 absent, -1 no expiry.
     Ttl {
-        #[serde(with = "serde_bytes")]
         key: Key,
     },
     Set {
-        #[serde(with = "serde_bytes")]
         key: Key,
-        #[serde(with = "serde_bytes")]
-        value: Vec<u8>,
+        value: Blob,
         /// Milliseconds to live.
         ttl_ms: Option<u64>,
         cond: SetCond,
     },
     Del {
-        #[serde(with = "serde_bytes")]
         key: Key,
     },
     Expire {
-        #[serde(with = "serde_bytes")]
         key: Key,
         ttl_ms: u64,
     },
     IncrBy {
-        #[serde(with = "serde_bytes")]
         key: Key,
         delta: i64,
     },
     HSet {
-        #[serde(with = "serde_bytes")]
         key: Key,
-        fields: Vec<(Vec<u8>, Vec<u8>)>,
+        fields: Vec<(Blob, Blob)>,
     },
     HGet {
-        #[serde(with = "serde_bytes")]
         key: Key,
-        #[serde(with = "serde_bytes")]
-        field: Vec<u8>,
+        field: Blob,
     },
     HMGet {
-        #[serde(with = "serde_bytes")]
         key: Key,
-        fields: Vec<Vec<u8>>,
+        fields: Vec<Blob>,
     },
     HGetAll {
-        #[serde(with = "serde_bytes")]
         key: Key,
     },
     HDel {
-        #[serde(with = "serde_bytes")]
         key: Key,
-        fields: Vec<Vec<u8>>,
+        fields: Vec<Blob>,
     },
     HExists {
-        #[serde(with = "serde_bytes")]
         key: Key,
-        #[serde(with = "serde_bytes")]
-        field: Vec<u8>,
+        field: Blob,
     },
     HLen {
-        #[serde(with = "serde_bytes")]
         key: Key,
     },
     /// Move the cell (with its secondary copies) to another colony.
     MoveCell {
-        #[serde(with = "serde_bytes")]
         key: Key,
         to: ColonyId,
     },
@@ -147,7 +132,6 @@ pub enum Command {
     /// absolute expiry. A cell whose expiry has passed is not restored (`Int(0)`).
     /// Not reachable from RESP: only restores use it.
     Restore {
-        #[serde(with = "serde_bytes")]
         key: Key,
         dna: Dna,
         expires_at: Option<Tick>,
@@ -155,7 +139,7 @@ pub enum Command {
 }
 
 impl Command {
-    pub fn key(&self) -> &[u8] {
+    pub fn key(&self) -> &Key {
         match self {
             Command::Get { key }
             | Command::Exists { key }
@@ -219,8 +203,8 @@ pub enum Reply {
     Ok,
     Nil,
     Int(i64),
-    Bulk(#[serde(with = "serde_bytes")] Vec<u8>),
-    Array(Vec<Option<Vec<u8>>>),
+    Bulk(Blob),
+    Array(Vec<Option<Blob>>),
     Error(CommandError),
 }
 
@@ -228,17 +212,9 @@ pub enum Reply {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// The cell is now exactly this.
-    Put {
-        #[serde(with = "serde_bytes")]
-        key: Key,
-        cell: Cell,
-    },
+    Put { key: Key, cell: Cell },
     /// The cell is gone.
-    Remove {
-        #[serde(with = "serde_bytes")]
-        key: Key,
-        why: RemoveWhy,
-    },
+    Remove { key: Key, why: RemoveWhy },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,7 +224,7 @@ pub enum RemoveWhy {
 }
 
 impl Op {
-    pub fn key(&self) -> &[u8] {
+    pub fn key(&self) -> &Key {
         match self {
             Op::Put { key, .. } | Op::Remove { key, .. } => key,
         }
@@ -267,7 +243,7 @@ impl CellStore {
     /// Returns the reply and, for a write that changes state, the op to replicate.
     /// The store itself is not changed: the caller applies the op.
     pub fn execute(&self, cmd: &Command, now: Tick, version: Version) -> (Reply, Option<Op>) {
-        let key = cmd.key().to_vec();
+        let key = cmd.key().clone();
         let found = self.live(&key, now);
         let live = found.as_deref();
         let put = |dna: Dna, expires_at: Option<Tick>| Op::Put {
@@ -278,13 +254,16 @@ impl CellStore {
                 expires_at,
             },
         };
-        let map_of = |c: Option<&Cell>| -> Result<BTreeMap<Vec<u8>, Vec<u8>>, CommandError> {
+        // A read looks at the map where it is; a write changes a copy (the op states
+        // the cell's new state outright).
+        fn map_ref(c: Option<&Cell>) -> Result<Option<&BTreeMap<Blob, Blob>>, CommandError> {
             match c.map(|c| &c.dna) {
-                None => Ok(BTreeMap::new()),
-                Some(Dna::Map(m)) => Ok(m.clone()),
+                None => Ok(None),
+                Some(Dna::Map(m)) => Ok(Some(m)),
                 Some(_) => Err(CommandError::WrongType),
             }
-        };
+        }
+        let map_of = |c: Option<&Cell>| map_ref(c).map(|m| m.cloned().unwrap_or_default());
         let err = |e| (Reply::Error(e), None);
         match cmd {
             Command::Get { .. } => match live.map(|c| &c.dna) {
@@ -352,7 +331,7 @@ impl CellStore {
                     None => err(CommandError::Overflow),
                     Some(n) => (
                         Reply::Int(n),
-                        Some(put(Dna::Value(n.to_string().into_bytes()), exp)),
+                        Some(put(Dna::Value(n.to_string().into()), exp)),
                     ),
                 }
             }
@@ -389,34 +368,48 @@ impl CellStore {
                 };
                 (Reply::Int(removed), Some(op))
             }
-            Command::HGet { field, .. } => match map_of(live) {
-                Ok(m) => (m.get(field).cloned().map_or(Reply::Nil, Reply::Bulk), None),
-                Err(e) => err(e),
-            },
-            Command::HMGet { fields, .. } => match map_of(live) {
+            Command::HGet { field, .. } => match map_ref(live) {
                 Ok(m) => (
-                    Reply::Array(fields.iter().map(|f| m.get(f).cloned()).collect()),
+                    m.and_then(|m| m.get(field))
+                        .cloned()
+                        .map_or(Reply::Nil, Reply::Bulk),
                     None,
                 ),
                 Err(e) => err(e),
             },
-            Command::HGetAll { .. } => match map_of(live) {
+            Command::HMGet { fields, .. } => match map_ref(live) {
                 Ok(m) => (
                     Reply::Array(
-                        m.into_iter()
-                            .flat_map(|(k, v)| [Some(k), Some(v)])
+                        fields
+                            .iter()
+                            .map(|f| m.and_then(|m| m.get(f)).cloned())
                             .collect(),
                     ),
                     None,
                 ),
                 Err(e) => err(e),
             },
-            Command::HExists { field, .. } => match map_of(live) {
-                Ok(m) => (Reply::Int(i64::from(m.contains_key(field))), None),
+            Command::HGetAll { .. } => match map_ref(live) {
+                Ok(m) => (
+                    Reply::Array(
+                        m.into_iter()
+                            .flatten()
+                            .flat_map(|(k, v)| [Some(k.clone()), Some(v.clone())])
+                            .collect(),
+                    ),
+                    None,
+                ),
                 Err(e) => err(e),
             },
-            Command::HLen { .. } => match map_of(live) {
-                Ok(m) => (Reply::Int(m.len() as i64), None),
+            Command::HExists { field, .. } => match map_ref(live) {
+                Ok(m) => (
+                    Reply::Int(i64::from(m.is_some_and(|m| m.contains_key(field)))),
+                    None,
+                ),
+                Err(e) => err(e),
+            },
+            Command::HLen { .. } => match map_ref(live) {
+                Ok(m) => (Reply::Int(m.map_or(0, |m| m.len()) as i64), None),
                 Err(e) => err(e),
             },
             // Cell migration is driven by the colony machine, not by the store.
@@ -441,9 +434,9 @@ mod tests {
     #[test]
     fn keys_and_values_travel_as_msgpack_bin_not_integer_arrays() {
         let op = Op::Put {
-            key: b"k\x80".to_vec(),
+            key: b"k\x80".into(),
             cell: Cell {
-                dna: Dna::Value(vec![0x80; 10]),
+                dna: Dna::Value(vec![0x80; 10].into()),
                 version: Version::default(),
                 expires_at: None,
             },
@@ -483,31 +476,26 @@ mod tests {
         let now = 1_000;
         let r = run(
             &mut s,
-            restore("gone", Dna::Value(b"x".to_vec()), Some(900)),
+            restore("gone", Dna::Value(b"x".into()), Some(900)),
             now,
             1,
         );
         assert_eq!(r, Reply::Int(0));
-        let map: BTreeMap<Vec<u8>, Vec<u8>> = [(b"f".to_vec(), b"1".to_vec())].into();
+        let map: BTreeMap<Blob, Blob> = [(b"f".into(), b"1".into())].into();
         let r = run(&mut s, restore("h", Dna::Map(map), Some(5_000)), now, 2);
         assert_eq!(r, Reply::Int(1));
-        let r = run(
-            &mut s,
-            restore("k", Dna::Value(b"v".to_vec()), None),
-            now,
-            3,
-        );
+        let r = run(&mut s, restore("k", Dna::Value(b"v".into()), None), now, 3);
         assert_eq!(r, Reply::Int(1));
         let get = |key: &str| Command::Get { key: key.into() };
         assert_eq!(run(&mut s, get("gone"), now, 4), Reply::Nil);
-        assert_eq!(run(&mut s, get("k"), now, 4), Reply::Bulk(b"v".to_vec()));
+        assert_eq!(run(&mut s, get("k"), now, 4), Reply::Bulk(b"v".into()));
         let ttl = Command::Ttl { key: "h".into() };
         assert_eq!(run(&mut s, ttl, now, 4), Reply::Int(4_000));
         let hget = Command::HGet {
             key: "h".into(),
-            field: b"f".to_vec(),
+            field: b"f".into(),
         };
-        assert_eq!(run(&mut s, hget, now, 4), Reply::Bulk(b"1".to_vec()));
+        assert_eq!(run(&mut s, hget, now, 4), Reply::Bulk(b"1".into()));
     }
 
     #[test]
@@ -515,7 +503,7 @@ mod tests {
         let mut s = CellStore::default();
         let k = b"k".to_vec();
         let set = |value: &str, ttl_ms, cond| Command::Set {
-            key: b"k".to_vec(),
+            key: b"k".into(),
             value: value.into(),
             ttl_ms,
             cond,
@@ -537,15 +525,36 @@ mod tests {
             Reply::Ok
         );
         assert_eq!(
-            run(&mut s, Command::Get { key: k.clone() }, 50, 0),
-            Reply::Bulk(b"c".to_vec())
+            run(
+                &mut s,
+                Command::Get {
+                    key: k.clone().into()
+                },
+                50,
+                0
+            ),
+            Reply::Bulk(b"c".into())
         );
         assert_eq!(
-            run(&mut s, Command::Ttl { key: k.clone() }, 50, 0),
+            run(
+                &mut s,
+                Command::Ttl {
+                    key: k.clone().into()
+                },
+                50,
+                0
+            ),
             Reply::Int(60)
         );
         assert_eq!(
-            run(&mut s, Command::Get { key: k.clone() }, 110, 0),
+            run(
+                &mut s,
+                Command::Get {
+                    key: k.clone().into()
+                },
+                110,
+                0
+            ),
             Reply::Nil
         );
         assert_eq!(s.expired(110, 10), vec![k.clone()]);
@@ -556,7 +565,7 @@ mod tests {
     fn incr_and_wrong_type() {
         let mut s = CellStore::default();
         let incr = |d| Command::IncrBy {
-            key: b"n".to_vec(),
+            key: b"n".into(),
             delta: d,
         };
         assert_eq!(run(&mut s, incr(5), 0, 1), Reply::Int(5));
@@ -567,8 +576,8 @@ mod tests {
             Reply::Error(CommandError::Overflow)
         );
         let hset = Command::HSet {
-            key: b"n".to_vec(),
-            fields: vec![(b"f".to_vec(), b"v".to_vec())],
+            key: b"n".into(),
+            fields: vec![(b"f".into(), b"v".into())],
         };
         assert_eq!(
             run(&mut s, hset, 0, 5),
@@ -581,32 +590,36 @@ mod tests {
         let mut s = CellStore::default();
         let key = b"h".to_vec();
         let hset = Command::HSet {
-            key: key.clone(),
-            fields: vec![
-                (b"a".to_vec(), b"1".to_vec()),
-                (b"b".to_vec(), b"2".to_vec()),
-            ],
+            key: key.clone().into(),
+            fields: vec![(b"a".into(), b"1".into()), (b"b".into(), b"2".into())],
         };
         assert_eq!(run(&mut s, hset, 0, 1), Reply::Int(2));
         assert_eq!(
-            run(&mut s, Command::HLen { key: key.clone() }, 0, 0),
+            run(
+                &mut s,
+                Command::HLen {
+                    key: key.clone().into()
+                },
+                0,
+                0
+            ),
             Reply::Int(2)
         );
         assert_eq!(
             run(
                 &mut s,
                 Command::HMGet {
-                    key: key.clone(),
-                    fields: vec![b"a".to_vec(), b"zz".to_vec()]
+                    key: key.clone().into(),
+                    fields: vec![b"a".into(), b"zz".into()]
                 },
                 0,
                 0
             ),
-            Reply::Array(vec![Some(b"1".to_vec()), None])
+            Reply::Array(vec![Some(b"1".into()), None])
         );
         let hdel = |f: &[u8]| Command::HDel {
-            key: b"h".to_vec(),
-            fields: vec![f.to_vec()],
+            key: b"h".into(),
+            fields: vec![f.into()],
         };
         assert_eq!(run(&mut s, hdel(b"a"), 0, 2), Reply::Int(1));
         assert_eq!(run(&mut s, hdel(b"b"), 0, 3), Reply::Int(1));
@@ -618,8 +631,8 @@ mod tests {
     fn the_expiry_index_follows_overwrites_and_deletes() {
         let mut s = CellStore::default();
         let set = |ttl_ms| Command::Set {
-            key: b"k".to_vec(),
-            value: b"v".to_vec(),
+            key: b"k".into(),
+            value: b"v".into(),
             ttl_ms,
             cond: SetCond::Always,
         };
@@ -630,7 +643,7 @@ mod tests {
         run(&mut s, set(None), 20, 3);
         assert!(s.expired(10_000, 10).is_empty(), "persisted by a plain SET");
         run(&mut s, set(Some(5)), 30, 4);
-        run(&mut s, Command::Del { key: b"k".to_vec() }, 31, 5);
+        run(&mut s, Command::Del { key: b"k".into() }, 31, 5);
         assert!(s.expired(10_000, 10).is_empty(), "deleted");
     }
 
@@ -638,9 +651,9 @@ mod tests {
     fn apply_is_idempotent_and_accounts_bytes() {
         let mut s = CellStore::default();
         let op = Op::Put {
-            key: b"key".to_vec(),
+            key: b"key".into(),
             cell: Cell {
-                dna: Dna::Value(b"value".to_vec()),
+                dna: Dna::Value(b"value".into()),
                 version: v(1),
                 expires_at: None,
             },

@@ -393,9 +393,9 @@ impl ValueLog for MemValueLog {
             .checked_add(at.len as usize)
             .and_then(|end| self.buf.get(start..end))
             .ok_or_else(|| ValueLogError(format!("no record at offset {}", at.at)))?;
-        let (key, cell): (serde_bytes::ByteBuf, Cell) =
+        let (key, cell): (Key, Cell) =
             rmp_serde::from_slice(bytes).map_err(|e| ValueLogError(format!("decode: {e}")))?;
-        Ok((key.into_vec(), cell))
+        Ok((key, cell))
     }
 
     fn clear(&mut self) -> Result<(), ValueLogError> {
@@ -437,9 +437,9 @@ mod tests {
 
     fn put(key: &str, value: &str, seq: u64, expires_at: Option<Tick>) -> Op {
         Op::Put {
-            key: key.as_bytes().to_vec(),
+            key: key.into(),
             cell: Cell {
-                dna: Dna::Value(value.as_bytes().to_vec()),
+                dna: Dna::Value(value.into()),
                 version: Version {
                     epoch: Default::default(),
                     seq,
@@ -451,7 +451,7 @@ mod tests {
 
     fn remove(key: &str) -> Op {
         Op::Remove {
-            key: key.as_bytes().to_vec(),
+            key: key.into(),
             why: RemoveWhy::Deleted,
         }
     }
@@ -502,7 +502,7 @@ mod tests {
         assert_eq!(mem, disk);
         assert_eq!(disk.len(), 2);
         assert_eq!(disk.bytes(), mem.bytes());
-        assert_eq!(disk.get(b"a").unwrap().dna, Dna::Value(b"3".to_vec()));
+        assert_eq!(disk.get(b"a").unwrap().dna, Dna::Value(b"3".into()));
         assert_eq!(
             disk.meta(b"a"),
             Some((
@@ -518,9 +518,9 @@ mod tests {
         assert_eq!(disk.expired(100, 10), mem.expired(100, 10));
         assert_eq!(disk.clone().to_vec(), mem.to_vec());
         assert!(!disk.clone().is_on_disk(), "a clone is a copy in memory");
-        disk.replace(vec![(b"z".to_vec(), mem.get(b"a").unwrap().into_owned())]);
+        disk.replace(vec![(b"z".into(), mem.get(b"a").unwrap().into_owned())]);
         assert_eq!(disk.len(), 1);
-        assert_eq!(disk.expired(100, 10), vec![b"z".to_vec()]);
+        assert_eq!(disk.expired(100, 10), vec![Key::from(b"z")]);
         assert!(disk.take_failure().is_none());
     }
 

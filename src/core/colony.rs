@@ -567,7 +567,7 @@ impl ColonyReplica {
                 .push((to, Reply::Error(CommandError::Busy(self.colony))));
             return;
         }
-        let key = cmd.key().to_vec();
+        let key = cmd.key().clone();
         // A moved cell: this colony only forwards.
         let moved = self.cells.get(&key).and_then(|c| match c.dna {
             Dna::Moved(dest) => Some(dest),
@@ -2291,8 +2291,8 @@ mod tests {
 
         fn write(&mut self, i: u64) {
             let cmd = Command::Set {
-                key: format!("k{}", i % 5).into_bytes(),
-                value: format!("v{i}").into_bytes(),
+                key: format!("k{}", i % 5).into(),
+                value: format!("v{i}").into(),
                 ttl_ms: None,
                 cond: SetCond::Always,
             };
@@ -2466,7 +2466,7 @@ mod tests {
         t.write(1); // k1
         settle(&mut t);
         let shared = t.reps[&P].lineage().clone();
-        let k = |s: &str| s.as_bytes().to_vec();
+        let k = |s: &str| Key::from(s);
         // We delete k1 after the split.
         let del = Command::Del { key: k("k1") };
         t.step(P, |r, env| r.client(env, ReplyTo { host: P, req: 99 }, del));
@@ -2478,7 +2478,7 @@ mod tests {
         let mut theirs = shared.clone();
         theirs.insert(theirs_epoch, 5);
         let their_k1 = Cell {
-            dna: Dna::Value(b"theirs".to_vec()),
+            dna: Dna::Value(b"theirs".into()),
             version: Version {
                 epoch: theirs_epoch,
                 seq: 4,

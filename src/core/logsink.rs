@@ -359,9 +359,9 @@ mod tests {
         Mutation {
             version: Version { epoch, seq },
             op: Op::Put {
-                key: format!("k{seq}").into_bytes(),
+                key: format!("k{seq}").into(),
                 cell: Cell {
-                    dna: Dna::Value(vec![1]),
+                    dna: Dna::Value(vec![1].into()),
                     version: Version { epoch, seq },
                     expires_at: None,
                 },

@@ -6,6 +6,7 @@
 //! actix actors of the node drive the very same code.
 //!
 //! - [`types`]: ids, epochs, versions, resources, key routing.
+//! - [`blob`]: shared immutable byte strings (keys, values, fields).
 //! - [`cell`]: cells, commands, replies and the replicated ops.
 //! - [`cell_store`]: a replica's cells, in memory or (storage node) on disk.
 //! - [`events`]: the event vocabulary.
@@ -18,6 +19,7 @@
 //! - [`logsink`]: a logging node's position in every colony's history, gaps and resyncs.
 //! - [`node`]: one host: composes the machines above and routes between them.
 
+pub mod blob;
 pub mod cell;
 pub mod cell_store;
 pub mod colony;

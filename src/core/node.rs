@@ -2223,7 +2223,7 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::cell::SetCond;
+    use crate::core::cell::{Key, SetCond};
     use crate::core::testkit::Cluster;
 
     fn cfg() -> NodeConfig {
@@ -2390,7 +2390,7 @@ mod tests {
     }
 
     /// The values a log describes, by key (colonies are distinct here).
-    fn logged_values(c: &Cluster, logger: HostId) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    fn logged_values(c: &Cluster, logger: HostId) -> BTreeMap<Key, Key> {
         let appends = c.logs.get(&logger).cloned().unwrap_or_default();
         crate::core::testkit::replay_log(&appends)
             .into_iter()
@@ -2402,10 +2402,7 @@ mod tests {
     }
 
     /// What the cluster holds, read through the clients (acknowledged state).
-    fn read_back(
-        c: &mut Cluster,
-        keys: impl Iterator<Item = String>,
-    ) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    fn read_back(c: &mut Cluster, keys: impl Iterator<Item = String>) -> BTreeMap<Key, Key> {
         let host = *c
             .nodes
             .iter()
@@ -2426,7 +2423,7 @@ mod tests {
         c.run_for(3_000);
         reqs.into_iter()
             .filter_map(|(k, r)| match c.replies.get(&r) {
-                Some(Reply::Bulk(v)) => Some((k.into_bytes(), v.clone())),
+                Some(Reply::Bulk(v)) => Some((Key::from(k), v.clone())),
                 Some(Reply::Nil) => None,
                 other => panic!("read of {k}: {other:?}"),
             })
@@ -2446,7 +2443,7 @@ mod tests {
         for h in 0..5 {
             assert_eq!(c.nodes[&h].loggers(), &[9], "host {h} knows the logger");
         }
-        let mut acked: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut acked: BTreeMap<Key, Option<Key>> = BTreeMap::new();
         let mut submit = |c: &mut Cluster, cmds: Vec<(String, Option<String>)>| {
             let reqs: Vec<_> = cmds
                 .into_iter()
@@ -2466,7 +2463,7 @@ mod tests {
             c.run_for(8_000);
             for (k, v, r) in reqs {
                 if matches!(c.replies.get(&r), Some(Reply::Ok) | Some(Reply::Int(_))) {
-                    acked.insert(k.into_bytes(), v.map(String::into_bytes));
+                    acked.insert(Key::from(k), v.map(Key::from));
                 }
             }
         };
@@ -2485,7 +2482,7 @@ mod tests {
         assert_eq!(c.replies.get(&r), Some(&Reply::Ok));
         assert_eq!(
             logged_values(&c, 9).get(&b"fresh"[..]),
-            Some(&b"f".to_vec())
+            Some(&Key::from("f"))
         );
         let r = c.client(
             2,
@@ -2516,7 +2513,7 @@ mod tests {
             0,
             "a logger holds no replica"
         );
-        let expected: BTreeMap<Vec<u8>, Vec<u8>> = acked
+        let expected: BTreeMap<Key, Key> = acked
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k, v)))
             .collect();
@@ -2667,7 +2664,7 @@ mod tests {
         for i in 0..200 {
             assert_eq!(
                 read(&mut c, 10 + i % 2, &format!("s{i}")),
-                Some(Reply::Bulk(format!("v{i}").into_bytes()))
+                Some(Reply::Bulk(format!("v{i}").into()))
             );
         }
     }
@@ -2733,12 +2730,12 @@ mod tests {
             let cmd = if i % 3 == 0 {
                 Command::HSet {
                     key: format!("h{i}").into(),
-                    fields: vec![(b"f".to_vec(), format!("{i}").into_bytes())],
+                    fields: vec![(b"f".into(), format!("{i}").into())],
                 }
             } else {
                 Command::Set {
                     key: format!("k{i}").into(),
-                    value: format!("v{i}").into_bytes(),
+                    value: format!("v{i}").into(),
                     ttl_ms: (i % 10 == 1).then_some(1_000),
                     cond: SetCond::Always,
                 }
@@ -2793,7 +2790,7 @@ mod tests {
             let cmd = if i % 3 == 0 {
                 Command::HGet {
                     key: format!("h{i}").into(),
-                    field: b"f".to_vec(),
+                    field: b"f".into(),
                 }
             } else {
                 Command::Get {
@@ -2805,11 +2802,11 @@ mod tests {
         c.run_for(2_000);
         for (i, r) in gets {
             let want = if i % 3 == 0 {
-                Reply::Bulk(format!("{i}").into_bytes())
+                Reply::Bulk(format!("{i}").into())
             } else if i % 10 == 1 {
                 Reply::Nil // its 1 s TTL passed during the shutdown
             } else {
-                Reply::Bulk(format!("v{i}").into_bytes())
+                Reply::Bulk(format!("v{i}").into())
             };
             assert_eq!(c.replies.get(&r), Some(&want), "cell {i}");
         }
@@ -2851,7 +2848,7 @@ mod tests {
         let incr = c.client(
             via,
             Command::IncrBy {
-                key: led[1].clone().into_bytes(),
+                key: led[1].as_str().into(),
                 delta: 1,
             },
         );
@@ -2928,7 +2925,7 @@ mod tests {
             .collect();
         c.run_for(3_000);
         for r in gets {
-            assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"x".to_vec())));
+            assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"x".into())));
         }
     }
 
@@ -2948,7 +2945,7 @@ mod tests {
         assert_healthy(&c, 3);
         let r = c.client(3, Command::Get { key: "key".into() });
         c.run_for(2_000);
-        assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"new".to_vec())));
+        assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"new".into())));
     }
 
     #[test]
@@ -2975,7 +2972,7 @@ mod tests {
         assert_healthy(&c, 3);
         let r = c.client(0, Command::Get { key: "m".into() });
         c.run_for(2_000);
-        assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"2".to_vec())));
+        assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"2".into())));
     }
 
     #[test]
@@ -3003,7 +3000,7 @@ mod tests {
             .filter_map(|n| n.replica(to))
             .filter(|r| {
                 r.cells.get(b"cart:7").is_some_and(|cell| {
-                    cell.dna == crate::core::cell::Dna::Value(b"three apples".to_vec())
+                    cell.dna == crate::core::cell::Dna::Value(b"three apples".into())
                 })
             })
             .collect();
@@ -3036,10 +3033,7 @@ mod tests {
             },
         );
         c.run_for(1_000);
-        assert_eq!(
-            c.replies.get(&r),
-            Some(&Reply::Bulk(b"four apples".to_vec()))
-        );
+        assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"four apples".into())));
         let target_primary = c.primaries(to)[0];
         let cell = c.nodes[&target_primary]
             .replica(to)
@@ -3049,7 +3043,7 @@ mod tests {
             .map(|c| c.into_owned());
         assert_eq!(
             cell.map(|c| c.dna),
-            Some(crate::core::cell::Dna::Value(b"four apples".to_vec()))
+            Some(crate::core::cell::Dna::Value(b"four apples".into()))
         );
     }
 

@@ -116,9 +116,9 @@ mod tests {
                 seq,
             },
             op: Op::Put {
-                key: b"k".to_vec(),
+                key: b"k".into(),
                 cell: Cell {
-                    dna: Dna::Value(vec![7; value_len]),
+                    dna: Dna::Value(vec![7; value_len].into()),
                     version: Version {
                         epoch: Epoch::genesis(1),
                         seq,
@@ -186,7 +186,7 @@ mod tests {
                 seq: 10,
             },
             op: Op::Remove {
-                key: b"k".to_vec(),
+                key: b"k".into(),
                 why: RemoveWhy::Deleted,
             },
         };

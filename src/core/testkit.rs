@@ -12,7 +12,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// A cell as a host wrote it to disk.
-pub type SavedCell = (Vec<u8>, super::cell::Cell);
+pub type SavedCell = (super::cell::Key, super::cell::Cell);
 
 enum Item {
     Input(HostId, u32, Input),

@@ -464,9 +464,9 @@ mod tests {
                 .map(|seq| Mutation {
                     version: Version { epoch, seq },
                     op: Op::Put {
-                        key: format!("k{colony}-{seq}").into_bytes(),
+                        key: format!("k{colony}-{seq}").into(),
                         cell: Cell {
-                            dna: Dna::Value(vec![7; 100]),
+                            dna: Dna::Value(vec![7; 100].into()),
                             version: Version { epoch, seq },
                             expires_at: None,
                         },

@@ -101,7 +101,8 @@ async fn restore_file(
         .await
         .map_err(join_error)??;
     }
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<(Vec<u8>, crate::core::cell::Cell)>>(2);
+    let (tx, mut rx) =
+        tokio::sync::mpsc::channel::<Vec<(crate::core::cell::Key, crate::core::cell::Cell)>>(2);
     let path = file.to_path_buf();
     let reader = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(BATCH);

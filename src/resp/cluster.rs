@@ -22,6 +22,7 @@ use super::command::ClientCommand;
 use super::errors::{not_supported, unknown_subcommand, wrong_arity};
 use super::value::RespValue;
 use crate::admin::report::{DirReport, MemberReport, StatusReport};
+use crate::core::blob::Blob;
 use crate::core::types::{colony_slots, key_slot, HostId, SLOTS};
 use crate::wire::Addrs;
 
@@ -34,7 +35,7 @@ pub enum ClusterSub {
     Info,
     MyId,
     /// `CLUSTER KEYSLOT key`: answered without the cluster.
-    KeySlot(Vec<u8>),
+    KeySlot(Blob),
     /// `READONLY`, `READWRITE`, `ASKING`: `+OK`.
     Accepted,
 }
@@ -56,8 +57,8 @@ impl ClusterSub {
 }
 
 /// `CLUSTER subcommand ...`.
-pub(super) fn parse_cluster(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
-    let sub = args.get(1).map(Vec::as_slice).unwrap_or_default();
+pub(super) fn parse_cluster(args: &[Blob]) -> Result<ClientCommand, String> {
+    let sub = args.get(1).map(|a| a.as_slice()).unwrap_or_default();
     let is = |name: &str| sub.eq_ignore_ascii_case(name.as_bytes());
     let exact = |name: &str, count: usize, sub: ClusterSub| {
         if args.len() == count {
@@ -144,11 +145,11 @@ pub fn cluster_reply(sub: &ClusterSub, status: &StatusReport) -> RespValue {
     }
     match sub {
         ClusterSub::KeySlot(_) | ClusterSub::Accepted => RespValue::Nil,
-        ClusterSub::MyId => RespValue::Bulk(node_id(status.host).into_bytes()),
+        ClusterSub::MyId => RespValue::Bulk(node_id(status.host).into()),
         ClusterSub::Slots => slots(status),
         ClusterSub::Shards => shards(status),
-        ClusterSub::Nodes => RespValue::Bulk(nodes(status).into_bytes()),
-        ClusterSub::Info => RespValue::Bulk(info(status).into_bytes()),
+        ClusterSub::Nodes => RespValue::Bulk(nodes(status).into()),
+        ClusterSub::Info => RespValue::Bulk(info(status).into()),
     }
 }
 
@@ -186,9 +187,9 @@ fn member(status: &StatusReport, host: HostId) -> Option<&MemberReport> {
 fn node_triple(status: &StatusReport, host: HostId) -> Option<Vec<RespValue>> {
     let (ip, port) = client_endpoint(member(status, host)?.addrs.as_ref()?);
     Some(vec![
-        RespValue::Bulk(ip.into_bytes()),
+        RespValue::Bulk(ip.into()),
         RespValue::Int(i64::from(port)),
-        RespValue::Bulk(node_id(host).into_bytes()),
+        RespValue::Bulk(node_id(host).into()),
     ])
 }
 
@@ -215,7 +216,7 @@ fn slots(status: &StatusReport) -> RespValue {
 }
 
 fn bulk(text: &str) -> RespValue {
-    RespValue::Bulk(text.as_bytes().to_vec())
+    RespValue::Bulk(Blob::from(text))
 }
 
 fn shards(status: &StatusReport) -> RespValue {
@@ -429,14 +430,14 @@ mod tests {
 
     #[test]
     fn parses_the_subcommands_and_refuses_the_rest_clearly() {
-        let cmd = |s: &str| parse(s.split(' ').map(|w| w.as_bytes().to_vec()).collect());
+        let cmd = |s: &str| parse(s.split(' ').map(Blob::from).collect());
         assert_eq!(
             cmd("cluster slots"),
             Ok(ClientCommand::Cluster(ClusterSub::Slots))
         );
         assert_eq!(
             cmd("CLUSTER KEYSLOT foo"),
-            Ok(ClientCommand::Cluster(ClusterSub::KeySlot(b"foo".to_vec())))
+            Ok(ClientCommand::Cluster(ClusterSub::KeySlot(b"foo".into())))
         );
         assert_eq!(
             cmd("READONLY"),
@@ -458,12 +459,12 @@ mod tests {
     fn keyslot_is_answered_as_redis_does() {
         let s = status();
         assert_eq!(
-            cluster_reply(&ClusterSub::KeySlot(b"foo".to_vec()), &s),
+            cluster_reply(&ClusterSub::KeySlot(b"foo".into()), &s),
             RespValue::Int(12182)
         );
         assert_eq!(
             cluster_reply(&ClusterSub::MyId, &s),
-            RespValue::Bulk(b"0000000000000000000000000000000000000002".to_vec())
+            RespValue::Bulk(b"0000000000000000000000000000000000000002".into())
         );
     }
 
@@ -478,11 +479,11 @@ mod tests {
         assert_eq!(int(&items(&ranges[0])[0]), i64::from(c0.0));
         assert_eq!(int(&items(&ranges[0])[1]), i64::from(c1.1));
         let primary = items(&items(&ranges[0])[2]);
-        assert_eq!(primary[0], RespValue::Bulk(b"127.0.0.1".to_vec()));
+        assert_eq!(primary[0], RespValue::Bulk(b"127.0.0.1".into()));
         assert_eq!(int(&primary[1]), 7001);
         // Host 2 listens for clients on a wildcard: its peer address's host is given.
         let replica = items(&items(&ranges[0])[3]);
-        assert_eq!(replica[0], RespValue::Bulk(b"10.0.0.2".to_vec()));
+        assert_eq!(replica[0], RespValue::Bulk(b"10.0.0.2".into()));
         assert_eq!(int(&replica[1]), 7002);
         // The last range ends at the last slot.
         assert_eq!(int(&items(&ranges[2])[1]), i64::from(SLOTS as u16 - 1));
@@ -494,7 +495,7 @@ mod tests {
         let RespValue::Bulk(text) = cluster_reply(&ClusterSub::Nodes, &s) else {
             panic!("bulk");
         };
-        let text = String::from_utf8(text).unwrap();
+        let text = String::from_utf8(text.to_vec()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         let (c0, c1, c2, c3) = (
@@ -533,7 +534,7 @@ mod tests {
         let RespValue::Bulk(text) = cluster_reply(&ClusterSub::Info, &s) else {
             panic!("bulk");
         };
-        let text = String::from_utf8(text).unwrap();
+        let text = String::from_utf8(text.to_vec()).unwrap();
         assert!(text.contains("cluster_state:ok"), "{text}");
         assert!(text.contains("cluster_slots_assigned:16384"));
         assert!(text.contains("cluster_known_nodes:3"));
@@ -542,7 +543,7 @@ mod tests {
         let RespValue::Bulk(text) = cluster_reply(&ClusterSub::Info, &s) else {
             panic!("bulk");
         };
-        let text = String::from_utf8(text).unwrap();
+        let text = String::from_utf8(text.to_vec()).unwrap();
         assert!(text.contains("cluster_state:fail"), "{text}");
         let c2 = colony_slots(2, 4).unwrap();
         assert!(text.contains(&format!("cluster_slots_fail:{}", c2.1 - c2.0 + 1)));

@@ -20,6 +20,7 @@
 use super::inline::split_inline;
 use super::integer::parse_i64;
 use super::value::RespValue;
+use crate::core::blob::Blob;
 use bytes::{Buf, BytesMut};
 use std::ops::Range;
 use tokio_util::codec::{Decoder, Encoder};
@@ -122,7 +123,7 @@ enum Step {
     Incomplete,
     /// An empty command was consumed.
     Skipped,
-    Command(Vec<Vec<u8>>),
+    Command(Vec<Blob>),
 }
 
 /// A `*N` or `$N` line.
@@ -227,12 +228,14 @@ impl RespCodec {
             progress.parsed_until = frame_end;
             progress.remaining -= 1;
         }
-        let frame = buf.split_to(progress.parsed_until);
+        // Each argument is copied into a blob of its own: a value kept for hours must
+        // not pin the read buffer it arrived in.
         let args = progress
             .args
             .into_iter()
-            .map(|range| frame.get(range).map(<[u8]>::to_vec).unwrap_or_default())
+            .map(|range| buf.get(range).map(Blob::from).unwrap_or_default())
             .collect();
+        buf.advance(progress.parsed_until);
         Ok(Step::Command(args))
     }
 
@@ -311,10 +314,10 @@ fn shown(byte: u8) -> String {
 }
 
 impl Decoder for RespCodec {
-    type Item = Vec<Vec<u8>>;
+    type Item = Vec<Blob>;
     type Error = RespError;
 
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Vec<u8>>>, RespError> {
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Blob>>, RespError> {
         loop {
             let step = match buf.first() {
                 None => {
@@ -335,7 +338,7 @@ impl Decoder for RespCodec {
 
     /// The client hung up: a request cut short is dropped without complaint (Redis does
     /// the same), rather than reported as an error.
-    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Vec<u8>>>, RespError> {
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Blob>>, RespError> {
         let decoded = self.decode(buf)?;
         if decoded.is_none() {
             buf.clear();
@@ -368,11 +371,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn args(words: &[&str]) -> Vec<Vec<u8>> {
-        words.iter().map(|w| w.as_bytes().to_vec()).collect()
+    fn args(words: &[&str]) -> Vec<Blob> {
+        words.iter().map(|w| Blob::from(*w)).collect()
     }
 
-    fn pack(args: &[Vec<u8>]) -> Vec<u8> {
+    fn pack(args: &[Blob]) -> Vec<u8> {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
         for arg in args {
             out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
@@ -383,7 +386,7 @@ mod tests {
     }
 
     /// Every command in `input`, decoded from one buffer; then what is left over.
-    fn decode_all(codec: &mut RespCodec, input: &[u8]) -> (Vec<Vec<Vec<u8>>>, Result<(), String>) {
+    fn decode_all(codec: &mut RespCodec, input: &[u8]) -> (Vec<Vec<Blob>>, Result<(), String>) {
         let mut buf = BytesMut::from(input);
         let mut commands = Vec::new();
         for _ in 0..=input.len() {
@@ -406,7 +409,7 @@ mod tests {
     }
 
     /// Feeds `input` one byte at a time and collects what comes out.
-    fn decode_bytewise(input: &[u8]) -> (Vec<Vec<Vec<u8>>>, Result<(), String>) {
+    fn decode_bytewise(input: &[u8]) -> (Vec<Vec<Blob>>, Result<(), String>) {
         let mut codec = RespCodec::new();
         let mut buf = BytesMut::new();
         let mut commands = Vec::new();
@@ -511,7 +514,7 @@ mod tests {
         input.extend(b"PING\r\n\r\nECHO 'a b' \"\\x41\"\n");
         input.extend(b"*0\r\n");
         input.extend(pack(&args(&["MSET", "a", "1", "b", "", "c", "3"])));
-        input.extend(pack(&[vec![0u8; 300], b"x".to_vec()]));
+        input.extend(pack(&[vec![0u8; 300].into(), b"x".into()]));
         let whole = decode_all(&mut RespCodec::new(), &input);
         let bytewise = decode_bytewise(&input);
         assert!(whole.1.is_ok());
@@ -534,11 +537,11 @@ mod tests {
             commands,
             vec![
                 vec![
-                    b"SET".to_vec(),
-                    b"k".to_vec(),
-                    b"\x00\xff".to_vec(),
-                    b"EX".to_vec(),
-                    b"10".to_vec()
+                    b"SET".into(),
+                    b"k".into(),
+                    b"\x00\xff".into(),
+                    b"EX".into(),
+                    b"10".into()
                 ],
                 args(&["CLIENT", "SETINFO", "LIB-NAME", "redis-rs"]),
                 args(&["MGET", "a", "b", "c"]),
@@ -626,7 +629,7 @@ mod tests {
         );
         let (commands, result) = decode_all(
             &mut RespCodec::with_limits(limits),
-            &pack(&[vec![b'x'; 10]]),
+            &pack(&[vec![b'x'; 10].into()]),
         );
         assert!(result.is_ok());
         assert_eq!(commands, vec![vec![vec![b'x'; 10]]]);
@@ -715,8 +718,11 @@ mod tests {
         assert_eq!(&out[..], b"+OK\r\n:3\r\n");
     }
 
-    fn any_args() -> impl Strategy<Value = Vec<Vec<u8>>> {
-        proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..6)
+    fn any_args() -> impl Strategy<Value = Vec<Blob>> {
+        proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Blob::from),
+            1..6,
+        )
     }
 
     proptest! {

@@ -21,6 +21,7 @@ use super::errors::{
 };
 use super::integer::parse_i64;
 use super::reply::ReplyAdapt;
+use crate::core::blob::Blob;
 use crate::core::cell::{Command, Key, SetCond};
 
 /// What a client command asks of colony.
@@ -35,11 +36,11 @@ pub enum ClientCommand {
     /// `EXISTS k...`: one `Exists` per key; the sum (a key named twice counts twice).
     Exists(Vec<Key>),
     /// `MSET k v ...`: one `Set` per key; `+OK` when all are OK. Not atomic.
-    MSet(Vec<(Key, Vec<u8>)>),
+    MSet(Vec<(Key, Blob)>),
     /// `PING [message]`: `+PONG`, or the message as a bulk string.
-    Ping(Option<Vec<u8>>),
+    Ping(Option<Blob>),
     /// `ECHO message`
-    Echo(Vec<u8>),
+    Echo(Blob),
     /// `INFO [section]`: the section's name in lower case (only the first is kept).
     Info(Option<String>),
     /// `COLONY key`: where the key lives.
@@ -49,7 +50,7 @@ pub enum ClientCommand {
     /// `SELECT 0`, the only database there is (any other index is refused by `parse`).
     Select(i64),
     /// `CONFIG GET pattern...`
-    ConfigGet(Vec<Vec<u8>>),
+    ConfigGet(Vec<Blob>),
     /// `CLIENT SETNAME / SETINFO / GETNAME / NO-EVICT / NO-TOUCH / REPLY ON`.
     ClientCmd(ClientSub),
     /// `COMMAND` and `COMMAND DOCS ...` (redis-cli sends the latter on start): no docs.
@@ -171,7 +172,7 @@ pub fn key_of(command: &ClientCommand) -> Option<&[u8]> {
 
 /// Reads one client command. `Err` is the whole text of the error reply. The arguments
 /// are moved into the command, not copied.
-pub fn parse(mut args: Vec<Vec<u8>>) -> Result<ClientCommand, String> {
+pub fn parse(mut args: Vec<Blob>) -> Result<ClientCommand, String> {
     let Some((name, _)) = args.split_first() else {
         return Err(unknown_command(&args));
     };
@@ -192,12 +193,12 @@ pub fn parse(mut args: Vec<Vec<u8>>) -> Result<ClientCommand, String> {
 }
 
 /// Moves argument `i` out (an empty one if there is none).
-fn take(args: &mut [Vec<u8>], i: usize) -> Vec<u8> {
+fn take(args: &mut [Blob], i: usize) -> Blob {
     args.get_mut(i).map(std::mem::take).unwrap_or_default()
 }
 
 /// Moves the arguments from `from` on out.
-fn take_rest(args: &mut [Vec<u8>], from: usize) -> Vec<Vec<u8>> {
+fn take_rest(args: &mut [Blob], from: usize) -> Vec<Blob> {
     args.get_mut(from..)
         .unwrap_or_default()
         .iter_mut()
@@ -206,7 +207,7 @@ fn take_rest(args: &mut [Vec<u8>], from: usize) -> Vec<Vec<u8>> {
 }
 
 /// `args` has the right number of arguments for `command` (lower case).
-fn parse_known(command: &str, args: &mut [Vec<u8>]) -> Result<ClientCommand, String> {
+fn parse_known(command: &str, args: &mut [Blob]) -> Result<ClientCommand, String> {
     let core = |core: Command| Ok(ClientCommand::Core(core, ReplyAdapt::AsIs));
     let adapted = |core: Command, adapt| Ok(ClientCommand::Core(core, adapt));
     match command {
@@ -357,7 +358,7 @@ enum TimeUnit {
 }
 
 /// `SET key value [NX|XX] [EX seconds|PX milliseconds]`, options in any order.
-fn parse_set(args: &mut [Vec<u8>]) -> Result<ClientCommand, String> {
+fn parse_set(args: &mut [Blob]) -> Result<ClientCommand, String> {
     let mut cond = SetCond::Always;
     let mut expire: Option<(&[u8], TimeUnit)> = None;
     let mut at = 3;
@@ -408,7 +409,7 @@ fn positive_expire_ms(text: &[u8], unit: TimeUnit, command: &str) -> Result<u64,
 
 /// `EXPIRE key seconds` / `PEXPIRE key ms`. A time in the past deletes the key (a ttl
 /// of 0 expires it at once), as in Redis. The NX/XX/GT/LT conditions are not offered.
-fn parse_expire(command: &str, args: &mut [Vec<u8>]) -> Result<ClientCommand, String> {
+fn parse_expire(command: &str, args: &mut [Blob]) -> Result<ClientCommand, String> {
     if let Some(option) = args.get(3) {
         let known = ["NX", "XX", "GT", "LT"]
             .iter()
@@ -418,7 +419,7 @@ fn parse_expire(command: &str, args: &mut [Vec<u8>]) -> Result<ClientCommand, St
             None => format!("ERR Unsupported option {}", quoted_text(option)),
         });
     }
-    let amount = integer(args.get(2).map(Vec::as_slice).unwrap_or_default())?;
+    let amount = integer(args.get(2).map(|a| a.as_slice()).unwrap_or_default())?;
     let ms = if command == "expire" {
         amount
             .checked_mul(1000)
@@ -435,7 +436,7 @@ fn parse_expire(command: &str, args: &mut [Vec<u8>]) -> Result<ClientCommand, St
     ))
 }
 
-fn check_arity(args: &[Vec<u8>], command: &str, arity: i32) -> Result<(), String> {
+fn check_arity(args: &[Blob], command: &str, arity: i32) -> Result<(), String> {
     let count = args.len() as i64;
     let ok = if arity >= 0 {
         count == i64::from(arity)
@@ -456,7 +457,7 @@ fn integer(text: &[u8]) -> Result<i64, String> {
 
 /// `[k1, v1, k2, v2]` → `[(k1, v1), (k2, v2)]`; an odd last item is dropped (callers
 /// check the count first).
-fn pairs(items: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn pairs(items: Vec<Blob>) -> Vec<(Blob, Blob)> {
     let mut items = items.into_iter();
     let mut out = Vec::with_capacity(items.len() / 2);
     while let (Some(k), Some(v)) = (items.next(), items.next()) {
@@ -471,10 +472,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn cmd(line: &str) -> Result<ClientCommand, String> {
-        let args: Vec<Vec<u8>> = line
+        let args: Vec<Blob> = line
             .split(' ')
             .filter(|w| !w.is_empty())
-            .map(|w| w.as_bytes().to_vec())
+            .map(Blob::from)
             .collect();
         parse(args)
     }
@@ -490,8 +491,8 @@ mod tests {
         cmd(line).expect_err(line)
     }
 
-    fn b(text: &str) -> Vec<u8> {
-        text.as_bytes().to_vec()
+    fn b(text: &str) -> Blob {
+        text.into()
     }
 
     fn set(key: &str, value: &str, ttl_ms: Option<u64>, cond: SetCond) -> Command {
@@ -866,7 +867,7 @@ mod tests {
             name in prop::sample::select(SUPPORTED.iter().map(|(n, _)| *n).collect::<Vec<_>>()),
             args in proptest::collection::vec(
                 prop_oneof![
-                    proptest::collection::vec(any::<u8>(), 0..12),
+                    proptest::collection::vec(any::<u8>(), 0..12).prop_map(Blob::from),
                     prop::sample::select(vec![
                         b("EX"), b("PX"), b("NX"), b("XX"), b("GET"), b("SETNAME"), b("AUTH"),
                         b("2"), b("3"), b("0"), b("-1"), b("9223372036854775807"),

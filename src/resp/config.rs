@@ -3,6 +3,7 @@
 //! with values that describe colony truthfully: no snapshots, no AOF, one database.
 
 use super::value::RespValue;
+use crate::core::blob::Blob;
 
 /// `(name, value)` of every parameter `CONFIG GET` knows.
 const PARAMETERS: &[(&str, &str)] = &[
@@ -16,12 +17,12 @@ const PARAMETERS: &[(&str, &str)] = &[
 
 /// The flat name/value array for `CONFIG GET pattern...`: each parameter matching any of
 /// the glob patterns (case-insensitive), once, in table order.
-pub fn config_get(patterns: &[Vec<u8>]) -> RespValue {
+pub fn config_get(patterns: &[Blob]) -> RespValue {
     let mut reply = Vec::new();
     for (name, value) in PARAMETERS {
         if patterns.iter().any(|p| glob_matches(p, name.as_bytes())) {
-            reply.push(RespValue::Bulk(name.as_bytes().to_vec()));
-            reply.push(RespValue::Bulk(value.as_bytes().to_vec()));
+            reply.push(RespValue::Bulk(Blob::from(*name)));
+            reply.push(RespValue::Bulk(Blob::from(*value)));
         }
     }
     RespValue::Array(reply)
@@ -80,33 +81,33 @@ mod tests {
     #[test]
     fn what_redis_benchmark_asks() {
         assert_eq!(
-            config_get(&[b"save".to_vec()]),
+            config_get(&[b"save".into()]),
             RespValue::Array(vec![
-                RespValue::Bulk(b"save".to_vec()),
-                RespValue::Bulk(Vec::new())
+                RespValue::Bulk(b"save".into()),
+                RespValue::Bulk(Vec::new().into())
             ])
         );
         assert_eq!(
-            config_get(&[b"appendonly".to_vec()]),
+            config_get(&[b"appendonly".into()]),
             RespValue::Array(vec![
-                RespValue::Bulk(b"appendonly".to_vec()),
-                RespValue::Bulk(b"no".to_vec())
+                RespValue::Bulk(b"appendonly".into()),
+                RespValue::Bulk(b"no".into())
             ])
         );
-        assert_eq!(config_get(&[b"nosuch".to_vec()]), RespValue::Array(vec![]));
+        assert_eq!(config_get(&[b"nosuch".into()]), RespValue::Array(vec![]));
     }
 
     #[test]
     fn patterns_match_once_each() {
         assert_eq!(
-            names(config_get(&[b"max*".to_vec()])),
+            names(config_get(&[b"max*".into()])),
             ["maxmemory", "maxmemory-policy"]
         );
         assert_eq!(
-            names(config_get(&[b"SAVE".to_vec(), b"s?ve".to_vec()])),
+            names(config_get(&[b"SAVE".into(), b"s?ve".into()])),
             ["save"]
         );
-        assert_eq!(names(config_get(&[b"*".to_vec()])).len(), PARAMETERS.len());
+        assert_eq!(names(config_get(&[b"*".into()])).len(), PARAMETERS.len());
     }
 
     #[test]

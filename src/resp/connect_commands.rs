@@ -9,12 +9,13 @@ use super::errors::{
     BAD_CLIENT_NAME, NOPROTO, SYNTAX_ERROR,
 };
 use super::integer::parse_i64;
+use crate::core::blob::Blob;
 
 /// The `CLIENT` subcommands colony answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientSub {
     /// `CLIENT SETNAME name` (already checked for forbidden characters).
-    SetName(Vec<u8>),
+    SetName(Blob),
     /// `CLIENT SETINFO LIB-NAME|LIB-VER value`
     SetInfo,
     /// `CLIENT GETNAME`
@@ -24,8 +25,8 @@ pub enum ClientSub {
 }
 
 /// `CONFIG GET pattern...`; the rest of CONFIG is refused.
-pub(super) fn parse_config(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
-    let sub = args.get(1).map(Vec::as_slice).unwrap_or_default();
+pub(super) fn parse_config(args: &[Blob]) -> Result<ClientCommand, String> {
+    let sub = args.get(1).map(|a| a.as_slice()).unwrap_or_default();
     if sub.eq_ignore_ascii_case(b"GET") {
         if args.len() < 3 {
             return Err(wrong_arity("config|get"));
@@ -41,8 +42,8 @@ pub(super) fn parse_config(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
 }
 
 /// `CLIENT ...`: what a client library sends on connect, answered simply.
-pub(super) fn parse_client(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
-    let sub = args.get(1).map(Vec::as_slice).unwrap_or_default();
+pub(super) fn parse_client(args: &[Blob]) -> Result<ClientCommand, String> {
+    let sub = args.get(1).map(|a| a.as_slice()).unwrap_or_default();
     let is = |name: &str| sub.eq_ignore_ascii_case(name.as_bytes());
     let exact = |full_name: &str, count: usize| {
         if args.len() == count {
@@ -51,14 +52,16 @@ pub(super) fn parse_client(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
             Err(wrong_arity(full_name))
         }
     };
-    let last = args.last().map(Vec::as_slice).unwrap_or_default();
+    let last = args.last().map(|a| a.as_slice()).unwrap_or_default();
     if is("SETNAME") {
         exact("client|setname", 3)?;
         check_client_name(last)?;
-        Ok(ClientCommand::ClientCmd(ClientSub::SetName(last.to_vec())))
+        Ok(ClientCommand::ClientCmd(ClientSub::SetName(Blob::from(
+            last,
+        ))))
     } else if is("SETINFO") {
         exact("client|setinfo", 4)?;
-        let attr = args.get(2).map(Vec::as_slice).unwrap_or_default();
+        let attr = args.get(2).map(|a| a.as_slice()).unwrap_or_default();
         let attr_name = if attr.eq_ignore_ascii_case(b"LIB-NAME") {
             "lib-name"
         } else if attr.eq_ignore_ascii_case(b"LIB-VER") {
@@ -114,7 +117,7 @@ pub(super) fn parse_client(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
 }
 
 /// `COMMAND`, `COMMAND DOCS|INFO|COUNT|LIST`.
-pub(super) fn parse_command_introspection(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
+pub(super) fn parse_command_introspection(args: &[Blob]) -> Result<ClientCommand, String> {
     let Some(sub) = args.get(1) else {
         return Ok(ClientCommand::CommandDocs);
     };
@@ -140,7 +143,7 @@ pub(super) fn parse_command_introspection(args: &[Vec<u8>]) -> Result<ClientComm
 /// `HELLO [protover [AUTH username password] [SETNAME name]]`. Colony speaks RESP2 only,
 /// so `HELLO 3` gets NOPROTO and the client stays on RESP2. AUTH is accepted as Redis
 /// does with no password set; SETNAME is checked, then ignored.
-pub(super) fn parse_hello(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
+pub(super) fn parse_hello(args: &[Blob]) -> Result<ClientCommand, String> {
     let Some(version) = args.get(1) else {
         return Ok(ClientCommand::Hello(None));
     };
@@ -152,7 +155,7 @@ pub(super) fn parse_hello(args: &[Vec<u8>]) -> Result<ClientCommand, String> {
         if option.eq_ignore_ascii_case(b"AUTH") && more >= 2 {
             at += 3;
         } else if option.eq_ignore_ascii_case(b"SETNAME") && more >= 1 {
-            check_client_name(args.get(at + 1).map(Vec::as_slice).unwrap_or_default())?;
+            check_client_name(args.get(at + 1).map(|a| a.as_slice()).unwrap_or_default())?;
             at += 2;
         } else {
             return Err(format!(
@@ -186,7 +189,7 @@ mod tests {
     use crate::resp::command::parse;
 
     fn cmd(line: &str) -> Result<ClientCommand, String> {
-        let args: Vec<Vec<u8>> = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+        let args: Vec<Blob> = line.split(' ').map(Blob::from).collect();
         parse(args)
     }
 
@@ -194,8 +197,8 @@ mod tests {
         cmd(line).expect_err(line)
     }
 
-    fn b(text: &str) -> Vec<u8> {
-        text.as_bytes().to_vec()
+    fn b(text: &str) -> Blob {
+        text.into()
     }
 
     fn arity_error(name: &str) -> String {

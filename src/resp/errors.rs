@@ -2,6 +2,7 @@
 //! tests written against Redis see what they expect. Anything quoted from the client is
 //! cut to 128 bytes, as Redis's `%.128s` does.
 
+use crate::core::blob::Blob;
 pub(super) const SYNTAX_ERROR: &str = "ERR syntax error";
 pub(super) const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
 pub(super) const NOPROTO: &str = "NOPROTO sorry, this protocol version is not supported.";
@@ -31,8 +32,8 @@ pub(super) fn unknown_subcommand(sub: &[u8], command: &str) -> String {
 
 /// Redis's text: the name as sent, then each argument quoted while the list is under
 /// 128 bytes, each followed by a space.
-pub(super) fn unknown_command(args: &[Vec<u8>]) -> String {
-    let name = args.first().map(Vec::as_slice).unwrap_or_default();
+pub(super) fn unknown_command(args: &[Blob]) -> String {
+    let name = args.first().map(|a| a.as_slice()).unwrap_or_default();
     let mut listed = String::new();
     for arg in args.iter().skip(1) {
         if listed.len() >= QUOTED_MAX {
@@ -69,11 +70,11 @@ mod tests {
 
     #[test]
     fn unknown_command_quotes_at_most_128_bytes_of_arguments() {
-        let args = vec![
-            b"nope".to_vec(),
-            vec![b'a'; 100],
-            vec![b'b'; 100],
-            b"c".to_vec(),
+        let args: Vec<Blob> = vec![
+            b"nope".into(),
+            vec![b'a'; 100].into(),
+            vec![b'b'; 100].into(),
+            b"c".into(),
         ];
         assert_eq!(
             unknown_command(&args),

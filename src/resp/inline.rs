@@ -4,13 +4,14 @@
 //! arguments; `"..."` takes the escapes `\n \r \t \b \a \\ \"` and `\xHH`; `'...'` takes
 //! `\'`; a closing quote must be followed by a blank or the end of the line.
 
+use crate::core::blob::Blob;
 /// The line's quotes do not balance (or a closing quote is followed by a non-blank).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UnbalancedQuotes;
 
 /// The arguments of one inline line (without its line ending). No arguments for a blank
 /// line.
-pub fn split_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
+pub fn split_inline(line: &[u8]) -> Result<Vec<Blob>, UnbalancedQuotes> {
     let mut args = Vec::new();
     let mut at = 0;
     loop {
@@ -21,7 +22,7 @@ pub fn split_inline(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
             return Ok(args);
         }
         let (arg, next) = split_one(line, at)?;
-        args.push(arg);
+        args.push(Blob::from(arg));
         at = next;
     }
 }

@@ -8,6 +8,7 @@ use super::command::{ClientCommand, SUPPORTED};
 use super::config::config_get;
 use super::connect_commands::ClientSub;
 use super::value::RespValue;
+use crate::core::blob::Blob;
 
 /// What the server calls itself in `HELLO`; `version` is the Redis version whose client
 /// protocol colony speaks (as `INFO` reports in `redis_version`).
@@ -19,7 +20,7 @@ const REDIS_VERSION: &str = "7.2.0";
 /// `Quit`), an error saying so: the session is expected to handle those itself.
 pub fn local_reply(command: &ClientCommand) -> RespValue {
     match command {
-        ClientCommand::Ping(None) => RespValue::Simple("PONG".to_string()),
+        ClientCommand::Ping(None) => RespValue::Simple("PONG".into()),
         ClientCommand::Ping(Some(message)) => RespValue::Bulk(message.clone()),
         ClientCommand::Echo(message) => RespValue::Bulk(message.clone()),
         ClientCommand::Select(0) => RespValue::ok(),
@@ -37,7 +38,7 @@ pub fn local_reply(command: &ClientCommand) -> RespValue {
         ClientCommand::CommandList => RespValue::Array(
             SUPPORTED
                 .iter()
-                .map(|(name, _)| RespValue::Bulk(name.as_bytes().to_vec()))
+                .map(|(name, _)| RespValue::Bulk(Blob::from(*name)))
                 .collect(),
         ),
         ClientCommand::Hello(None | Some(2)) => hello(),
@@ -63,7 +64,7 @@ fn not_local() -> RespValue {
 
 /// `HELLO`'s server description, as the flat key/value array RESP2 uses for maps.
 fn hello() -> RespValue {
-    let text = |s: &str| RespValue::Bulk(s.as_bytes().to_vec());
+    let text = |s: &str| RespValue::Bulk(Blob::from(s));
     RespValue::Array(vec![
         text("server"),
         text(SERVER_NAME),
@@ -86,7 +87,7 @@ mod tests {
     use crate::resp::command::parse;
 
     fn answer(line: &str) -> RespValue {
-        let args: Vec<Vec<u8>> = line.split(' ').map(|w| w.as_bytes().to_vec()).collect();
+        let args: Vec<Blob> = line.split(' ').map(Blob::from).collect();
         local_reply(&parse(args).expect(line))
     }
 
@@ -120,15 +121,15 @@ mod tests {
         );
         match answer("COMMAND LIST") {
             RespValue::Array(names) => {
-                assert!(names.contains(&RespValue::Bulk(b"get".to_vec())))
+                assert!(names.contains(&RespValue::Bulk(b"get".into())))
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(
             answer("CONFIG GET save"),
             RespValue::Array(vec![
-                RespValue::Bulk(b"save".to_vec()),
-                RespValue::Bulk(vec![])
+                RespValue::Bulk(b"save".into()),
+                RespValue::Bulk(vec![].into())
             ])
         );
     }
@@ -140,7 +141,7 @@ mod tests {
         match reply {
             RespValue::Array(items) => {
                 assert_eq!(items.len(), 12);
-                assert_eq!(items[4], RespValue::Bulk(b"proto".to_vec()));
+                assert_eq!(items[4], RespValue::Bulk(b"proto".into()));
                 assert_eq!(items[5], RespValue::Int(2));
             }
             other => panic!("{other:?}"),

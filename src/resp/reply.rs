@@ -3,6 +3,7 @@
 //! HMSET as OK, ...).
 
 use super::value::RespValue;
+use crate::core::blob::Blob;
 use crate::core::cell::Reply;
 
 /// How to present the core reply of a [`super::ClientCommand::Core`] command.
@@ -60,7 +61,7 @@ pub fn adapt_reply(adapt: ReplyAdapt, reply: &Reply) -> RespValue {
     }
 }
 
-fn optional_bulk(item: &Option<Vec<u8>>) -> RespValue {
+fn optional_bulk(item: &Option<Blob>) -> RespValue {
     item.as_ref()
         .map_or(RespValue::Nil, |data| RespValue::Bulk(data.clone()))
 }
@@ -75,7 +76,7 @@ mod tests {
     use crate::core::cell::CommandError;
 
     fn bulk(text: &str) -> RespValue {
-        RespValue::Bulk(text.as_bytes().to_vec())
+        RespValue::Bulk(Blob::from(text))
     }
 
     #[test]
@@ -83,9 +84,9 @@ mod tests {
         assert_eq!(reply_to_resp(&Reply::Ok).to_bytes(), b"+OK\r\n");
         assert_eq!(reply_to_resp(&Reply::Nil).to_bytes(), b"$-1\r\n");
         assert_eq!(reply_to_resp(&Reply::Int(-2)).to_bytes(), b":-2\r\n");
-        assert_eq!(reply_to_resp(&Reply::Bulk(b"v".to_vec())), bulk("v"));
+        assert_eq!(reply_to_resp(&Reply::Bulk(b"v".into())), bulk("v"));
         assert_eq!(
-            reply_to_resp(&Reply::Array(vec![Some(b"a".to_vec()), None])).to_bytes(),
+            reply_to_resp(&Reply::Array(vec![Some(b"a".into()), None])).to_bytes(),
             b"*2\r\n$1\r\na\r\n$-1\r\n"
         );
         assert_eq!(
@@ -132,7 +133,7 @@ mod tests {
             RespValue::ok()
         );
         assert_eq!(
-            adapt_reply(ReplyAdapt::StrLen, &Reply::Bulk(b"abc".to_vec())),
+            adapt_reply(ReplyAdapt::StrLen, &Reply::Bulk(b"abc".into())),
             RespValue::Int(3)
         );
         assert_eq!(
@@ -140,10 +141,10 @@ mod tests {
             RespValue::Int(0)
         );
         let pairs = Reply::Array(vec![
-            Some(b"f1".to_vec()),
-            Some(b"v1".to_vec()),
-            Some(b"f2".to_vec()),
-            Some(b"v2".to_vec()),
+            Some(b"f1".into()),
+            Some(b"v1".into()),
+            Some(b"f2".into()),
+            Some(b"v2".into()),
         ]);
         assert_eq!(
             adapt_reply(ReplyAdapt::HashKeys, &pairs),

@@ -4,19 +4,21 @@
 //! written as a space (as Redis does for error texts); a reply can never inject a second
 //! reply into the stream.
 
+use crate::core::blob::Blob;
 use bytes::{BufMut, BytesMut};
+use std::borrow::Cow;
 
 /// One RESP2 reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RespValue {
-    /// `+OK`
-    Simple(String),
+    /// `+OK` (borrowed when the text is fixed, as most are: no allocation per reply)
+    Simple(Cow<'static, str>),
     /// `-ERR unknown command ...`: the text after the `-`, starting with the error code.
     Error(String),
     /// `:42`
     Int(i64),
     /// `$3\r\nfoo`
-    Bulk(Vec<u8>),
+    Bulk(Blob),
     /// The null bulk string, `$-1`.
     Nil,
     /// `*2\r\n...`
@@ -28,7 +30,7 @@ pub enum RespValue {
 impl RespValue {
     /// `+OK`
     pub fn ok() -> RespValue {
-        RespValue::Simple("OK".to_string())
+        RespValue::Simple(Cow::Borrowed("OK"))
     }
 
     /// An error reply; `text` starts with the error code (`ERR`, `WRONGTYPE`, ...).
@@ -123,7 +125,7 @@ pub(crate) mod read_back {
         let line = std::str::from_utf8(&input[1..line_end]).ok()?;
         let after_line = line_end + 2;
         match kind {
-            b'+' => Some((RespValue::Simple(line.to_string()), after_line)),
+            b'+' => Some((RespValue::Simple(line.to_string().into()), after_line)),
             b'-' => Some((RespValue::Error(line.to_string()), after_line)),
             b':' => Some((RespValue::Int(line.parse().ok()?), after_line)),
             b'$' if line == "-1" => Some((RespValue::Nil, after_line)),
@@ -133,7 +135,7 @@ pub(crate) mod read_back {
                 if input.get(after_line + len..after_line + len + 2)? != b"\r\n" {
                     return None;
                 }
-                Some((RespValue::Bulk(data.to_vec()), after_line + len + 2))
+                Some((RespValue::Bulk(data.into()), after_line + len + 2))
             }
             b'*' if line == "-1" => Some((RespValue::NilArray, after_line)),
             b'*' => {
@@ -170,15 +172,15 @@ mod tests {
             (RespValue::Int(-42), b":-42\r\n"),
             (RespValue::Int(i64::MIN), b":-9223372036854775808\r\n"),
             (RespValue::Int(i64::MAX), b":9223372036854775807\r\n"),
-            (RespValue::Bulk(b"foo".to_vec()), b"$3\r\nfoo\r\n"),
-            (RespValue::Bulk(Vec::new()), b"$0\r\n\r\n"),
-            (RespValue::Bulk(b"a\r\nb".to_vec()), b"$4\r\na\r\nb\r\n"),
+            (RespValue::Bulk(b"foo".into()), b"$3\r\nfoo\r\n"),
+            (RespValue::Bulk(Vec::new().into()), b"$0\r\n\r\n"),
+            (RespValue::Bulk(b"a\r\nb".into()), b"$4\r\na\r\nb\r\n"),
             (RespValue::Nil, b"$-1\r\n"),
             (RespValue::NilArray, b"*-1\r\n"),
             (RespValue::Array(vec![]), b"*0\r\n"),
             (
                 RespValue::Array(vec![
-                    RespValue::Bulk(b"a".to_vec()),
+                    RespValue::Bulk(b"a".into()),
                     RespValue::Nil,
                     RespValue::Int(1),
                     RespValue::Array(vec![RespValue::ok()]),
@@ -209,7 +211,7 @@ mod tests {
         assert!(matches!(parse(&RespValue::Nil), Ok(Value::Nil)));
         assert!(matches!(parse(&RespValue::NilArray), Ok(Value::Nil)));
         assert!(
-            matches!(parse(&RespValue::Bulk(b"v".to_vec())), Ok(Value::BulkString(b)) if b == b"v")
+            matches!(parse(&RespValue::Bulk(b"v".into())), Ok(Value::BulkString(b)) if b == b"v")
         );
         assert!(matches!(
             parse(&RespValue::Array(vec![RespValue::Nil, RespValue::Int(1)])),
@@ -227,10 +229,10 @@ mod tests {
 
     fn any_value() -> impl Strategy<Value = RespValue> {
         let leaf = prop_oneof![
-            line_text().prop_map(RespValue::Simple),
+            line_text().prop_map(|t| RespValue::Simple(t.into())),
             line_text().prop_map(RespValue::Error),
             any::<i64>().prop_map(RespValue::Int),
-            proptest::collection::vec(any::<u8>(), 0..64).prop_map(RespValue::Bulk),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|v| RespValue::Bulk(v.into())),
             Just(RespValue::Nil),
             Just(RespValue::NilArray),
         ];

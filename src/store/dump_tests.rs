@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 
 fn cell(i: u64) -> Cell {
     let dna = match i % 3 {
-        0 => Dna::Value(format!("{{\"cart\":[{i}]}}").into_bytes()),
+        0 => Dna::Value(format!("{{\"cart\":[{i}]}}").into()),
         1 => Dna::Map(BTreeMap::from([
-            (b"a".to_vec(), i.to_string().into_bytes()),
-            (vec![0xff, 0], vec![0x80; (i % 7) as usize]),
+            (b"a".into(), i.to_string().into()),
+            (vec![0xff, 0].into(), vec![0x80; (i % 7) as usize].into()),
         ])),
         _ => Dna::Moved(i as u32 % 5),
     };
@@ -35,7 +35,7 @@ fn cell(i: u64) -> Cell {
 
 fn cells(colony: ColonyId, n: u64) -> Vec<(Key, Cell)> {
     (0..n)
-        .map(|i| (format!("session:{colony}:{i}").into_bytes(), cell(i)))
+        .map(|i| (format!("session:{colony}:{i}").into(), cell(i)))
         .collect()
 }
 
@@ -176,7 +176,7 @@ fn chunks_hold_at_most_1000_cells_and_the_reader_yields_them_in_order() {
 #[test]
 fn large_cells_are_chunked_by_bytes() {
     let big = |i: u8| Cell {
-        dna: Dna::Value(vec![i; 300 * 1024]),
+        dna: Dna::Value(vec![i; 300 * 1024].into()),
         version: Version::default(),
         expires_at: None,
     };
@@ -202,7 +202,7 @@ fn a_cell_larger_than_a_record_is_refused() {
     let mut w = DumpWriter::new(Vec::new(), FileKind::Dump, 0).unwrap();
     w.begin_colony(header(0, 2)).unwrap();
     let huge = Cell {
-        dna: Dna::Value(vec![1; MAX_DATA_LEN]),
+        dna: Dna::Value(vec![1; MAX_DATA_LEN].into()),
         version: Version::default(),
         expires_at: None,
     };
@@ -213,7 +213,7 @@ fn a_cell_larger_than_a_record_is_refused() {
     // Just below the limit by raw size, but over it once the record around it (the
     // chunk prefix, the key, the version) is added.
     let wide = Cell {
-        dna: Dna::Value(vec![0x80; MAX_DATA_LEN - 4]),
+        dna: Dna::Value(vec![0x80; MAX_DATA_LEN - 4].into()),
         version: Version::default(),
         expires_at: None,
     };
@@ -501,5 +501,5 @@ fn a_dump_from_before_slot_placement_is_refused() {
     let DumpRecord::Cells { cells, .. } = rmp_serde::from_slice::<DumpRecord>(&old).unwrap() else {
         panic!("a cells record");
     };
-    assert_eq!(cells[0].1.dna, Dna::Value(value));
+    assert_eq!(cells[0].1.dna, Dna::Value(value.into()));
 }

@@ -19,7 +19,11 @@ pub const MAGIC: &[u8; 7] = b"COLONY\0";
 /// while keys are placed in colonies by hash slot (CRC16, as Redis Cluster); the bytes
 /// are as in version 2, but a file of an older version groups its cells by the old
 /// FNV-1a placement, so loading it would put keys in colonies that never serve them.
-pub const FORMAT_VERSION: u16 = 3;
+/// Version 4 writes a hash cell's fields and values as `bin` too (version 3 wrote them
+/// as arrays of integers, which this build still reads); a build that reads only
+/// version 3 refuses a version 4 file at its header instead of failing at its first
+/// hash cell.
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format version this build reads (see [`FORMAT_VERSION`]).
 pub const OLDEST_READABLE_VERSION: u16 = 3;
 /// Header: magic (7), version (2), kind (1), created_at_ms (8), crc32c (4).

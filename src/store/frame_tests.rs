@@ -183,7 +183,7 @@ fn the_byte_layout_is_pinned() {
     let bytes = w.finish().unwrap();
     let mut expected = Vec::new();
     expected.extend_from_slice(b"COLONY\0");
-    expected.extend_from_slice(&[3, 0]); // version
+    expected.extend_from_slice(&[4, 0]); // version
     expected.push(1); // kind: dump
     expected.extend_from_slice(&[8, 7, 6, 5, 4, 3, 2, 1]);
     let hcrc = crc32c::crc32c(&expected);
@@ -452,12 +452,12 @@ fn bad_headers_are_clear_errors() {
     ));
 
     let mut version = good.clone();
-    version[7] = 4;
+    version[7] = 5;
     let e = open(&version, ReadMode::Salvage).unwrap();
-    assert!(matches!(e, StoreError::UnsupportedVersion { found: 4, .. }));
+    assert!(matches!(e, StoreError::UnsupportedVersion { found: 5, .. }));
     assert_eq!(
         e.to_string(),
-        "h.colony: unsupported format version 4 at byte 7 (this build reads versions 3 to 3; files before version 3 place keys by an older hash)"
+        "h.colony: unsupported format version 5 at byte 7 (this build reads versions 3 to 4; files before version 3 place keys by an older hash)"
     );
     for old in [1, 2] {
         let mut version = good.clone();

@@ -28,7 +28,7 @@ fn v(term: u64, seq: u64) -> Version {
 
 fn cell(value: &str, version: Version) -> Cell {
     Cell {
-        dna: Dna::Value(value.as_bytes().to_vec()),
+        dna: Dna::Value(value.into()),
         version,
         expires_at: None,
     }
@@ -38,7 +38,7 @@ fn put(version: Version, key: &str, value: &str) -> Mutation {
     Mutation {
         version,
         op: Op::Put {
-            key: key.as_bytes().to_vec(),
+            key: key.into(),
             cell: cell(value, version),
         },
     }
@@ -56,7 +56,7 @@ fn remove(version: Version, key: &str) -> Mutation {
     Mutation {
         version,
         op: Op::Remove {
-            key: key.as_bytes().to_vec(),
+            key: key.into(),
             why: RemoveWhy::Deleted,
         },
     }
@@ -211,7 +211,7 @@ fn reopening_resumes_the_unfinished_segment_and_returns_the_positions() {
         vec![put(v(2, 5), "b", "2"), remove(v(2, 6), "c")],
     ))
     .unwrap();
-    for r in snapshot_records(3, v(4, 7), vec![(b"s".to_vec(), cell("3", v(4, 2)))]) {
+    for r in snapshot_records(3, v(4, 7), vec![(b"s".into(), cell("3", v(4, 2)))]) {
         w.append(&r).unwrap();
     }
     w.append(&LogRecord::Positions {
@@ -378,8 +378,8 @@ fn a_snapshot_resets_its_colony_and_no_other() {
         at: v(1, 10),
         part: 0,
         cells: vec![
-            (b"a".to_vec(), cell("a1", v(1, 1))),
-            (b"x".to_vec(), cell("x8", v(1, 8))),
+            (b"a".into(), cell("a1", v(1, 1))),
+            (b"x".into(), cell("x8", v(1, 8))),
         ],
     });
     records.push(entries(1, vec![put(v(1, 11), "b", "b11")]));
@@ -387,7 +387,7 @@ fn a_snapshot_resets_its_colony_and_no_other() {
         colony: 1,
         at: v(1, 10),
         part: 1,
-        cells: vec![(b"y".to_vec(), cell("y9", v(1, 9)))],
+        cells: vec![(b"y".into(), cell("y9", v(1, 9)))],
     });
     write_log(dir.path(), MB, &records);
     assert_eq!(
@@ -423,7 +423,7 @@ fn a_snapshot_resets_its_colony_and_no_other() {
 #[test]
 fn snapshot_records_split_into_parts_that_replay_whole() {
     let cells: Vec<(Key, Cell)> = (0..2500u64)
-        .map(|i| (format!("k{i}").into_bytes(), cell("v", v(1, i))))
+        .map(|i| (format!("k{i}").into(), cell("v", v(1, i))))
         .collect();
     let records = snapshot_records(7, v(1, 3000), cells.clone());
     let shape: Vec<(u32, usize)> = records
@@ -442,7 +442,7 @@ fn snapshot_records_split_into_parts_that_replay_whole() {
 
     // Large cells are split by bytes.
     let big: Vec<(Key, Cell)> = (0..10u64)
-        .map(|i| (vec![i as u8], cell(&"x".repeat(300 << 10), v(1, i))))
+        .map(|i| (vec![i as u8].into(), cell(&"x".repeat(300 << 10), v(1, i))))
         .collect();
     let parts = snapshot_records(7, v(1, 10), big);
     assert!(parts.len() >= 5, "{}", parts.len());
@@ -542,7 +542,7 @@ fn compaction_leaves_the_active_segment_alone() {
     let active = w.segment_path().to_owned();
     let active_bytes = fs::read(&active).unwrap();
     let before = state(dir.path());
-    assert!(before.contains_key(&(9, b"active".to_vec())));
+    assert!(before.contains_key(&(9, b"active".into())));
 
     let report = compact(dir.path(), ReadMode::Strict, NOW).unwrap();
     assert!(!report.inputs.contains(&active));
@@ -715,7 +715,7 @@ fn small_segment() -> Vec<u8> {
     records.extend(snapshot_records(
         3,
         v(1, 4),
-        vec![(b"s".to_vec(), cell("s", v(1, 4)))],
+        vec![(b"s".into(), cell("s", v(1, 4)))],
     ));
     let mut w = RecordWriter::new(Vec::new(), FileKind::MutationLog, 0).unwrap();
     for r in &records {
@@ -740,7 +740,7 @@ fn exercise(bytes: &[u8]) -> Result<(), TestCaseError> {
             .unwrap();
         w.close().unwrap();
         let (state, _) = replay_state(dir.path(), ReadMode::Salvage).unwrap();
-        prop_assert!(state.contains_key(&(77, b"mine".to_vec())));
+        prop_assert!(state.contains_key(&(77, b"mine".into())));
     }
     let _ = compact(dir.path(), ReadMode::Salvage, NOW);
     Ok(())

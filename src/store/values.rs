@@ -158,9 +158,9 @@ impl ValueLog for FileValueLog {
     fn read(&self, at: ValueLoc) -> Result<(Key, Cell), ValueLogError> {
         let data = read_record_at(&self.reader, &self.path, at.at, at.len)
             .map_err(|e| ValueLogError(e.to_string()))?;
-        let (key, cell): (serde_bytes::ByteBuf, Cell) = super::dump::decode_exact(&data)
+        let (key, cell): (Key, Cell) = super::dump::decode_exact(&data)
             .map_err(|e| self.corrupt(at.at, "a (key, cell) record", e))?;
-        Ok((key.into_vec(), cell))
+        Ok((key, cell))
     }
 
     fn clear(&mut self) -> Result<(), ValueLogError> {
@@ -228,7 +228,7 @@ mod tests {
 
     fn cell(v: &str, seq: u64) -> Cell {
         Cell {
-            dna: Dna::Value(v.as_bytes().to_vec()),
+            dna: Dna::Value(v.into()),
             version: Version {
                 epoch: Epoch::default(),
                 seq,
@@ -247,13 +247,13 @@ mod tests {
             let mut store = CellStore::on_disk(storage.open(7).unwrap());
             for i in 0..100u64 {
                 store.apply(&Op::Put {
-                    key: format!("k{}", i % 10).into_bytes(),
+                    key: format!("k{}", i % 10).into(),
                     cell: cell(&format!("v{i}"), i + 1),
                 });
             }
             assert!(path.exists());
             assert_eq!(store.len(), 10);
-            assert_eq!(store.get(b"k3").unwrap().dna, Dna::Value(b"v93".to_vec()));
+            assert_eq!(store.get(b"k3").unwrap().dna, Dna::Value(b"v93".into()));
             assert!(store.take_failure().is_none());
         }
         assert!(!path.exists(), "dropping the replica removes its file");

@@ -10,7 +10,6 @@ use crate::core::messages::Msg;
 use crate::core::types::HostId;
 use bytes::{Buf, BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
 use tokio_util::codec::{Decoder, Encoder};
 
 /// The version of this protocol; peers must agree on it exactly. 2: keys and values as
@@ -21,8 +20,9 @@ use tokio_util::codec::{Decoder, Encoder};
 /// anti-entropy by stamps (`DigestStamps`, `DigestEntries` replace `DigestReply`); 5:
 /// `Msg::Formation` (a cluster formed together from one layout), and keys placed by
 /// hash slot (`colony_of` = the colony owning CRC16(key) mod 16384, as Redis Cluster),
-/// so hosts of version 4 would route keys elsewhere.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// so hosts of version 4 would route keys elsewhere; 6: a hash cell's fields and values
+/// as msgpack `bin` (they were arrays of integers; keys and values are `Blob`s).
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The default limit on a frame body (a colony snapshot travels as one frame).
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -118,17 +118,36 @@ impl Default for FrameCodec {
 }
 
 /// Decodes one body; it must be exactly one `Frame`, with nothing after it.
+///
+/// The body is read in place (`from_read_ref`): strings and byte strings are borrowed
+/// from it, not copied into a scratch buffer first. That reader does not say where it
+/// stopped, so trailing bytes are found by reading one more marker with [`Probe`]: only
+/// an empty rest fails with end-of-input at the marker itself.
 fn decode_body(body: &[u8]) -> Result<Frame, WireError> {
-    let mut de = rmp_serde::Deserializer::new(Cursor::new(body));
+    let mut de = rmp_serde::Deserializer::from_read_ref(body);
     let frame = Frame::deserialize(&mut de).map_err(|e| WireError::Garbage(e.to_string()))?;
-    let used = de.position();
-    if used != body.len() as u64 {
-        return Err(WireError::Garbage(format!(
-            "{} trailing bytes after the frame",
-            (body.len() as u64).saturating_sub(used)
-        )));
+    match serde::Deserializer::deserialize_any(&mut de, Probe) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e))
+            if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Ok(frame)
+        }
+        _ => Err(WireError::Garbage(
+            "trailing bytes after the frame".to_string(),
+        )),
     }
-    Ok(frame)
+}
+
+/// Accepts no value at all, so it never reads past the marker of the value it is
+/// offered: a marker that is there fails with "invalid type", not with end-of-input.
+struct Probe;
+
+impl serde::de::Visitor<'_> for Probe {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the end of the frame")
+    }
 }
 
 impl Decoder for FrameCodec {
@@ -217,18 +236,18 @@ mod tests {
             seq: 41,
         };
         let mut map = BTreeMap::new();
-        map.insert(b"f".to_vec(), b"v".to_vec());
+        map.insert(b"f".into(), b"v".into());
         let cells = vec![
             (
-                b"session:1".to_vec(),
+                b"session:1".into(),
                 Cell {
-                    dna: Dna::Value(vec![0, 1, 2, 255]),
+                    dna: Dna::Value(vec![0, 1, 2, 255].into()),
                     version: v,
                     expires_at: Some(99_000),
                 },
             ),
             (
-                b"cart:7".to_vec(),
+                b"cart:7".into(),
                 Cell {
                     dna: Dna::Map(map),
                     version: v,
@@ -236,7 +255,7 @@ mod tests {
                 },
             ),
             (
-                b"moved".to_vec(),
+                b"moved".into(),
                 Cell {
                     dna: Dna::Moved(12),
                     version: v,
@@ -407,11 +426,22 @@ mod tests {
     fn trailing_bytes_are_garbage() {
         let mut codec = FrameCodec::default();
         let good = encode(&mut codec, &Frame::Msg(Msg::Left));
-        let mut buf = BytesMut::new();
-        buf.put_u32((good.len() - 4 + 1) as u32);
-        buf.put_slice(&good[4..]);
-        buf.put_u8(0);
-        assert!(matches!(codec.decode(&mut buf), Err(WireError::Garbage(_))));
+        // A whole value, the reserved marker, the start of an array cut short.
+        for trailing in [&[0u8][..], &[0xc1], &[0x92], &[0x92, 1, 2]] {
+            let mut buf = BytesMut::new();
+            buf.put_u32((good.len() - 4 + trailing.len()) as u32);
+            buf.put_slice(&good[4..]);
+            buf.put_slice(trailing);
+            assert!(
+                matches!(codec.decode(&mut buf), Err(WireError::Garbage(_))),
+                "{trailing:?}"
+            );
+        }
+        let mut exact = BytesMut::from(&good[..]);
+        assert!(matches!(
+            codec.decode(&mut exact),
+            Ok(Some(Frame::Msg(Msg::Left)))
+        ));
     }
 
     #[test]
