@@ -15,7 +15,7 @@ use crate::core::cell::{Blob, Command, Reply, SetCond};
 use crate::resp::{self, ClientCommand, RespCodec, RespError, RespValue};
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use tokio::io::WriteHalf;
 use tokio::net::TcpStream;
@@ -29,16 +29,26 @@ pub struct SessionActor {
     id: ClientId,
     peer: SocketAddr,
     writer: FramedWrite<RespValue, WriteHalf<TcpStream>, RespCodec>,
+    /// The seq of the next command read.
     next_seq: u64,
+    /// The seq of the oldest command not yet answered on the wire.
     next_out: u64,
-    ready: BTreeMap<u64, RespValue>,
-    single: HashMap<u64, resp::ReplyAdapt>,
+    /// Commands `next_out..next_seq` in order: how a single command's reply is
+    /// presented, and each answer that came before the ones ahead of it.
+    pending: VecDeque<Slot>,
     gathers: HashMap<u64, Gather>,
     /// No more commands are read: close once all are answered.
     quitting: bool,
     closed: bool,
     outgoing: Vec<(Command, u64)>,
     flush_scheduled: bool,
+}
+
+/// One command read and not yet written back.
+struct Slot {
+    /// A single-key command's adapter; `None` for the rest (answered whole).
+    adapt: Option<resp::ReplyAdapt>,
+    answer: Option<RespValue>,
 }
 
 /// A multi-key command waiting for its parts.
@@ -72,8 +82,7 @@ impl SessionActor {
                 writer: FramedWrite::new(write, RespCodec::default(), ctx),
                 next_seq: 0,
                 next_out: 0,
-                ready: BTreeMap::new(),
-                single: HashMap::new(),
+                pending: VecDeque::new(),
                 gathers: HashMap::new(),
                 quitting: false,
                 closed: false,
@@ -83,10 +92,31 @@ impl SessionActor {
         })
     }
 
+    /// A seq for the command just read, answered in its turn.
+    fn open(&mut self, adapt: Option<resp::ReplyAdapt>) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.pending.push_back(Slot {
+            adapt,
+            answer: None,
+        });
+        seq
+    }
+
+    /// The slot of command `seq`, if it is still waiting.
+    fn slot(&mut self, seq: u64) -> Option<&mut Slot> {
+        let i = usize::try_from(seq.checked_sub(self.next_out)?).ok()?;
+        self.pending.get_mut(i)
+    }
+
     fn answer(&mut self, seq: u64, value: RespValue) {
-        self.ready.insert(seq, value);
-        while let Some(v) = self.ready.remove(&self.next_out) {
-            self.writer.write(v);
+        if let Some(slot) = self.slot(seq) {
+            slot.answer.get_or_insert(value);
+        }
+        while self.pending.front().is_some_and(|s| s.answer.is_some()) {
+            if let Some(v) = self.pending.pop_front().and_then(|s| s.answer) {
+                self.writer.write(v);
+            }
             self.next_out += 1;
         }
         self.close_if_done();
@@ -142,17 +172,20 @@ impl SessionActor {
         if self.quitting {
             return;
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
         let cmd = match resp::parse(args) {
             Ok(c) => c,
-            Err(text) => return self.answer(seq, RespValue::Error(text)),
-        };
-        match cmd {
-            ClientCommand::Core(cmd, adapt) => {
-                self.single.insert(seq, adapt);
-                self.submit(ctx, seq, 0, cmd);
+            Err(text) => {
+                let seq = self.open(None);
+                return self.answer(seq, RespValue::Error(text));
             }
+        };
+        let adapt = match &cmd {
+            ClientCommand::Core(_, adapt) => Some(*adapt),
+            _ => None,
+        };
+        let seq = self.open(adapt);
+        match cmd {
+            ClientCommand::Core(cmd, _) => self.submit(ctx, seq, 0, cmd),
             ClientCommand::MGet(keys) => {
                 let cmds = keys.into_iter().map(|key| Command::Get { key }).collect();
                 self.gather(ctx, seq, GatherKind::Values, cmds);
@@ -309,8 +342,7 @@ impl StreamHandler<Result<Vec<Blob>, RespError>> for SessionActor {
                 if self.quitting {
                     return;
                 }
-                let seq = self.next_seq;
-                self.next_seq += 1;
+                let seq = self.open(None);
                 self.quitting = true;
                 self.answer(seq, RespValue::Error(format!("ERR {why}")));
             }
@@ -356,7 +388,11 @@ impl SessionActor {
     fn reply(&mut self, tag: u64, reply: Reply) {
         let seq = tag >> PART_BITS;
         let part = (tag & ((1 << PART_BITS) - 1)) as usize;
-        if let Some(adapt) = self.single.remove(&seq) {
+        let single = self
+            .slot(seq)
+            .filter(|s| s.answer.is_none())
+            .and_then(|s| s.adapt);
+        if let Some(adapt) = single {
             let v = resp::adapt_reply(adapt, &reply);
             return self.answer(seq, v);
         }
