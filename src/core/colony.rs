@@ -435,6 +435,21 @@ impl ColonyReplica {
         self.synced
     }
 
+    /// Whether a tick has nothing to do here but what comes round on the colony's
+    /// placement turn: a secondary, or a primary with no write waiting, no transfer,
+    /// hand-off, move or cell move under way, no refusal to expire, and every member
+    /// in sync. The node ticks a quiet replica only on its placement turn and after a
+    /// step touched it.
+    pub fn is_quiet(&self) -> bool {
+        self.role == Role::Secondary
+            || (self.pending.is_empty()
+                && self.refused.is_empty()
+                && self.hand_off.is_none()
+                && self.moving.is_none()
+                && self.cell_moves.is_empty()
+                && self.members.iter().all(|m| m.sync == MemberSync::InSync))
+    }
+
     pub fn lineage(&self) -> &Lineage {
         &self.lineage
     }

@@ -432,6 +432,9 @@ pub struct Membership {
     foca: FocaInstance,
     cfg: MembershipConfig,
     peers: BTreeMap<HostId, Peer>,
+    /// The active peers, ascending: kept in step with `Peer::active`, so that the
+    /// live members are a slice, not a walk over every peer.
+    live: Vec<HostId>,
     seeds: BTreeSet<HostId>,
     /// Foca is connected (has active members and runs its probe cycle).
     connected: bool,
@@ -473,6 +476,7 @@ impl Membership {
             foca: Foca::new(me, config, ChaCha8Rng::seed_from_u64(seed), PostcardCodec),
             cfg: cfg.clone(),
             peers: BTreeMap::new(),
+            live: Vec::new(),
             seeds: BTreeSet::new(),
             connected: false,
             defunct: false,
@@ -654,12 +658,12 @@ impl Membership {
 
     /// Active members, sorted, without us.
     pub fn live_members(&self) -> Vec<HostId> {
-        let me = self.identity().host;
-        self.peers
-            .iter()
-            .filter(|(host, p)| p.active && **host != me)
-            .map(|(host, _)| *host)
-            .collect()
+        self.live.clone()
+    }
+
+    /// Active members, sorted, without us (see [`Self::live_members`]), borrowed.
+    pub fn live(&self) -> &[HostId] {
+        &self.live
     }
 
     /// The incarnation of the identity we know for `host` (active or down); ours for our
@@ -928,6 +932,9 @@ impl Membership {
         peer.suspected_at = None;
         if !peer.active {
             peer.active = true;
+            if let Err(at) = self.live.binary_search(&id.host) {
+                self.live.insert(at, id.host);
+            }
             out.notices.push(Notice::Up(id.host));
         }
     }
@@ -942,6 +949,9 @@ impl Membership {
         peer.suspected_at = None;
         if peer.active {
             peer.active = false;
+            if let Ok(at) = self.live.binary_search(&id.host) {
+                self.live.remove(at);
+            }
             out.notices.push(Notice::Down(id.host));
         }
     }
