@@ -361,6 +361,9 @@ struct Sink<'a> {
     me: HostId,
     out: &'a mut MembershipOut,
     raw: &'a mut Vec<OwnedNotification<HostIdentity>>,
+    /// Foca suspected a member itself (a probe of ours failed): it asked for the timer
+    /// that declares the suspect down.
+    suspected: &'a mut bool,
 }
 
 impl Runtime<HostIdentity> for Sink<'_> {
@@ -376,6 +379,7 @@ impl Runtime<HostIdentity> for Sink<'_> {
     }
 
     fn submit_after(&mut self, event: Timer<HostIdentity>, after: Duration) {
+        *self.suspected |= matches!(event, Timer::ChangeSuspectToDown { .. });
         self.out
             .timers
             .push((duration_ms(after), MembershipTimer(TimerKind::Foca(event))));
@@ -393,11 +397,15 @@ fn duration_ms(d: Duration) -> u64 {
 }
 
 /// Checks a whole packet before foca sees it, so that garbage never touches the state,
-/// and returns its header and whether its piggybacked updates carry a suspicion (foca
-/// has no notification for that). Same framing as foca 2's `handle_data`: header, then
-/// optionally a big-endian u16 count and that many members, and nothing after (we use no
-/// custom broadcasts).
-fn inspect_packet(data: &[u8]) -> Result<(Header<HostIdentity>, bool), foca::Error> {
+/// and returns its header and whether it may change a suspicion (foca has no
+/// notification for that): one of its piggybacked updates is a suspicion, or `watched`
+/// says the sender or an update is about a host whose suspicion we reported. Same framing as foca 2's
+/// `handle_data`: header, then optionally a big-endian u16 count and that many members,
+/// and nothing after (we use no custom broadcasts).
+fn inspect_packet(
+    data: &[u8],
+    watched: impl Fn(HostId) -> bool,
+) -> Result<(Header<HostIdentity>, bool), foca::Error> {
     let mut codec = PostcardCodec;
     let mut rest = data;
     let header: Header<HostIdentity> = codec
@@ -406,7 +414,8 @@ fn inspect_packet(data: &[u8]) -> Result<(Header<HostIdentity>, bool), foca::Err
     if header.message == Message::Broadcast {
         return Err(foca::Error::MalformedPacket);
     }
-    let mut suspicion = false;
+    // The sender's own incarnation in the header may refute a suspicion of it.
+    let mut suspicion = watched(header.src.host);
     match rest {
         [] => {}
         [hi, lo, tail @ ..] => {
@@ -415,7 +424,7 @@ fn inspect_packet(data: &[u8]) -> Result<(Header<HostIdentity>, bool), foca::Err
             for _ in 0..count {
                 let member = Codec::<HostIdentity>::decode_member(&mut codec, &mut rest)
                     .map_err(|e| foca::Error::Decode(Box::new(e)))?;
-                suspicion |= member.state() == State::Suspect;
+                suspicion |= member.state() == State::Suspect || watched(member.id().host);
             }
             if !rest.is_empty() {
                 return Err(foca::Error::MalformedPacket);
@@ -452,6 +461,8 @@ pub struct Membership {
     /// none does, [`Self::report_suspicions`] looks only at the members foca holds as
     /// suspect.
     any_suspected: bool,
+    /// Set by [`Sink`] when foca suspected a member during the last call.
+    foca_suspected: bool,
 }
 
 impl fmt::Debug for Membership {
@@ -486,6 +497,7 @@ impl Membership {
             internal_errors: 0,
             raw: Vec::new(),
             any_suspected: false,
+            foca_suspected: false,
         }
     }
 
@@ -531,8 +543,13 @@ impl Membership {
                 max,
             });
         }
-        let (header, suspicion) =
-            inspect_packet(data).map_err(|source| MembershipError::Malformed { from, source })?;
+        let (header, suspicion) = {
+            let (any, peers) = (self.any_suspected, &self.peers);
+            let watched =
+                |h: HostId| any && peers.get(&h).is_some_and(|p| p.suspected_at.is_some());
+            inspect_packet(data, watched)
+                .map_err(|source| MembershipError::Malformed { from, source })?
+        };
         if header.src.host != from {
             return Err(MembershipError::WrongSender {
                 from,
@@ -550,7 +567,7 @@ impl Membership {
             return Ok(());
         }
         let result = self.with_foca(out, |foca, sink| foca.handle_data(data, sink));
-        if suspicion {
+        if std::mem::take(&mut self.foca_suspected) || suspicion {
             self.report_suspicions(out);
         }
         result.map_err(|source| match source {
@@ -574,13 +591,14 @@ impl Membership {
             }
             TimerKind::Confirm(timer) => self.suspect_to_down(timer, true, out),
             TimerKind::Foca(timer) => {
-                // The end of a probe cycle is where a failed probe turns into suspicion.
-                let probe = matches!(timer, Timer::ProbeRandomMember(_));
+                // The end of a probe cycle is where a failed probe turns into suspicion
+                // (foca then asks for the timer that declares the suspect down). Members
+                // that others suspect come in packets (see `handle_data`).
                 let result = self.with_foca(out, |foca, sink| foca.handle_timer(timer, sink));
                 if result.is_err() {
                     self.internal_errors += 1;
                 }
-                if probe {
+                if std::mem::take(&mut self.foca_suspected) {
                     self.report_suspicions(out);
                 }
             }
@@ -858,6 +876,7 @@ impl Membership {
             me: self.foca.identity().host,
             out,
             raw: &mut self.raw,
+            suspected: &mut self.foca_suspected,
         };
         let result = call(&mut self.foca, &mut sink);
         self.translate(out);

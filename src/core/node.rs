@@ -443,6 +443,9 @@ impl Node {
 
     /// Holds `r` (in place of any replica of its colony held before).
     fn put_replica(&mut self, r: ColonyReplica) {
+        if self.replicas.is_empty() {
+            self.refresh_target();
+        }
         let colony = r.colony;
         let primary = r.role == Role::Primary;
         self.replicas.insert(colony, r);
@@ -551,7 +554,37 @@ impl Node {
 
     /// min(N, what the cluster can hold), as this host computes it.
     pub fn target_population(&self) -> u32 {
-        self.target
+        if self.target_gen == Some(self.topo.shape_generation()) {
+            self.target
+        } else {
+            self.feasible_target()
+        }
+    }
+
+    fn feasible_target(&self) -> u32 {
+        placement::feasible_population(
+            &self.topo,
+            self.cfg.colony.replicas,
+            self.cfg.colonies,
+            &self.cfg.colony.placement,
+        )
+        .max(1)
+    }
+
+    /// Computes the target again if a host came, went or changed what it can hold since
+    /// the last time (at a tick, or when this host takes its first replica: a host that
+    /// holds nothing needs no target, and in a cluster of a thousand forming, every
+    /// tick of every host would count them all).
+    fn refresh_target(&mut self) {
+        let gen = self.topo.shape_generation();
+        if self.target_gen != Some(gen) {
+            self.target_gen = Some(gen);
+            let target = self.feasible_target();
+            if target != self.target {
+                self.target = target;
+                self.tick_all = true;
+            }
+        }
     }
 
     /// Requests from local clients still waiting for an answer.
@@ -1744,22 +1777,9 @@ impl Node {
         self.ticks += 1;
         self.expire_requests(now, out);
         self.publish_record(now, false, out);
-        let gen = self.topo.shape_generation();
-        if self.target_gen != Some(gen) {
-            self.target_gen = Some(gen);
-            let target = placement::feasible_population(
-                &self.topo,
-                self.cfg.colony.replicas,
-                self.cfg.colonies,
-                &self.cfg.colony.placement,
-            )
-            .max(1);
-            if target != self.target {
-                self.target = target;
-                self.tick_all = true;
-            }
+        if !self.replicas.is_empty() {
+            self.refresh_target();
         }
-        self.topo.refresh(&self.cfg.colony.placement);
         let colonies = self.colonies_to_tick();
         for &c in &colonies {
             self.with_colony(now, c, out, |r, env| r.tick(env));

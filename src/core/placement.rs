@@ -26,7 +26,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::topology::{HostState, HostView, Topology};
+use super::topology::{HostState, HostView, Spot, Topology};
 use super::types::{HostId, HostRole, Role};
 
 /// Weights and limits of placement. Missing fields take their defaults when deserialised.
@@ -382,19 +382,21 @@ pub fn choose_migration_with_floor(
         return None;
     }
     let peak = topo.peak_attraction(cfg);
+    // Each member looked up once.
+    let spots: Vec<Spot> = current.iter().map(|&(host, _)| topo.spot(host)).collect();
     let members: Vec<Member> = current
         .iter()
         .enumerate()
         .map(|(i, &(host, role))| {
-            let view = topo.get(host);
+            let view = spots[i].view;
             let mut contrib = view.map_or(f64::NEG_INFINITY, |v| attraction(v, cfg));
             let mut duplicate = false;
             let mut boxed = 0;
-            for (j, &(other, _)) in current.iter().enumerate() {
+            for (j, &other) in spots.iter().enumerate() {
                 if j == i {
                     continue;
                 }
-                let d = topo.distance(host, other);
+                let d = Spot::distance(spots[i], other);
                 duplicate |= d == 0;
                 boxed += usize::from(d <= 1);
                 contrib -= repulsion_at(d, cfg);

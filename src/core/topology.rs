@@ -18,14 +18,15 @@
 //! the few changed hosts when only a few changed, by one full sort otherwise. A change
 //! to a host's replica count alone does not touch the ranking. The topology also keeps
 //! the highest attraction of any host exact as views change
-//! ([`Topology::peak_attraction`]), so placement can tell in O(1) that no host is worth
+//! ([`Topology::peak_attraction`]), so placement can tell at once that no host is worth
 //! a move.
 //!
 //! Everything is ordered by [`HostId`] (`BTreeMap`s, sorts with id tie-breaks), so no
 //! hash order can leak into a placement decision.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::Direction;
@@ -57,6 +58,37 @@ pub struct HostView {
     #[serde(default)]
     pub primaries: u32,
     pub state: HostState,
+}
+
+/// A host, found once in a [`Topology`]: its view (None if unknown) and its place in the
+/// tree.
+#[derive(Clone, Copy, Debug)]
+pub struct Spot<'a> {
+    pub host: HostId,
+    pub view: Option<&'a HostView>,
+    nodes: Option<(NodeIndex, NodeIndex, Option<NodeIndex>)>,
+}
+
+impl Spot<'_> {
+    /// [`Topology::distance`] between two spots.
+    pub fn distance(a: Spot, b: Spot) -> u8 {
+        if a.host == b.host {
+            return 0;
+        }
+        let (Some((node_a, box_a, zone_a)), Some((node_b, box_b, zone_b))) = (a.nodes, b.nodes)
+        else {
+            return 3;
+        };
+        if node_a == node_b {
+            0
+        } else if box_a == box_b {
+            1
+        } else if zone_a.is_some() && zone_a == zone_b {
+            2
+        } else {
+            3
+        }
+    }
 }
 
 /// A node of the containment tree.
@@ -130,6 +162,27 @@ impl Ranking {
     }
 }
 
+/// Hashes a host id for [`Topology`]'s lookup index: one multiplication (the index is
+/// only looked up, never iterated, so its order cannot leak into a decision).
+#[derive(Clone, Copy, Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (u64::from(n) ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// The hosts of the cluster as a zone > box > host tree, with their last reported views
 /// and a lazily refreshed ranking by placement attraction.
 ///
@@ -137,7 +190,14 @@ impl Ranking {
 #[derive(Clone, Debug, Default)]
 pub struct Topology {
     graph: StableGraph<Place, ()>,
-    hosts: BTreeMap<HostId, Entry>,
+    /// Every host's entry, in a slab (`free` lists the empty places).
+    entries: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    /// Host id to its place in `entries`, ascending (what iterates).
+    hosts: BTreeMap<HostId, u32>,
+    /// The same, hashed (what looks up: placement asks for a few hosts at every turn
+    /// of every colony).
+    index: HashMap<HostId, u32, BuildHasherDefault<IdHasher>>,
     zones: BTreeMap<String, NodeIndex>,
     /// Keyed by (zone, box name).
     boxes: BTreeMap<(String, String), NodeIndex>,
@@ -150,9 +210,8 @@ pub struct Topology {
     /// Raised when a host comes, goes, or changes what it can hold (capacity, role,
     /// state), not when only its load or replica count moves.
     shape: u64,
-    /// The highest attraction of any host under some weights, kept exact as views
-    /// change (dropped when the host at the top loses attraction; computed again on the
-    /// next read).
+    /// Every host by attraction under some weights, kept exact as views change: the
+    /// highest attraction at hand.
     peak: Option<Peak>,
 }
 
@@ -161,31 +220,46 @@ fn peak_change(peak: &mut Option<Peak>, old: Option<&HostView>, new: Option<&Hos
     let Some(p) = peak else {
         return;
     };
-    let before = old.map_or(f64::NEG_INFINITY, |v| attraction(v, &p.cfg));
-    let after = new.map_or(f64::NEG_INFINITY, |v| attraction(v, &p.cfg));
-    if after >= p.value {
-        p.value = after;
-    } else if before >= p.value {
-        // The top host (or one of them) lost attraction: find the top again.
-        *peak = None;
+    if let Some(v) = old {
+        p.by_attraction
+            .remove(&(ordered(attraction(v, &p.cfg)), v.info.id));
+    }
+    if let Some(v) = new {
+        p.by_attraction
+            .insert((ordered(attraction(v, &p.cfg)), v.info.id));
     }
 }
 
-/// See [`Topology::peak_attraction`].
+/// A float as an integer of the same order ([`f64::total_cmp`]).
+fn ordered(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+/// The float of [`ordered`].
+fn unordered(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
+}
+
+/// See [`Topology::peak_attraction`]: every host by its attraction under `cfg`, kept in
+/// step with the views (O(log hosts) per change), so the highest is always at hand.
 #[derive(Clone, Debug)]
 struct Peak {
     cfg: PlacementConfig,
-    value: f64,
+    by_attraction: BTreeSet<(u64, HostId)>,
 }
 
 impl PartialEq for Topology {
     fn eq(&self, other: &Self) -> bool {
-        self.hosts.len() == other.hosts.len()
-            && self
-                .hosts
-                .iter()
-                .zip(other.hosts.iter())
-                .all(|((a, ea), (b, eb))| a == b && ea.view == eb.view)
+        self.hosts.len() == other.hosts.len() && self.hosts().eq(other.hosts())
     }
 }
 
@@ -194,11 +268,39 @@ impl Topology {
         Self::default()
     }
 
+    fn entry(&self, host: HostId) -> Option<&Entry> {
+        let slot = *self.index.get(&host)?;
+        self.entries[slot as usize].as_ref()
+    }
+
+    fn insert_entry(&mut self, id: HostId, entry: Entry) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.entries[slot as usize] = Some(entry);
+                slot
+            }
+            None => {
+                self.entries.push(Some(entry));
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.hosts.insert(id, slot);
+        self.index.insert(id, slot);
+    }
+
+    fn remove_entry(&mut self, id: HostId) -> Option<Entry> {
+        let slot = self.index.remove(&id)?;
+        self.hosts.remove(&id);
+        self.free.push(slot);
+        self.entries[slot as usize].take()
+    }
+
     /// Adds a host or replaces its view. A new incarnation may stand on another box or
     /// in another zone: the host is then moved in the tree.
     pub fn upsert(&mut self, view: HostView) {
         let id = view.info.id;
-        if let Some(entry) = self.hosts.get_mut(&id) {
+        if let Some(&slot) = self.index.get(&id) {
+            let entry = self.entries[slot as usize].as_mut().expect("indexed");
             let old = &entry.view;
             if *old == view {
                 return;
@@ -229,7 +331,7 @@ impl Topology {
         let zone_node = self.parent(box_node);
         let node = self.graph.add_node(Place::Host(id));
         self.graph.add_edge(box_node, node, ());
-        self.hosts.insert(
+        self.insert_entry(
             id,
             Entry {
                 view,
@@ -243,7 +345,7 @@ impl Topology {
 
     /// Removes a host; its box and zone go too when it was their last host.
     pub fn remove(&mut self, host: HostId) {
-        let Some(entry) = self.hosts.remove(&host) else {
+        let Some(entry) = self.remove_entry(host) else {
             return;
         };
         self.generation += 1;
@@ -272,11 +374,11 @@ impl Topology {
     }
 
     pub fn get(&self, host: HostId) -> Option<&HostView> {
-        self.hosts.get(&host).map(|e| &e.view)
+        self.entry(host).map(|e| &e.view)
     }
 
     pub fn contains(&self, host: HostId) -> bool {
-        self.hosts.contains_key(&host)
+        self.index.contains_key(&host)
     }
 
     pub fn len(&self) -> usize {
@@ -289,7 +391,10 @@ impl Topology {
 
     /// All host views, ordered by id.
     pub fn hosts(&self) -> impl Iterator<Item = &HostView> {
-        self.hosts.values().map(|e| &e.view)
+        self.hosts
+            .values()
+            .filter_map(|&slot| self.entries[slot as usize].as_ref())
+            .map(|e| &e.view)
     }
 
     /// All host ids, ascending.
@@ -302,20 +407,17 @@ impl Topology {
     /// Two different ids of which one is unknown are at distance 3 (nothing is known to
     /// tie them together); an id is always at distance 0 from itself.
     pub fn distance(&self, a: HostId, b: HostId) -> u8 {
-        if a == b {
-            return 0;
-        }
-        let (Some(ea), Some(eb)) = (self.hosts.get(&a), self.hosts.get(&b)) else {
-            return 3;
-        };
-        if ea.node == eb.node {
-            0
-        } else if ea.box_node == eb.box_node {
-            1
-        } else if ea.zone_node.is_some() && ea.zone_node == eb.zone_node {
-            2
-        } else {
-            3
+        Spot::distance(self.spot(a), self.spot(b))
+    }
+
+    /// Where `host` stands, to weigh its distance to several others with one lookup
+    /// ([`Spot::distance`]), and its view.
+    pub fn spot(&self, host: HostId) -> Spot<'_> {
+        let entry = self.entry(host);
+        Spot {
+            host,
+            view: entry.map(|e| &e.view),
+            nodes: entry.map(|e| (e.node, e.box_node, e.zone_node)),
         }
     }
 
@@ -347,23 +449,27 @@ impl Topology {
 
     /// The highest [`attraction`] of any host under `cfg`'s weights (−∞ without an
     /// eligible host): no host can gain a replica set more than this minus what a
-    /// member contributes. Exact; O(1) unless the top host lost attraction since the
-    /// last read (then one pass over the hosts).
+    /// member contributes. Exact; every host is ordered by attraction once for `cfg`'s
+    /// weights, and kept in order as views change (O(log hosts) per change).
     pub fn peak_attraction(&mut self, cfg: &PlacementConfig) -> f64 {
-        if let Some(p) = &self.peak {
-            if attraction_key(&p.cfg) == attraction_key(cfg) {
-                return p.value;
-            }
+        let current = self
+            .peak
+            .as_ref()
+            .is_some_and(|p| attraction_key(&p.cfg) == attraction_key(cfg));
+        if !current {
+            let by_attraction = self
+                .hosts()
+                .map(|v| (ordered(attraction(v, cfg)), v.info.id))
+                .collect();
+            self.peak = Some(Peak {
+                cfg: cfg.clone(),
+                by_attraction,
+            });
         }
-        let value = self
-            .hosts()
-            .map(|v| attraction(v, cfg))
-            .fold(f64::NEG_INFINITY, f64::max);
-        self.peak = Some(Peak {
-            cfg: cfg.clone(),
-            value,
-        });
-        value
+        self.peak
+            .as_ref()
+            .and_then(|p| p.by_attraction.last())
+            .map_or(f64::NEG_INFINITY, |&(key, _)| unordered(key))
     }
 
     /// Brings the attraction ranking up to date for `cfg` (no-op when it already is). Only
@@ -377,7 +483,11 @@ impl Topology {
                 if self.pending.len() <= INCREMENTAL_LIMIT {
                     for id in std::mem::take(&mut self.pending) {
                         r.take_out(id);
-                        if let Some(e) = self.hosts.get(&id) {
+                        let e = self
+                            .index
+                            .get(&id)
+                            .and_then(|&slot| self.entries[slot as usize].as_ref());
+                        if let Some(e) = e {
                             r.put_in(id, attraction(&e.view, cfg));
                         }
                     }
