@@ -361,9 +361,9 @@ struct Sink<'a> {
     me: HostId,
     out: &'a mut MembershipOut,
     raw: &'a mut Vec<OwnedNotification<HostIdentity>>,
-    /// Foca suspected a member itself (a probe of ours failed): it asked for the timer
+    /// Members foca suspected itself (a probe of ours failed): it asked for the timer
     /// that declares the suspect down.
-    suspected: &'a mut bool,
+    suspected: &'a mut Vec<HostId>,
 }
 
 impl Runtime<HostIdentity> for Sink<'_> {
@@ -379,7 +379,9 @@ impl Runtime<HostIdentity> for Sink<'_> {
     }
 
     fn submit_after(&mut self, event: Timer<HostIdentity>, after: Duration) {
-        *self.suspected |= matches!(event, Timer::ChangeSuspectToDown { .. });
+        if let Timer::ChangeSuspectToDown { member_id, .. } = &event {
+            self.suspected.push(member_id.host);
+        }
         self.out
             .timers
             .push((duration_ms(after), MembershipTimer(TimerKind::Foca(event))));
@@ -397,15 +399,16 @@ fn duration_ms(d: Duration) -> u64 {
 }
 
 /// Checks a whole packet before foca sees it, so that garbage never touches the state,
-/// and returns its header and whether it may change a suspicion (foca has no
-/// notification for that): one of its piggybacked updates is a suspicion, or `watched`
-/// says the sender or an update is about a host whose suspicion we reported. Same framing as foca 2's
-/// `handle_data`: header, then optionally a big-endian u16 count and that many members,
-/// and nothing after (we use no custom broadcasts).
+/// and returns its header. Adds to `touched` the hosts whose suspicion it may change
+/// (foca has no notification for that): those its piggybacked updates suspect, and
+/// the sender or an update about a host `watched` says we reported as suspect. Same
+/// framing as foca 2's `handle_data`: header, then optionally a big-endian u16 count
+/// and that many members, and nothing after (we use no custom broadcasts).
 fn inspect_packet(
     data: &[u8],
     watched: impl Fn(HostId) -> bool,
-) -> Result<(Header<HostIdentity>, bool), foca::Error> {
+    touched: &mut Vec<HostId>,
+) -> Result<Header<HostIdentity>, foca::Error> {
     let mut codec = PostcardCodec;
     let mut rest = data;
     let header: Header<HostIdentity> = codec
@@ -415,7 +418,9 @@ fn inspect_packet(
         return Err(foca::Error::MalformedPacket);
     }
     // The sender's own incarnation in the header may refute a suspicion of it.
-    let mut suspicion = watched(header.src.host);
+    if watched(header.src.host) {
+        touched.push(header.src.host);
+    }
     match rest {
         [] => {}
         [hi, lo, tail @ ..] => {
@@ -424,7 +429,10 @@ fn inspect_packet(
             for _ in 0..count {
                 let member = Codec::<HostIdentity>::decode_member(&mut codec, &mut rest)
                     .map_err(|e| foca::Error::Decode(Box::new(e)))?;
-                suspicion |= member.state() == State::Suspect || watched(member.id().host);
+                let host = member.id().host;
+                if member.state() == State::Suspect || watched(host) {
+                    touched.push(host);
+                }
             }
             if !rest.is_empty() {
                 return Err(foca::Error::MalformedPacket);
@@ -432,7 +440,7 @@ fn inspect_packet(
         }
         [_] => return Err(foca::Error::MalformedPacket),
     }
-    Ok((header, suspicion))
+    Ok(header)
 }
 
 /// One host's view of the cluster: a foca instance plus the bookkeeping that turns its
@@ -457,12 +465,11 @@ pub struct Membership {
     internal_errors: u64,
     /// Scratch buffer for foca's notifications during one call.
     raw: Vec<OwnedNotification<HostIdentity>>,
-    /// Whether any peer may hold a reported suspicion (`Peer::suspected_at`): while
-    /// none does, [`Self::report_suspicions`] looks only at the members foca holds as
-    /// suspect.
-    any_suspected: bool,
-    /// Set by [`Sink`] when foca suspected a member during the last call.
-    foca_suspected: bool,
+    /// The peers whose suspicion we reported (`Peer::suspected_at` set).
+    suspects: BTreeSet<HostId>,
+    /// Hosts whose suspicion may have changed in the current call (see
+    /// [`Self::report_suspicions`]).
+    touched: Vec<HostId>,
 }
 
 impl fmt::Debug for Membership {
@@ -496,8 +503,8 @@ impl Membership {
             dismissed: BTreeMap::new(),
             internal_errors: 0,
             raw: Vec::new(),
-            any_suspected: false,
-            foca_suspected: false,
+            suspects: BTreeSet::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -543,11 +550,10 @@ impl Membership {
                 max,
             });
         }
-        let (header, suspicion) = {
-            let (any, peers) = (self.any_suspected, &self.peers);
-            let watched =
-                |h: HostId| any && peers.get(&h).is_some_and(|p| p.suspected_at.is_some());
-            inspect_packet(data, watched)
+        let header = {
+            let suspects = &self.suspects;
+            let watched = |h: HostId| suspects.contains(&h);
+            inspect_packet(data, watched, &mut self.touched)
                 .map_err(|source| MembershipError::Malformed { from, source })?
         };
         if header.src.host != from {
@@ -567,9 +573,7 @@ impl Membership {
             return Ok(());
         }
         let result = self.with_foca(out, |foca, sink| foca.handle_data(data, sink));
-        if std::mem::take(&mut self.foca_suspected) || suspicion {
-            self.report_suspicions(out);
-        }
+        self.report_suspicions(out);
         result.map_err(|source| match source {
             foca::Error::DataTooBig => MembershipError::TooBig {
                 from,
@@ -598,9 +602,7 @@ impl Membership {
                 if result.is_err() {
                     self.internal_errors += 1;
                 }
-                if std::mem::take(&mut self.foca_suspected) {
-                    self.report_suspicions(out);
-                }
+                self.report_suspicions(out);
             }
             TimerKind::Rejoin => self.rejoin(out),
         }
@@ -694,10 +696,7 @@ impl Membership {
         if let Some(peer) = self.peers.get(&host) {
             return Some(peer.id.incarnation);
         }
-        self.foca
-            .iter_membership_state()
-            .find(|m| m.id().host == host)
-            .map(|m| m.id().incarnation)
+        self.foca.member(&host).map(|m| m.id().incarnation)
     }
 
     /// We were declared down and have not renewed yet.
@@ -748,8 +747,7 @@ impl Membership {
         };
         let current = self
             .foca
-            .iter_membership_state()
-            .find(|m| m.id().host == member_id.host)
+            .member(&member_id.host)
             .map(|m| (*m.id(), m.incarnation(), m.state()));
         if let Some((id, current_incarnation, state)) = current {
             if state != State::Down {
@@ -876,7 +874,7 @@ impl Membership {
             me: self.foca.identity().host,
             out,
             raw: &mut self.raw,
-            suspected: &mut self.foca_suspected,
+            suspected: &mut self.touched,
         };
         let result = call(&mut self.foca, &mut sink);
         self.translate(out);
@@ -910,6 +908,7 @@ impl Membership {
                             });
                             peer.id = *new;
                             peer.suspected_at = None;
+                            self.suspects.remove(&new.host);
                             // A renewal that kept its state is the same host going on.
                             if peer.active && new.since != old.since {
                                 out.notices.push(Notice::Restarted(new.host));
@@ -949,6 +948,7 @@ impl Membership {
         });
         peer.id = id;
         peer.suspected_at = None;
+        self.suspects.remove(&id.host);
         if !peer.active {
             peer.active = true;
             if let Err(at) = self.live.binary_search(&id.host) {
@@ -966,6 +966,7 @@ impl Membership {
         });
         peer.id = id;
         peer.suspected_at = None;
+        self.suspects.remove(&id.host);
         if peer.active {
             peer.active = false;
             if let Ok(at) = self.live.binary_search(&id.host) {
@@ -976,27 +977,34 @@ impl Membership {
     }
 
     /// Reports members that foca now holds as suspect and that we have not reported for
-    /// this suspicion yet; forgets reports of refuted suspicions.
+    /// this suspicion yet; forgets reports of refuted suspicions. Looks at the hosts
+    /// this call touched (`touched`: suspected by foca or by a packet, or named by a
+    /// packet while suspected) and at the peers whose suspicion we reported: foca makes
+    /// a member suspect only then, and a suspicion is refuted only by news of it.
     fn report_suspicions(&mut self, out: &mut MembershipOut) {
+        if self.touched.is_empty() && self.suspects.is_empty() {
+            return;
+        }
         let me = self.foca.identity().host;
+        let mut hosts = std::mem::take(&mut self.touched);
+        hosts.extend(self.suspects.iter().copied());
+        hosts.sort_unstable();
+        hosts.dedup();
         let mut suspected = Vec::new();
-        let clear_refuted = self.any_suspected;
-        let mut any = false;
-        for member in self.foca.iter_membership_state() {
-            let host = member.id().host;
-            let state = member.state();
-            // Nothing to do for a live member unless a suspicion may need forgetting.
-            if host == me || (state != State::Suspect && !clear_refuted) {
+        for &host in &hosts {
+            if host == me {
                 continue;
             }
+            let Some(member) = self.foca.member(&host) else {
+                continue;
+            };
             let Some(peer) = self.peers.get_mut(&host) else {
                 continue;
             };
             if peer.id != *member.id() || !peer.active {
-                any |= peer.suspected_at.is_some();
                 continue;
             }
-            match state {
+            match member.state() {
                 State::Suspect => {
                     if peer.suspected_at != Some(member.incarnation()) {
                         peer.suspected_at = Some(member.incarnation());
@@ -1006,13 +1014,14 @@ impl Membership {
                 State::Alive => peer.suspected_at = None,
                 State::Down => {}
             }
-            any |= peer.suspected_at.is_some();
+            if peer.suspected_at.is_some() {
+                self.suspects.insert(host);
+            } else {
+                self.suspects.remove(&host);
+            }
         }
-        // After a full pass this is exact for the members foca lists; peers it no
-        // longer lists keep whatever they had, so stay conservative while any does.
-        self.any_suspected =
-            any || (clear_refuted && self.peers.values().any(|p| p.suspected_at.is_some()));
-        suspected.sort_unstable();
+        hosts.clear();
+        self.touched = hosts;
         out.notices
             .extend(suspected.into_iter().map(Notice::Suspected));
     }
