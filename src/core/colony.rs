@@ -490,6 +490,21 @@ impl ColonyReplica {
         }
     }
 
+    /// A fingerprint of what [`Self::summary`] shows of this replica's role, epoch,
+    /// primary, writability and members: it changes whenever they do, so an observer
+    /// can look again only at the replicas whose fingerprint moved.
+    pub fn observed(&self) -> u64 {
+        use super::types::mix64;
+        let mut h = mix64(self.epoch.term ^ u64::from(self.epoch.by) << 32);
+        h = mix64(h ^ u64::from(self.primary) ^ u64::from(self.role == Role::Primary) << 40);
+        h = mix64(h ^ u64::from(self.serving()));
+        for m in &self.members {
+            let sync = u64::from(m.streaming()) | u64::from(m.counts()) << 1;
+            h = mix64(h ^ u64::from(m.host) ^ sync << 32);
+        }
+        h
+    }
+
     fn member_infos(&self) -> Vec<MemberInfo> {
         self.members
             .iter()

@@ -71,7 +71,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::types::HostId;
+use super::types::{HostId, IdMap};
 
 /// Smallest packet size accepted in a [`MembershipConfig`]; smaller values are raised to it.
 pub const MIN_PACKET_SIZE: usize = 256;
@@ -448,7 +448,7 @@ fn inspect_packet(
 pub struct Membership {
     foca: FocaInstance,
     cfg: MembershipConfig,
-    peers: BTreeMap<HostId, Peer>,
+    peers: IdMap<Peer>,
     /// The active peers, ascending: kept in step with `Peer::active`, so that the
     /// live members are a slice, not a walk over every peer.
     live: Vec<HostId>,
@@ -493,7 +493,7 @@ impl Membership {
         Membership {
             foca: Foca::new(me, config, ChaCha8Rng::seed_from_u64(seed), PostcardCodec),
             cfg: cfg.clone(),
-            peers: BTreeMap::new(),
+            peers: IdMap::default(),
             live: Vec::new(),
             seeds: BTreeSet::new(),
             connected: false,
@@ -673,7 +673,7 @@ impl Membership {
 
     /// An active member (alive or suspect), not us.
     pub fn is_alive(&self, host: HostId) -> bool {
-        host != self.identity().host && self.peers.get(&host).is_some_and(|p| p.active)
+        host != self.identity().host && self.peers.get(host).is_some_and(|p| p.active)
     }
 
     /// Active members, sorted, without us.
@@ -693,7 +693,7 @@ impl Membership {
         if host == me.host {
             return Some(me.incarnation);
         }
-        if let Some(peer) = self.peers.get(&host) {
+        if let Some(peer) = self.peers.get(host) {
             return Some(peer.id.incarnation);
         }
         self.foca.member(&host).map(|m| m.id().incarnation)
@@ -901,7 +901,7 @@ impl Membership {
                             i += 1;
                         }
                         _ => {
-                            let peer = self.peers.entry(new.host).or_insert(Peer {
+                            let peer = self.peers.get_or_insert_with(new.host, || Peer {
                                 id: *old,
                                 active: false,
                                 suspected_at: None,
@@ -941,7 +941,7 @@ impl Membership {
     }
 
     fn member_up(&mut self, id: HostIdentity, out: &mut MembershipOut) {
-        let peer = self.peers.entry(id.host).or_insert(Peer {
+        let peer = self.peers.get_or_insert_with(id.host, || Peer {
             id,
             active: false,
             suspected_at: None,
@@ -959,7 +959,7 @@ impl Membership {
     }
 
     fn member_down(&mut self, id: HostIdentity, out: &mut MembershipOut) {
-        let peer = self.peers.entry(id.host).or_insert(Peer {
+        let peer = self.peers.get_or_insert_with(id.host, || Peer {
             id,
             active: false,
             suspected_at: None,
@@ -998,7 +998,7 @@ impl Membership {
             let Some(member) = self.foca.member(&host) else {
                 continue;
             };
-            let Some(peer) = self.peers.get_mut(&host) else {
+            let Some(peer) = self.peers.get_mut(host) else {
                 continue;
             };
             if peer.id != *member.id() || !peer.active {

@@ -291,6 +291,9 @@ pub struct Node {
     follow_pending: BTreeSet<ColonyId>,
     /// The effects buffer of colony steps, kept to reuse its allocations.
     fx: Effects,
+    /// Raised whenever a replica is taken or dropped, or one's
+    /// [`ColonyReplica::observed`] fingerprint changes.
+    observed: u64,
     /// Tick every replica at the next tick (the target population or this side's
     /// quorum changed).
     tick_all: bool,
@@ -367,6 +370,7 @@ impl Node {
             attention: BTreeSet::new(),
             follow_pending: BTreeSet::new(),
             fx: Effects::default(),
+            observed: 0,
             tick_all: false,
             ticked_quorum: true,
             fenced: BTreeMap::new(),
@@ -446,6 +450,7 @@ impl Node {
         if self.replicas.is_empty() {
             self.refresh_target();
         }
+        self.observed += 1;
         let colony = r.colony;
         let primary = r.role == Role::Primary;
         self.replicas.insert(colony, r);
@@ -456,6 +461,7 @@ impl Node {
     /// Stops holding the replica of `colony`.
     fn take_replica(&mut self, colony: ColonyId) -> Option<ColonyReplica> {
         let r = self.replicas.remove(&colony)?;
+        self.observed += 1;
         self.set_led(colony, false);
         self.attention.remove(&colony);
         self.follow_pending.remove(&colony);
@@ -585,6 +591,14 @@ impl Node {
                 self.tick_all = true;
             }
         }
+    }
+
+    /// Raised whenever this host takes or drops a replica, or what
+    /// [`ColonyReplica::summary`] shows of one changes (role, epoch, primary,
+    /// writability, members): a view of the replicas read at one value is still right
+    /// at the same value.
+    pub fn observed_generation(&self) -> u64 {
+        self.observed
     }
 
     /// Requests from local clients still waiting for an answer.
@@ -1048,7 +1062,7 @@ impl Node {
                 self.emit(now, EventKind::HostJoined { member: h }, out);
                 self.stable.insert(h);
                 if let Some(rec) = self.dir.hosts.get(h) {
-                    self.topo.upsert(rec.view.clone());
+                    self.topo.upsert_ref(&rec.view);
                 }
                 if let Some(mine) = self.dir.hosts.get(me) {
                     out.sends.push((h, Msg::HostRecord(mine.clone())));
@@ -1356,9 +1370,9 @@ impl Node {
         if !self.dir.hosts.merge(rec) || !self.membership.is_alive(h) {
             return;
         }
-        if let Some(view) = self.dir.hosts.get(h).map(|r| r.view.clone()) {
-            let logger = view.info.role == HostRole::Logger;
-            self.topo.upsert(view);
+        if let Some(rec) = self.dir.hosts.get(h) {
+            let logger = rec.view.info.role == HostRole::Logger;
+            self.topo.upsert_ref(&rec.view);
             // Only a logger's record changes who the loggers are (deaths and joins come
             // through membership): no scan of the host table for every record.
             if logger || self.loggers.contains(&h) {
@@ -1515,26 +1529,32 @@ impl Node {
             load: self.load,
             replicas: self.replicas.len() as u32,
             primaries: self.led.len() as u32,
-            state: if self.state == NodeState::Active {
-                HostState::Alive
-            } else {
-                HostState::Leaving
-            },
+            state: self.host_state(),
+        }
+    }
+
+    fn host_state(&self) -> HostState {
+        if self.state == NodeState::Active {
+            HostState::Alive
+        } else {
+            HostState::Leaving
         }
     }
 
     /// Publish this host's record if it changed enough to matter (or `force`).
     fn publish_record(&mut self, _now: Tick, force: bool, out: &mut Out) {
-        let view = self.my_view();
         let changed = match &self.published {
             None => true,
             Some(old) => {
+                // Compared field by field: building the view clones the host's names,
+                // and this runs at every tick.
                 let cap = self.info.capacity;
-                let dm = old.load.memory.abs_diff(view.load.memory) as f64;
-                let dc = (old.load.cpu - view.load.cpu).abs();
-                old.state != view.state
-                    || old.replicas != view.replicas
-                    || old.primaries != view.primaries
+                let load = self.load;
+                let dm = old.load.memory.abs_diff(load.memory) as f64;
+                let dc = (old.load.cpu - load.cpu).abs();
+                old.state != self.host_state()
+                    || old.replicas != self.replicas.len() as u32
+                    || old.primaries != self.led.len() as u32
                     || (cap.memory > 0 && dm / cap.memory as f64 > 0.05)
                     || (cap.cpu > 0.0 && dc / cap.cpu > 0.05)
             }
@@ -1542,6 +1562,7 @@ impl Node {
         if !changed && !force {
             return;
         }
+        let view = self.my_view();
         self.record_version += 1;
         let rec = HostRecord {
             view: view.clone(),
@@ -1549,7 +1570,7 @@ impl Node {
             version: self.record_version,
         };
         self.dir.hosts.merge(rec.clone());
-        self.topo.upsert(view.clone());
+        self.topo.upsert_ref(&view);
         let live = self.membership.live();
         let everyone = force
             || self
@@ -2264,6 +2285,7 @@ impl Node {
         };
         self.attention.insert(colony);
         let was_primary = r.role == Role::Primary;
+        let before = r.observed();
         let mut fx = std::mem::take(&mut self.fx);
         {
             let membership = &self.membership;
@@ -2283,6 +2305,9 @@ impl Node {
                 fx: &mut fx,
             };
             f(r, &mut env);
+        }
+        if r.observed() != before {
+            self.observed += 1;
         }
         let is_primary = r.role == Role::Primary;
         if is_primary != was_primary {

@@ -24,16 +24,16 @@
 //! Everything is ordered by [`HostId`] (`BTreeMap`s, sorts with id tie-breaks), so no
 //! hash order can leak into a placement decision.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
 use super::placement::{attraction, attraction_key, PlacementConfig};
-use super::types::{HostId, HostInfo, Load};
+use super::types::{HostId, HostInfo, IdMap, Load};
 
 /// Whether a host takes replicas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,27 +162,6 @@ impl Ranking {
     }
 }
 
-/// Hashes a host id for [`Topology`]'s lookup index: one multiplication (the index is
-/// only looked up, never iterated, so its order cannot leak into a decision).
-#[derive(Clone, Copy, Debug, Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (u64::from(n) ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
 /// The hosts of the cluster as a zone > box > host tree, with their last reported views
 /// and a lazily refreshed ranking by placement attraction.
 ///
@@ -195,9 +174,9 @@ pub struct Topology {
     free: Vec<u32>,
     /// Host id to its place in `entries`, ascending (what iterates).
     hosts: BTreeMap<HostId, u32>,
-    /// The same, hashed (what looks up: placement asks for a few hosts at every turn
-    /// of every colony).
-    index: HashMap<HostId, u32, BuildHasherDefault<IdHasher>>,
+    /// The same, by id (what looks up: placement asks for a few hosts at every turn of
+    /// every colony).
+    index: IdMap<u32>,
     zones: BTreeMap<String, NodeIndex>,
     /// Keyed by (zone, box name).
     boxes: BTreeMap<(String, String), NodeIndex>,
@@ -269,7 +248,7 @@ impl Topology {
     }
 
     fn entry(&self, host: HostId) -> Option<&Entry> {
-        let slot = *self.index.get(&host)?;
+        let slot = *self.index.get(host)?;
         self.entries[slot as usize].as_ref()
     }
 
@@ -289,7 +268,7 @@ impl Topology {
     }
 
     fn remove_entry(&mut self, id: HostId) -> Option<Entry> {
-        let slot = self.index.remove(&id)?;
+        let slot = self.index.remove(id)?;
         self.hosts.remove(&id);
         self.free.push(slot);
         self.entries[slot as usize].take()
@@ -298,11 +277,21 @@ impl Topology {
     /// Adds a host or replaces its view. A new incarnation may stand on another box or
     /// in another zone: the host is then moved in the tree.
     pub fn upsert(&mut self, view: HostView) {
+        self.upsert_cow(Cow::Owned(view));
+    }
+
+    /// [`Topology::upsert`] from a borrowed view: a host already known on the same box
+    /// is updated in place, without copying its names.
+    pub fn upsert_ref(&mut self, view: &HostView) {
+        self.upsert_cow(Cow::Borrowed(view));
+    }
+
+    fn upsert_cow(&mut self, view: Cow<HostView>) {
         let id = view.info.id;
-        if let Some(&slot) = self.index.get(&id) {
+        if let Some(&slot) = self.index.get(id) {
             let entry = self.entries[slot as usize].as_mut().expect("indexed");
             let old = &entry.view;
-            if *old == view {
+            if *old == *view {
                 return;
             }
             self.generation += 1;
@@ -316,7 +305,15 @@ impl Topology {
                 if shape_changed {
                     self.shape += 1;
                 }
-                entry.view = view;
+                // The names are equal: everything else is copied.
+                let new = &mut entry.view;
+                new.info.capacity = view.info.capacity;
+                new.info.role = view.info.role;
+                new.load = view.load;
+                new.replicas = view.replicas;
+                new.primaries = view.primaries;
+                new.state = view.state;
+                debug_assert!(*new == *view);
                 if rank_changed {
                     self.pending.insert(id);
                 }
@@ -324,6 +321,7 @@ impl Topology {
             }
             self.remove(id);
         }
+        let view = view.into_owned();
         self.generation += 1;
         self.shape += 1;
         peak_change(&mut self.peak, None, Some(&view));
@@ -378,7 +376,7 @@ impl Topology {
     }
 
     pub fn contains(&self, host: HostId) -> bool {
-        self.index.contains_key(&host)
+        self.index.contains(host)
     }
 
     pub fn len(&self) -> usize {
@@ -485,7 +483,7 @@ impl Topology {
                         r.take_out(id);
                         let e = self
                             .index
-                            .get(&id)
+                            .get(id)
                             .and_then(|&slot| self.entries[slot as usize].as_ref());
                         if let Some(e) = e {
                             r.put_in(id, attraction(&e.view, cfg));
