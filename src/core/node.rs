@@ -1705,7 +1705,7 @@ impl Node {
                 epoch: Epoch::genesis(primary),
                 version: 1,
                 primary,
-                secondaries: set[1..].to_vec(),
+                secondaries: set[1..].into(),
             };
             // An entry already newer here (a colony whose first primary died and was
             // replaced before this host heard of the layout) stands.

@@ -99,13 +99,18 @@ pub fn slots(role: HostRole) -> u32 {
 
 /// [`slots`] of `host` as `topo` knows it; an unknown host counts as an ordinary one.
 pub fn host_slots(topo: &Topology, host: HostId) -> u32 {
+    if !topo.has_special_roles() {
+        return 1;
+    }
     topo.get(host).map_or(1, |v| slots(v.info.role))
 }
 
 /// Whether `host` is a storage node.
 pub fn is_storage(topo: &Topology, host: HostId) -> bool {
-    topo.get(host)
-        .is_some_and(|v| v.info.role == HostRole::Storage)
+    topo.has_special_roles()
+        && topo
+            .get(host)
+            .is_some_and(|v| v.info.role == HostRole::Storage)
 }
 
 /// Spare fraction of a cpu capacity, in [0, 1]; an unknown (non-positive or non-finite)

@@ -33,7 +33,7 @@ use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
 use super::placement::{attraction, attraction_key, PlacementConfig};
-use super::types::{HostId, HostInfo, IdMap, Load};
+use super::types::{HostId, HostInfo, HostRole, IdMap, Load};
 
 /// Whether a host takes replicas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +192,9 @@ pub struct Topology {
     /// Every host by attraction under some weights, kept exact as views change: the
     /// highest attraction at hand.
     peak: Option<Peak>,
+    /// Hosts that are not ordinary (storage nodes, loggers): while there are none,
+    /// every host counts for one replica and none is a storage node, without a lookup.
+    special: usize,
 }
 
 /// Keeps the peak exact as one host's view goes from `old` to `new`.
@@ -253,6 +256,7 @@ impl Topology {
     }
 
     fn insert_entry(&mut self, id: HostId, entry: Entry) {
+        self.special += usize::from(entry.view.info.role != HostRole::Normal);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.entries[slot as usize] = Some(entry);
@@ -271,7 +275,9 @@ impl Topology {
         let slot = self.index.remove(id)?;
         self.hosts.remove(&id);
         self.free.push(slot);
-        self.entries[slot as usize].take()
+        let entry = self.entries[slot as usize].take()?;
+        self.special -= usize::from(entry.view.info.role != HostRole::Normal);
+        Some(entry)
     }
 
     /// Adds a host or replaces its view. A new incarnation may stand on another box or
@@ -304,6 +310,11 @@ impl Topology {
                 let rank_changed = shape_changed || old.load != view.load;
                 if shape_changed {
                     self.shape += 1;
+                }
+                if old.info.role != view.info.role {
+                    let (was, is) = (old.info.role, view.info.role);
+                    self.special = self.special + usize::from(is != HostRole::Normal)
+                        - usize::from(was != HostRole::Normal);
                 }
                 // The names are equal: everything else is copied.
                 let new = &mut entry.view;
@@ -373,6 +384,11 @@ impl Topology {
 
     pub fn get(&self, host: HostId) -> Option<&HostView> {
         self.entry(host).map(|e| &e.view)
+    }
+
+    /// Whether any host present is a storage node or a logger.
+    pub fn has_special_roles(&self) -> bool {
+        self.special > 0
     }
 
     pub fn contains(&self, host: HostId) -> bool {
@@ -790,6 +806,10 @@ mod tests {
                         if leaving {
                             v.state = HostState::Leaving;
                         }
+                        // Some hosts are storage nodes (the same id changes role at times).
+                        if (id + u32::from(cpu)).is_multiple_of(7) {
+                            v.info.role = HostRole::Storage;
+                        }
                         t.upsert(v);
                     }
                     Op::Remove(id) => t.remove(id),
@@ -808,6 +828,10 @@ mod tests {
             let boxes: BTreeSet<(String, String)> =
                 views.iter().map(|v| (v.info.zone.clone(), v.info.box_name.clone())).collect();
             let zones: BTreeSet<String> = views.iter().map(|v| v.info.zone.clone()).collect();
+            prop_assert_eq!(
+                t.has_special_roles(),
+                views.iter().any(|v| v.info.role != HostRole::Normal)
+            );
             prop_assert_eq!(t.boxes(), boxes.len());
             prop_assert_eq!(t.zones(), zones.len());
             prop_assert_eq!(t.graph.node_count(), views.len() + boxes.len() + zones.len());
