@@ -146,6 +146,11 @@ impl foca::Identity for HostIdentity {
         self.host
     }
 
+    /// Small host ids index an array in foca's member table (see vendor/foca).
+    fn addr_slot(addr: &HostId) -> Option<usize> {
+        (*addr < 1 << 16).then_some(*addr as usize)
+    }
+
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
         self.incarnation > adversary.incarnation
     }

@@ -231,6 +231,16 @@ struct ClientReq {
     maybe_applied: bool,
 }
 
+/// See `Node::tally`.
+struct Tally {
+    since: Tick,
+    voters_gen: u64,
+    /// The stable voters (this host among them if it votes).
+    voters: BTreeSet<HostId>,
+    /// Of those, this host and those whose contact is at `since` or later.
+    answered: usize,
+}
+
 /// About this many members start an anti-entropy round with a host that comes up
 /// (see `Node::digest_on_up`).
 const UP_DIGESTS: u64 = 8;
@@ -321,6 +331,13 @@ pub struct Node {
     unconfirmed_since: Option<Tick>,
     /// Per host: the send time of the latest [`Msg::Ping`] it answered.
     contact: BTreeMap<HostId, Tick>,
+    /// The count of the current quorum confirmation, kept up to date as pongs arrive
+    /// (a thousand pongs answer one verdict: counting all voters at each was
+    /// quadratic).
+    tally: Option<Tally>,
+    /// Raised whenever the voters may have changed (the stable membership, or a host
+    /// record that may say a host is a logger).
+    voters_gen: u64,
     /// Another host declared this one dead at this time, while this one saw quorum: it
     /// refutes only if it shows contact with a quorum in time.
     defunct_since: Option<Tick>,
@@ -361,10 +378,12 @@ impl Node {
         let membership = Membership::new(me, &cfg.membership, seed ^ 0x5157_4d00);
         let mut stable = BTreeSet::new();
         stable.insert(info.id);
+        let mut topo = Topology::new();
+        topo.track_feasible(cfg.colonies, cfg.colony.placement.replica_memory);
         Node {
             membership,
             dir: Directory::default(),
-            topo: Topology::new(),
+            topo,
             replicas: BTreeMap::new(),
             led: Vec::new(),
             attention: BTreeSet::new(),
@@ -385,6 +404,8 @@ impl Node {
             quorum: true,
             unconfirmed_since: None,
             contact: BTreeMap::new(),
+            tally: None,
+            voters_gen: 0,
             defunct_since: None,
             confirm_armed: false,
             quorum_since: Some(0),
@@ -781,8 +802,15 @@ impl Node {
             Msg::Left => self.on_left(now, from, out),
             Msg::Ping { t } => out.sends.push((from, Msg::Pong { t })),
             Msg::Pong { t } => {
-                let c = self.contact.entry(from).or_insert(t);
-                *c = (*c).max(t);
+                let c = self.contact.entry(from).or_insert(0);
+                let before = *c;
+                *c = before.max(t);
+                if let Some(tally) = &mut self.tally {
+                    let counts = from != self.info.id && tally.voters.contains(&from);
+                    if counts && before < tally.since && t >= tally.since {
+                        tally.answered += 1;
+                    }
+                }
                 self.check_confirmed(now, out);
             }
             Msg::Log { colony, entries } => self.with_sink(now, out, |sink, so| {
@@ -964,6 +992,7 @@ impl Node {
                     out.timers.push((self.stabilize_at - now, Timer::Stabilize));
                 } else if self.has_quorum() {
                     self.stable = self.live_set();
+                    self.voters_gen += 1;
                 }
             }
             Timer::Confirm => {
@@ -1060,7 +1089,9 @@ impl Node {
             Notice::Up(h) => {
                 self.left.remove(&h);
                 self.emit(now, EventKind::HostJoined { member: h }, out);
-                self.stable.insert(h);
+                if self.stable.insert(h) {
+                    self.voters_gen += 1;
+                }
                 if let Some(rec) = self.dir.hosts.get(h) {
                     self.topo.upsert_ref(&rec.view);
                 }
@@ -1130,7 +1161,9 @@ impl Node {
         if self.left.insert(h) {
             self.emit(now, EventKind::HostLeft { member: h }, out);
         }
-        self.stable.remove(&h);
+        if self.stable.remove(&h) {
+            self.voters_gen += 1;
+        }
         self.host_down(now, h, false, out);
     }
 
@@ -1283,16 +1316,12 @@ impl Node {
         let Some(since) = self.unconfirmed_since else {
             return;
         };
-        let me = self.info.id;
-        let voters = self.voters();
-        let answered = voters
-            .iter()
-            .filter(|h| **h == me || self.contact.get(h).is_some_and(|t| *t >= since))
-            .count();
-        if answered * 2 <= voters.len() {
+        let (answered, voters) = self.tally(since);
+        if answered * 2 <= voters {
             return;
         }
         self.unconfirmed_since = None;
+        self.tally = None;
         if self.defunct_since.take().is_some() {
             if self.quorum {
                 self.refute(now, out);
@@ -1300,6 +1329,32 @@ impl Node {
                 self.go_undead_now(now, out);
             }
         }
+    }
+
+    /// How many of the stable voters answered a ping sent since `since`, and how many
+    /// there are: counted afresh when `since` or the voters changed, kept up to date by
+    /// each pong otherwise.
+    fn tally(&mut self, since: Tick) -> (usize, usize) {
+        let current = self
+            .tally
+            .as_ref()
+            .is_some_and(|t| t.since == since && t.voters_gen == self.voters_gen);
+        if !current {
+            let me = self.info.id;
+            let voters = self.voters();
+            let answered = voters
+                .iter()
+                .filter(|h| **h == me || self.contact.get(h).is_some_and(|t| *t >= since))
+                .count();
+            self.tally = Some(Tally {
+                since,
+                voters_gen: self.voters_gen,
+                voters,
+                answered,
+            });
+        }
+        let t = self.tally.as_ref().expect("just set");
+        (t.answered, t.voters.len())
     }
 
     fn on_confirm_timer(&mut self, now: Tick, out: &mut Out) {
@@ -1367,7 +1422,11 @@ impl Node {
         if h == self.info.id {
             return;
         }
-        if !self.dir.hosts.merge(rec) || !self.membership.is_alive(h) {
+        if !self.dir.hosts.merge(rec) {
+            return;
+        }
+        self.voters_gen += 1;
+        if !self.membership.is_alive(h) {
             return;
         }
         if let Some(rec) = self.dir.hosts.get(h) {

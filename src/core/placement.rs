@@ -559,26 +559,29 @@ pub fn feasible_population(
     colonies: u32,
     cfg: &PlacementConfig,
 ) -> u32 {
-    let mut copies: u64 = 0;
-    let mut room: u64 = 0;
-    for view in topo.hosts().filter(|v| eligible(v)) {
-        let per_colony = u64::from(slots(view.info.role));
-        copies += per_colony;
-        let capacity = view.info.capacity.memory;
-        let fits =
-            if capacity == 0 || cfg.replica_memory == 0 || view.info.role == HostRole::Storage {
-                u64::MAX
-            } else {
-                capacity / cfg.replica_memory
-            };
-        room += fits.min(per_colony * u64::from(colonies));
-    }
+    let (copies, room) = topo.feasible_sums(colonies, cfg.replica_memory);
     let mut p = u64::from(wanted).min(copies);
     if colonies > 0 {
         p = p.min(room / u64::from(colonies));
     }
     // p <= wanted, so it fits.
     u32::try_from(p).unwrap_or(wanted)
+}
+
+/// What one host adds to [`feasible_population`]'s sums: the replicas of one colony it
+/// counts for, and the replicas it has room for (at most that many per colony).
+pub fn feasible_share(view: &HostView, colonies: u32, replica_memory: u64) -> (u64, u64) {
+    if !eligible(view) {
+        return (0, 0);
+    }
+    let per_colony = u64::from(slots(view.info.role));
+    let capacity = view.info.capacity.memory;
+    let fits = if capacity == 0 || replica_memory == 0 || view.info.role == HostRole::Storage {
+        u64::MAX
+    } else {
+        capacity / replica_memory
+    };
+    (per_colony, fits.min(per_colony * u64::from(colonies)))
 }
 
 /// The placement rule as the invariant checker sees it: `Some(reason)` when two replicas

@@ -32,7 +32,7 @@ use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
-use super::placement::{attraction, attraction_key, PlacementConfig};
+use super::placement::{attraction, attraction_key, feasible_share, PlacementConfig};
 use super::types::{HostId, HostInfo, HostRole, IdMap, Load};
 
 /// Whether a host takes replicas.
@@ -195,6 +195,32 @@ pub struct Topology {
     /// Hosts that are not ordinary (storage nodes, loggers): while there are none,
     /// every host counts for one replica and none is a storage node, without a lookup.
     special: usize,
+    /// The sums of [`feasible_share`] over the hosts for some parameters, kept as views
+    /// change once [`Topology::track_feasible`] asked for them.
+    feasible: Option<Feasible>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Feasible {
+    colonies: u32,
+    replica_memory: u64,
+    copies: u64,
+    room: u64,
+}
+
+impl Feasible {
+    fn change(&mut self, old: Option<&HostView>, new: Option<&HostView>) {
+        if let Some(v) = old {
+            let (c, r) = feasible_share(v, self.colonies, self.replica_memory);
+            self.copies -= c;
+            self.room -= r;
+        }
+        if let Some(v) = new {
+            let (c, r) = feasible_share(v, self.colonies, self.replica_memory);
+            self.copies += c;
+            self.room += r;
+        }
+    }
 }
 
 /// Keeps the peak exact as one host's view goes from `old` to `new`.
@@ -203,12 +229,16 @@ fn peak_change(peak: &mut Option<Peak>, old: Option<&HostView>, new: Option<&Hos
         return;
     };
     if let Some(v) = old {
-        p.by_attraction
-            .remove(&(ordered(attraction(v, &p.cfg)), v.info.id));
+        let key = ordered(attraction(v, &p.cfg));
+        p.by_attraction.remove(&(key, v.info.id));
+        if p.top == Some(key) {
+            p.top = p.by_attraction.last().map(|&(k, _)| k);
+        }
     }
     if let Some(v) = new {
-        p.by_attraction
-            .insert((ordered(attraction(v, &p.cfg)), v.info.id));
+        let key = ordered(attraction(v, &p.cfg));
+        p.by_attraction.insert((key, v.info.id));
+        p.top = p.top.max(Some(key));
     }
 }
 
@@ -237,6 +267,8 @@ fn unordered(key: u64) -> f64 {
 struct Peak {
     cfg: PlacementConfig,
     by_attraction: BTreeSet<(u64, HostId)>,
+    /// The highest key of `by_attraction`.
+    top: Option<u64>,
 }
 
 impl PartialEq for Topology {
@@ -256,6 +288,9 @@ impl Topology {
     }
 
     fn insert_entry(&mut self, id: HostId, entry: Entry) {
+        if let Some(f) = &mut self.feasible {
+            f.change(None, Some(&entry.view));
+        }
         self.special += usize::from(entry.view.info.role != HostRole::Normal);
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -276,6 +311,9 @@ impl Topology {
         self.hosts.remove(&id);
         self.free.push(slot);
         let entry = self.entries[slot as usize].take()?;
+        if let Some(f) = &mut self.feasible {
+            f.change(Some(&entry.view), None);
+        }
         self.special -= usize::from(entry.view.info.role != HostRole::Normal);
         Some(entry)
     }
@@ -310,6 +348,9 @@ impl Topology {
                 let rank_changed = shape_changed || old.load != view.load;
                 if shape_changed {
                     self.shape += 1;
+                    if let Some(f) = &mut self.feasible {
+                        f.change(Some(old), Some(&view));
+                    }
                 }
                 if old.info.role != view.info.role {
                     let (was, is) = (old.info.role, view.info.role);
@@ -384,6 +425,31 @@ impl Topology {
 
     pub fn get(&self, host: HostId) -> Option<&HostView> {
         self.entry(host).map(|e| &e.view)
+    }
+
+    /// Keep the sums of [`feasible_share`] for these parameters up to date from now on,
+    /// so that [`Topology::feasible_sums`] answers at once.
+    pub fn track_feasible(&mut self, colonies: u32, replica_memory: u64) {
+        let (copies, room) = self.feasible_sums(colonies, replica_memory);
+        self.feasible = Some(Feasible {
+            colonies,
+            replica_memory,
+            copies,
+            room,
+        });
+    }
+
+    /// The sums over the hosts of [`feasible_share`]: at once when tracked for these
+    /// parameters, by one pass over the hosts otherwise.
+    pub fn feasible_sums(&self, colonies: u32, replica_memory: u64) -> (u64, u64) {
+        if let Some(f) = &self.feasible {
+            if f.colonies == colonies && f.replica_memory == replica_memory {
+                return (f.copies, f.room);
+            }
+        }
+        self.hosts()
+            .map(|v| feasible_share(v, colonies, replica_memory))
+            .fold((0, 0), |(c, r), (dc, dr)| (c + dc, r + dr))
     }
 
     /// Whether any host present is a storage node or a logger.
@@ -471,19 +537,20 @@ impl Topology {
             .as_ref()
             .is_some_and(|p| attraction_key(&p.cfg) == attraction_key(cfg));
         if !current {
-            let by_attraction = self
+            let by_attraction: BTreeSet<(u64, HostId)> = self
                 .hosts()
                 .map(|v| (ordered(attraction(v, cfg)), v.info.id))
                 .collect();
             self.peak = Some(Peak {
                 cfg: cfg.clone(),
+                top: by_attraction.last().map(|&(k, _)| k),
                 by_attraction,
             });
         }
         self.peak
             .as_ref()
-            .and_then(|p| p.by_attraction.last())
-            .map_or(f64::NEG_INFINITY, |&(key, _)| unordered(key))
+            .and_then(|p| p.top)
+            .map_or(f64::NEG_INFINITY, unordered)
     }
 
     /// Brings the attraction ranking up to date for `cfg` (no-op when it already is). Only
@@ -799,6 +866,7 @@ mod tests {
         fn cached_ranking_matches_a_fresh_one(ops in proptest::collection::vec(op(), 1..80)) {
             let cfg = PlacementConfig::default();
             let mut t = Topology::new();
+            t.track_feasible(100, GIB);
             for op in ops {
                 match op {
                     Op::Upsert { id, zone, box_, cpu, leaving } => {
@@ -818,6 +886,12 @@ mod tests {
                         prop_assert_eq!(t.ranked(&cfg), &fresh[..]);
                     }
                 }
+                // The feasible sums, kept up to date across changes, are those of a pass.
+                let pass = t
+                    .hosts()
+                    .map(|v| feasible_share(v, 100, GIB))
+                    .fold((0, 0), |(c, r), (dc, dr)| (c + dc, r + dr));
+                prop_assert_eq!(t.feasible_sums(100, GIB), pass);
                 // The peak, kept up to date across changes, is the top attraction.
                 let top = t.hosts().map(|v| attraction(v, &cfg)).fold(f64::NEG_INFINITY, f64::max);
                 prop_assert_eq!(t.peak_attraction(&cfg), top);

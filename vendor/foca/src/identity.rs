@@ -39,6 +39,13 @@ pub trait Identity: Clone + Eq + fmt::Debug {
     /// O(log n) rather than by a walk over every member.)
     type Addr: PartialEq + Ord;
 
+    /// colony: a small number for `addr`, if it has one (the members of an instance are
+    /// then found in an array rather than an ordered map). Numbers should be small and
+    /// dense; the default numbers nothing.
+    fn addr_slot(_addr: &Self::Addr) -> Option<usize> {
+        None
+    }
+
     /// Opt-in on auto-rejoining by providing a new identity.
     ///
     /// When Foca detects it's been declared Down by another member

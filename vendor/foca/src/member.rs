@@ -141,7 +141,64 @@ pub(crate) struct Members<T: crate::Identity> {
     /// colony: the position of every member in `inner`, by address, kept in step with
     /// every change of `inner` (the upstream crate walks `inner` for every lookup, which
     /// is O(members) per update received).
-    index: BTreeMap<T::Addr, usize>,
+    index: Index<T>,
+}
+
+/// colony: member positions by address: in an array for addresses that
+/// [`crate::Identity::addr_slot`] numbers, in an ordered map for the others.
+struct Index<T: crate::Identity> {
+    slots: Vec<usize>,
+    others: BTreeMap<T::Addr, usize>,
+}
+
+impl<T: crate::Identity> Index<T> {
+    const NONE: usize = usize::MAX;
+
+    fn new() -> Self {
+        Index {
+            slots: Vec::new(),
+            others: BTreeMap::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slots.clear();
+        self.others.clear();
+    }
+
+    fn get(&self, addr: &T::Addr) -> Option<usize> {
+        match T::addr_slot(addr) {
+            Some(i) => self.slots.get(i).copied().filter(|&p| p != Self::NONE),
+            None => self.others.get(addr).copied(),
+        }
+    }
+
+    fn insert(&mut self, addr: T::Addr, pos: usize) {
+        match T::addr_slot(&addr) {
+            Some(i) => {
+                if i >= self.slots.len() {
+                    self.slots.resize(i + 1, Self::NONE);
+                }
+                self.slots[i] = pos;
+            }
+            None => {
+                self.others.insert(addr, pos);
+            }
+        }
+    }
+
+    fn remove(&mut self, addr: &T::Addr) {
+        match T::addr_slot(addr) {
+            Some(i) => {
+                if let Some(p) = self.slots.get_mut(i) {
+                    *p = Self::NONE;
+                }
+            }
+            None => {
+                self.others.remove(addr);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -169,7 +226,7 @@ where
             cursor: 0,
             num_active,
             inner,
-            index: BTreeMap::new(),
+            index: Index::new(),
         };
         members.reindex();
         members
@@ -185,7 +242,7 @@ where
 
     /// The position of the member with address `addr`.
     fn position_of(&self, addr: &T::Addr) -> Option<usize> {
-        self.index.get(addr).copied()
+        self.index.get(addr)
     }
 
     /// The member with this address, if known.
