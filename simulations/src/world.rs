@@ -120,6 +120,8 @@ pub struct World {
     /// whose replicas changed ([`ClusterView::rebuild`]).
     view: ClusterView,
     view_cache: ViewCache,
+    /// See [`World::active_slice`].
+    pub(crate) active: std::cell::OnceCell<Vec<HostId>>,
 }
 
 /// The node configuration a scenario implies.
@@ -187,6 +189,7 @@ impl World {
             items: 0,
             view: ClusterView::default(),
             view_cache: ViewCache::default(),
+            active: std::cell::OnceCell::new(),
         };
         for i in 0..sc.cluster.hosts {
             let info = layout::host_info(&sc.cluster, i + 1, None, None);
@@ -334,8 +337,13 @@ impl World {
                 self.out = out;
                 return;
             };
+            let before = node.state();
             node.handle(now, input, &mut out);
-            (gen, node.state() == NodeState::Left)
+            let after = node.state();
+            if after != before {
+                self.active.take();
+            }
+            (gen, after == NodeState::Left)
         };
         for (to, msg) in out.sends.drain(..) {
             self.send(host, gen, to, msg);
@@ -431,12 +439,15 @@ impl World {
         if self.now >= self.active_end {
             return;
         }
-        let hosts: Vec<HostId> = if self.clients_refused() {
-            Vec::new()
-        } else {
-            self.active_ids()
+        let refused = self.clients_refused();
+        if !refused {
+            self.active_slice();
+        }
+        let hosts: &[HostId] = match self.active.get() {
+            Some(ids) if !refused => ids,
+            _ => &[],
         };
-        if let Some((host, req, cmd)) = self.workload.next_op(self.now, &hosts, &mut self.rng) {
+        if let Some((host, req, cmd)) = self.workload.next_op(self.now, hosts, &mut self.rng) {
             self.step(host, Input::Client { req, cmd });
         }
         let next = self.now + self.workload.next_delay(&mut self.rng);
