@@ -728,31 +728,29 @@ pub fn initial_layout(hosts: &[LayoutHost], colonies: u32, replicas: u32) -> Ini
         return InitialLayout { population, slots };
     }
 
-    // The spread order: boxes interleaved within each zone, then the zones.
-    let mut zones: Vec<u32> = hosts.iter().map(|h| h.zone).collect();
-    zones.sort_unstable();
-    zones.dedup();
-    let zone_lists: Vec<Vec<usize>> = zones
-        .iter()
-        .map(|&z| {
-            let mut boxes: Vec<u32> = hosts
-                .iter()
-                .filter(|h| h.zone == z)
-                .map(|h| h.box_id)
-                .collect();
-            boxes.sort_unstable();
-            boxes.dedup();
-            let per_box: Vec<Vec<usize>> = boxes
-                .iter()
-                .map(|&b| {
-                    (0..h_count)
-                        .filter(|&i| hosts[i].zone == z && hosts[i].box_id == b)
-                        .collect()
-                })
-                .collect();
-            interleave(&per_box)
-        })
-        .collect();
+    // The spread order: boxes interleaved within each zone, then the zones. Hosts
+    // grouped by zone, then box, each group in id order.
+    let mut grouped: Vec<usize> = (0..h_count).collect();
+    grouped.sort_unstable_by_key(|&i| (hosts[i].zone, hosts[i].box_id, i));
+    let mut zone_lists: Vec<Vec<usize>> = Vec::new();
+    let mut per_box: Vec<Vec<usize>> = Vec::new();
+    for (k, &i) in grouped.iter().enumerate() {
+        let prev = k.checked_sub(1).map(|p| &hosts[grouped[p]]);
+        let (zone, box_id) = (hosts[i].zone, hosts[i].box_id);
+        if prev.is_some_and(|p| p.zone != zone) {
+            zone_lists.push(interleave(&per_box));
+            per_box.clear();
+        }
+        match prev {
+            Some(p) if p.zone == zone && p.box_id == box_id => {
+                per_box.last_mut().expect("a box begun").push(i);
+            }
+            _ => per_box.push(vec![i]),
+        }
+    }
+    if !per_box.is_empty() {
+        zone_lists.push(interleave(&per_box));
+    }
     let order: Vec<usize> = interleave(&zone_lists);
     let mut box_ids: Vec<u32> = hosts.iter().map(|h| h.box_id).collect();
     box_ids.sort_unstable();

@@ -178,8 +178,10 @@ pub struct Topology {
     /// every colony).
     index: IdMap<u32>,
     zones: BTreeMap<String, NodeIndex>,
-    /// Keyed by (zone, box name).
-    boxes: BTreeMap<(String, String), NodeIndex>,
+    /// Zone name -> box name -> the box node.
+    boxes: BTreeMap<String, BTreeMap<String, NodeIndex>>,
+    /// Boxes in `boxes`.
+    box_count: usize,
     ranking: Option<Ranking>,
     /// Hosts whose attraction may have changed since `ranking` was brought up to date.
     pending: BTreeSet<HostId>,
@@ -282,6 +284,14 @@ impl Topology {
         Self::default()
     }
 
+    /// Notes that `host`'s attraction may have changed (nothing to note while there is
+    /// no ranking: the first read builds it from scratch).
+    fn note_pending(&mut self, host: HostId) {
+        if self.ranking.is_some() {
+            self.pending.insert(host);
+        }
+    }
+
     fn entry(&self, host: HostId) -> Option<&Entry> {
         let slot = *self.index.get(host)?;
         self.entries[slot as usize].as_ref()
@@ -367,7 +377,7 @@ impl Topology {
                 new.state = view.state;
                 debug_assert!(*new == *view);
                 if rank_changed {
-                    self.pending.insert(id);
+                    self.note_pending(id);
                 }
                 return;
             }
@@ -390,7 +400,7 @@ impl Topology {
                 zone_node,
             },
         );
-        self.pending.insert(id);
+        self.note_pending(id);
     }
 
     /// Removes a host; its box and zone go too when it was their last host.
@@ -400,7 +410,7 @@ impl Topology {
         };
         self.generation += 1;
         self.shape += 1;
-        self.pending.insert(host);
+        self.note_pending(host);
         peak_change(&mut self.peak, Some(&entry.view), None);
         let box_node = self.parent(entry.node);
         self.graph.remove_node(entry.node);
@@ -413,8 +423,14 @@ impl Topology {
         let zone_node = self.parent(box_node);
         self.graph.remove_node(box_node);
         let info = &entry.view.info;
-        self.boxes
-            .remove(&(info.zone.clone(), info.box_name.clone()));
+        if let Some(in_zone) = self.boxes.get_mut(&info.zone) {
+            if in_zone.remove(&info.box_name).is_some() {
+                self.box_count -= 1;
+            }
+            if in_zone.is_empty() {
+                self.boxes.remove(&info.zone);
+            }
+        }
         if let Some(zone_node) = zone_node {
             if !self.has_children(zone_node) {
                 self.graph.remove_node(zone_node);
@@ -519,7 +535,7 @@ impl Topology {
 
     /// Distinct boxes among the hosts present.
     pub fn boxes(&self) -> usize {
-        self.boxes.len()
+        self.box_count
     }
 
     /// Distinct zones among the hosts present.
@@ -617,8 +633,7 @@ impl Topology {
 
     /// The node of box `name` in `zone`, created (with its zone) if missing.
     fn box_node(&mut self, zone: &str, name: &str) -> NodeIndex {
-        let key = (zone.to_owned(), name.to_owned());
-        if let Some(&node) = self.boxes.get(&key) {
+        if let Some(&node) = self.boxes.get(zone).and_then(|in_zone| in_zone.get(name)) {
             return node;
         }
         let zone_node = match self.zones.get(zone) {
@@ -631,7 +646,11 @@ impl Topology {
         };
         let node = self.graph.add_node(Place::Box(name.to_owned()));
         self.graph.add_edge(zone_node, node, ());
-        self.boxes.insert(key, node);
+        self.boxes
+            .entry(zone.to_owned())
+            .or_default()
+            .insert(name.to_owned(), node);
+        self.box_count += 1;
         node
     }
 }
