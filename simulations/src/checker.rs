@@ -84,7 +84,14 @@ pub struct Checker {
     pub ledger_scans: u64,
     /// Messages about recoveries, for a verbose run.
     pub recovered: Vec<(Time, String, f64)>,
+    /// The last target and the shape of the live hosts it was computed for (see
+    /// [`Checker::target`]).
+    target_cache: Option<(Vec<ShapeKey>, u32)>,
 }
+
+/// What the feasible population depends on, for one live host: id, role, memory
+/// capacity, whether it is active.
+type ShapeKey = (u32, colony::core::types::HostRole, u64, bool);
 
 impl Checker {
     pub fn new(spec: CheckSpec, replicas: u32, placement_cfg: PlacementConfig) -> Self {
@@ -101,15 +108,33 @@ impl Checker {
             placement_violations: 0,
             ledger_scans: 0,
             recovered: Vec::new(),
+            target_cache: None,
         }
     }
 
-    /// min(N, what the live hosts can hold).
-    pub fn target(&self, live: &[LiveHost], colonies: u32) -> u32 {
+    /// min(N, what the live hosts can hold). Computed again only when a live host's
+    /// id, role, capacity or state differs from the last call (the feasible population
+    /// depends on nothing else).
+    pub fn target(&mut self, live: &[LiveHost], colonies: u32) -> u32 {
+        let shape: Vec<ShapeKey> = live
+            .iter()
+            .map(|h| {
+                let info = h.node.info();
+                let active = h.node.state() == colony::core::node::NodeState::Active;
+                (info.id, info.role, info.capacity.memory, active)
+            })
+            .collect();
+        if let Some((cached, target)) = &self.target_cache {
+            if *cached == shape {
+                return *target;
+            }
+        }
         let topo = topology_of(live);
-        feasible_population(&topo, self.replicas, colonies, &self.placement_cfg)
+        let target = feasible_population(&topo, self.replicas, colonies, &self.placement_cfg)
             .min(self.replicas)
-            .max(1)
+            .max(1);
+        self.target_cache = Some((shape, target));
+        target
     }
 
     /// A reply contradicted the ledger for `key` (last acknowledged at `since`).

@@ -134,13 +134,21 @@ impl World {
     /// Ids of running hosts that are not leaving (logging nodes aside: they serve no
     /// clients and no fault picks them).
     pub(crate) fn active_ids(&self) -> Vec<HostId> {
-        self.hosts
-            .iter()
-            .filter(|s| !s.is_logger())
-            .filter_map(|s| s.node.as_ref())
-            .filter(|n| n.state() == NodeState::Active)
-            .map(|n| n.id())
-            .collect()
+        self.active_slice().to_vec()
+    }
+
+    /// [`World::active_ids`], kept between changes: a process that starts or stops, or a
+    /// node whose state changed in a step, drops it (every client operation asks).
+    pub(crate) fn active_slice(&self) -> &[HostId] {
+        self.active.get_or_init(|| {
+            self.hosts
+                .iter()
+                .filter(|s| !s.is_logger())
+                .filter_map(|s| s.node.as_ref())
+                .filter(|n| n.state() == NodeState::Active)
+                .map(|n| n.id())
+                .collect()
+        })
     }
 
     /// Ids of running logging nodes.
@@ -236,6 +244,7 @@ impl World {
             node.set_value_storage(Box::new(MemValueStorage));
         }
         slot.node = Some(node);
+        self.active.take();
         self.step(host, Input::Start { seeds });
         self.report_load(host);
     }
@@ -269,6 +278,7 @@ impl World {
         }
         slot.down = true;
         let gen = slot.gen;
+        self.active.take();
         self.crashed.insert((host, gen));
         self.workload.host_gone(host, now);
         true
@@ -294,6 +304,7 @@ impl World {
         } else {
             slot.down = true;
         }
+        self.active.take();
         self.workload.host_gone(host, now);
         if self.verbose {
             println!(

@@ -12,7 +12,7 @@ use crate::scenario::NetworkSpec;
 use colony::core::types::HostId;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One side of a cut: these hosts cannot talk to the rest (or, one-way, cannot send to
 /// the rest).
@@ -48,8 +48,12 @@ pub struct NetStats {
 /// The network between simulated hosts.
 pub struct Network {
     spec: NetworkSpec,
-    /// Last delivery time per directed link (looked up, never iterated).
-    last: HashMap<(HostId, HostId), Time>,
+    /// Last delivery time per directed link: `last[from][to]` (host ids are small).
+    last: Vec<Vec<Time>>,
+    /// Messages sent per kind, by the address of the kind's name (a `&'static str`
+    /// from [`colony::core::messages::Msg::kind`]): no string compared per message.
+    /// Folded into [`NetStats::by_kind`] by [`Network::stats`].
+    kinds: Vec<(&'static str, u64)>,
     partitions: Vec<Partition>,
     slow: BTreeMap<HostId, u64>,
     pub stats: NetStats,
@@ -59,7 +63,8 @@ impl Network {
     pub fn new(spec: NetworkSpec) -> Self {
         Network {
             spec,
-            last: HashMap::new(),
+            last: Vec::new(),
+            kinds: Vec::new(),
             partitions: Vec::new(),
             slow: BTreeMap::new(),
             stats: NetStats::default(),
@@ -76,7 +81,7 @@ impl Network {
         rng: &mut ChaCha8Rng,
     ) -> Option<Time> {
         self.stats.sent += 1;
-        *self.stats.by_kind.entry(kind).or_insert(0) += 1;
+        self.count_kind(kind);
         let membership_packet = kind == "swim";
         if self.blocked(from, to) {
             self.stats.cut += 1;
@@ -93,10 +98,36 @@ impl Network {
         let latency = rng.random_range(lo..=hi)
             + self.slow.get(&from).copied().unwrap_or(0)
             + self.slow.get(&to).copied().unwrap_or(0);
-        let last = self.last.entry((from, to)).or_insert(0);
+        let row = grown(&mut self.last, from as usize, Vec::new);
+        let last = grown(row, to as usize, || 0);
         let at = (now + latency).max(*last);
         *last = at;
         Some(at)
+    }
+
+    fn count_kind(&mut self, kind: &'static str) {
+        // The few kinds that make most messages come first after a while: a short walk
+        // comparing addresses.
+        let at = self.kinds.iter().position(|(k, _)| std::ptr::eq(*k, kind));
+        match at {
+            Some(0) => self.kinds[0].1 += 1,
+            Some(i) => {
+                self.kinds[i].1 += 1;
+                if self.kinds[i].1 > self.kinds[i - 1].1 {
+                    self.kinds.swap(i, i - 1);
+                }
+            }
+            None => self.kinds.push((kind, 1)),
+        }
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> NetStats {
+        let mut stats = self.stats.clone();
+        for &(kind, n) in &self.kinds {
+            *stats.by_kind.entry(kind).or_insert(0) += n;
+        }
+        stats
     }
 
     /// Whether a partition separates `from` from `to` right now.
@@ -146,6 +177,14 @@ impl Network {
             self.slow.insert(host, extra_ms);
         }
     }
+}
+
+/// `v[i]`, grown with `fill` as needed.
+fn grown<T>(v: &mut Vec<T>, i: usize, fill: impl FnMut() -> T) -> &mut T {
+    if i >= v.len() {
+        v.resize_with(i + 1, fill);
+    }
+    &mut v[i]
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::resources;
 use crate::scenario::{ms, Scenario, SplitBrain};
 use crate::shutdown::{Disk, Outage};
 use crate::summary::{Failure, RunResult, StorageSummary};
-use crate::view::{storage_alone, ClusterView};
+use crate::view::{storage_alone, ClusterView, ViewCache};
 use crate::workload::{Outcome, Workload};
 use colony::core::cell::Reply;
 use colony::core::colony::ColonyConfig;
@@ -116,6 +116,12 @@ pub struct World {
     done: bool,
     pub(crate) verbose: bool,
     items: u64,
+    /// The checks' view of the cluster, rebuilt in place at each check from the hosts
+    /// whose replicas changed ([`ClusterView::rebuild`]).
+    view: ClusterView,
+    view_cache: ViewCache,
+    /// See [`World::active_slice`].
+    pub(crate) active: std::cell::OnceCell<Vec<HostId>>,
 }
 
 /// The node configuration a scenario implies.
@@ -181,6 +187,9 @@ impl World {
             done: false,
             verbose: opts.verbose,
             items: 0,
+            view: ClusterView::default(),
+            view_cache: ViewCache::default(),
+            active: std::cell::OnceCell::new(),
         };
         for i in 0..sc.cluster.hosts {
             let info = layout::host_info(&sc.cluster, i + 1, None, None);
@@ -230,7 +239,7 @@ impl World {
         if self.verbose {
             let mut kinds: Vec<(&str, u64)> = self
                 .net
-                .stats
+                .stats()
                 .by_kind
                 .iter()
                 .map(|(k, v)| (*k, *v))
@@ -328,8 +337,13 @@ impl World {
                 self.out = out;
                 return;
             };
+            let before = node.state();
             node.handle(now, input, &mut out);
-            (gen, node.state() == NodeState::Left)
+            let after = node.state();
+            if after != before {
+                self.active.take();
+            }
+            (gen, after == NodeState::Left)
         };
         for (to, msg) in out.sends.drain(..) {
             self.send(host, gen, to, msg);
@@ -425,12 +439,15 @@ impl World {
         if self.now >= self.active_end {
             return;
         }
-        let hosts: Vec<HostId> = if self.clients_refused() {
-            Vec::new()
-        } else {
-            self.active_ids()
+        let refused = self.clients_refused();
+        if !refused {
+            self.active_slice();
+        }
+        let hosts: &[HostId] = match self.active.get() {
+            Some(ids) if !refused => ids,
+            _ => &[],
         };
-        if let Some((host, req, cmd)) = self.workload.next_op(self.now, &hosts, &mut self.rng) {
+        if let Some((host, req, cmd)) = self.workload.next_op(self.now, hosts, &mut self.rng) {
             self.step(host, Input::Client { req, cmd });
         }
         let next = self.now + self.workload.next_delay(&mut self.rng);
@@ -488,7 +505,13 @@ impl World {
         let colonies = self.sc.cluster.colonies;
         let finishing = now >= self.end;
         let live = live_hosts(&self.hosts);
-        let view = ClusterView::build(&live, colonies, &|a, b| self.net.connected(a, b));
+        let mut view = std::mem::take(&mut self.view);
+        view.rebuild(
+            &live,
+            colonies,
+            &|a, b| self.net.connected(a, b),
+            &mut self.view_cache,
+        );
         let target = self.checker.target(&live, colonies);
         let mut cx = CheckCtx {
             now,
@@ -545,6 +568,7 @@ impl World {
             );
         }
         drop(live);
+        self.view = view;
         let recovered = std::mem::take(&mut self.checker.recovered);
         if self.verbose {
             for (t, what, s) in recovered {
@@ -738,7 +762,7 @@ impl World {
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
             client: self.workload.stats,
-            net: self.net.stats.clone(),
+            net: self.net.stats(),
             squeezed,
             samples: self.samples.take().unwrap_or_default(),
             faults: std::mem::take(&mut self.faults),
@@ -750,5 +774,38 @@ impl World {
             r.unmet = expect::unmet(&self.sc.expect, &r);
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checks' view, rebuilt from the hosts whose replicas changed, is the view read
+    /// from every replica, at every check of a run with kills and restarts.
+    #[test]
+    fn the_rebuilt_view_is_the_view_read_afresh() {
+        let sc = Scenario::find("random-kills").expect("scenario");
+        let mut w = World::new(&sc, 3, RunOptions::default());
+        let colonies = sc.cluster.colonies;
+        let mut view = ClusterView::default();
+        let mut cache = ViewCache::default();
+        let (mut t, mut fewer) = (0, false);
+        while t < ms(sc.duration_s) && w.failure().is_none() {
+            t += 1_000;
+            w.run_until(t);
+            let live = live_hosts(&w.hosts);
+            fewer |= live.len() < sc.cluster.hosts as usize;
+            let reach = |a, b| w.net.connected(a, b);
+            view.rebuild(&live, colonies, &reach, &mut cache);
+            assert_eq!(
+                view,
+                ClusterView::build(&live, colonies, &reach),
+                "at {t} ms"
+            );
+        }
+        assert!(w.failure().is_none());
+        assert!(fewer, "a host was killed");
+        assert!(view.colonies.iter().all(|c| c.leader().is_some()));
     }
 }

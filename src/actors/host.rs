@@ -535,7 +535,7 @@ impl HostActor {
                 colony: e.colony,
                 epoch: e.epoch.to_string(),
                 primary: e.primary,
-                secondaries: e.secondaries.clone(),
+                secondaries: e.secondaries.to_vec(),
             })
             .collect();
         let mut local = Vec::new();
@@ -823,7 +823,7 @@ impl Handler<Locate> for HostActor {
             epoch: entry.map(|e| e.epoch.to_string()),
             primary,
             primary_client,
-            secondaries: entry.map(|e| e.secondaries.clone()).unwrap_or_default(),
+            secondaries: entry.map(|e| e.secondaries.to_vec()).unwrap_or_default(),
         }
     }
 }

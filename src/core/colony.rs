@@ -444,6 +444,21 @@ impl ColonyReplica {
         self.synced
     }
 
+    /// Whether a tick has nothing to do here but what comes round on the colony's
+    /// placement turn: a secondary, or a primary with no write waiting, no transfer,
+    /// hand-off, move or cell move under way, no refusal to expire, and every member
+    /// in sync. The node ticks a quiet replica only on its placement turn and after a
+    /// step touched it.
+    pub fn is_quiet(&self) -> bool {
+        self.role == Role::Secondary
+            || (self.pending.is_empty()
+                && self.refused.is_empty()
+                && self.hand_off.is_none()
+                && self.moving.is_none()
+                && self.cell_moves.is_empty()
+                && self.members.iter().all(|m| m.sync == MemberSync::InSync))
+    }
+
     pub fn lineage(&self) -> &Lineage {
         &self.lineage
     }
@@ -482,6 +497,21 @@ impl ColonyReplica {
                 0
             },
         }
+    }
+
+    /// A fingerprint of what [`Self::summary`] shows of this replica's role, epoch,
+    /// primary, writability and members: it changes whenever they do, so an observer
+    /// can look again only at the replicas whose fingerprint moved.
+    pub fn observed(&self) -> u64 {
+        use super::types::mix64;
+        let mut h = mix64(self.epoch.term ^ u64::from(self.epoch.by) << 32);
+        h = mix64(h ^ u64::from(self.primary) ^ u64::from(self.role == Role::Primary) << 40);
+        h = mix64(h ^ u64::from(self.serving()));
+        for m in &self.members {
+            let sync = u64::from(m.streaming()) | u64::from(m.counts()) << 1;
+            h = mix64(h ^ u64::from(m.host) ^ sync << 32);
+        }
+        h
     }
 
     fn member_infos(&self) -> Vec<MemberInfo> {

@@ -12,7 +12,9 @@
 
 use super::topology::HostView;
 use super::types::{mix64, ColonyId, Epoch, HostId};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::ops::Deref;
 
 /// Where one colony lives, as announced by its primary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +26,118 @@ pub struct DirEntry {
     pub primary: HostId,
     /// In-sync secondaries (a replica still catching up is not listed: it does not
     /// hold the acknowledged writes yet).
-    pub secondaries: Vec<HostId>,
+    pub secondaries: Hosts,
+}
+
+/// A few host ids (a directory entry's secondaries): up to three held inline, more on
+/// the heap. Every host keeps an entry per colony, so a cluster of a thousand hosts
+/// with ten thousand colonies holds ten million of them: no allocation of their own
+/// and 48 bytes an entry, not 56 plus a heap block. Serialised as a plain sequence,
+/// exactly as a `Vec<HostId>`.
+#[derive(Clone)]
+pub enum Hosts {
+    Inline { len: u8, ids: [HostId; 3] },
+    Spilled(Box<Vec<HostId>>),
+}
+
+impl Default for Hosts {
+    fn default() -> Self {
+        Hosts::Inline {
+            len: 0,
+            ids: [0; 3],
+        }
+    }
+}
+
+impl Deref for Hosts {
+    type Target = [HostId];
+
+    fn deref(&self) -> &[HostId] {
+        match self {
+            Hosts::Inline { len, ids } => &ids[..usize::from(*len)],
+            Hosts::Spilled(v) => v,
+        }
+    }
+}
+
+impl From<&[HostId]> for Hosts {
+    fn from(hosts: &[HostId]) -> Self {
+        match hosts.len() {
+            n @ 0..=3 => {
+                let mut ids = [0; 3];
+                ids[..n].copy_from_slice(hosts);
+                Hosts::Inline { len: n as u8, ids }
+            }
+            _ => Hosts::Spilled(Box::new(hosts.to_vec())),
+        }
+    }
+}
+
+impl From<Vec<HostId>> for Hosts {
+    fn from(hosts: Vec<HostId>) -> Self {
+        if hosts.len() <= 3 {
+            Hosts::from(&hosts[..])
+        } else {
+            Hosts::Spilled(Box::new(hosts))
+        }
+    }
+}
+
+impl FromIterator<HostId> for Hosts {
+    fn from_iter<I: IntoIterator<Item = HostId>>(iter: I) -> Self {
+        let mut ids = [0; 3];
+        let mut len = 0;
+        let mut iter = iter.into_iter();
+        for id in iter.by_ref() {
+            if len == 3 {
+                let mut all = ids.to_vec();
+                all.push(id);
+                all.extend(iter);
+                return Hosts::Spilled(Box::new(all));
+            }
+            ids[len] = id;
+            len += 1;
+        }
+        Hosts::Inline {
+            len: len as u8,
+            ids,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Hosts {
+    type Item = &'a HostId;
+    type IntoIter = std::slice::Iter<'a, HostId>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl PartialEq for Hosts {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Hosts {}
+
+impl fmt::Debug for Hosts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Hosts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Hosts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<HostId>::deserialize(d).map(Hosts::from)
+    }
 }
 
 impl DirEntry {
@@ -274,7 +387,25 @@ mod tests {
             epoch: Epoch { term, by: primary },
             version,
             primary,
-            secondaries: vec![primary + 1],
+            secondaries: vec![primary + 1].into(),
+        }
+    }
+
+    #[test]
+    fn an_entry_is_small_and_holds_any_number_of_secondaries() {
+        assert!(std::mem::size_of::<Option<DirEntry>>() <= 48);
+        for n in 0..7u32 {
+            let ids: Vec<HostId> = (10..10 + n).collect();
+            let a = Hosts::from(ids.clone());
+            let b: Hosts = ids.iter().copied().collect();
+            let c = Hosts::from(&ids[..]);
+            assert_eq!(&a[..], &ids[..]);
+            assert_eq!((&a, &a), (&b, &c));
+            assert_eq!(format!("{a:?}"), format!("{ids:?}"));
+            // The wire format of a Vec<HostId>.
+            let bytes = rmp_serde::to_vec(&a).unwrap();
+            assert_eq!(bytes, rmp_serde::to_vec(&ids).unwrap());
+            assert_eq!(rmp_serde::from_slice::<Hosts>(&bytes).unwrap(), a);
         }
     }
 

@@ -460,7 +460,7 @@ mod tests {
                 epoch: Epoch::genesis(primary),
                 version: 1,
                 primary,
-                secondaries: vec![],
+                secondaries: Default::default(),
             });
         }
         let mut out = SinkOut::default();

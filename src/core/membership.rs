@@ -71,7 +71,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::types::HostId;
+use super::types::{HostId, IdMap};
 
 /// Smallest packet size accepted in a [`MembershipConfig`]; smaller values are raised to it.
 pub const MIN_PACKET_SIZE: usize = 256;
@@ -144,6 +144,11 @@ impl foca::Identity for HostIdentity {
 
     fn addr(&self) -> HostId {
         self.host
+    }
+
+    /// Small host ids index an array in foca's member table (see vendor/foca).
+    fn addr_slot(addr: &HostId) -> Option<usize> {
+        (*addr < 1 << 16).then_some(*addr as usize)
     }
 
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
@@ -361,6 +366,9 @@ struct Sink<'a> {
     me: HostId,
     out: &'a mut MembershipOut,
     raw: &'a mut Vec<OwnedNotification<HostIdentity>>,
+    /// Members foca suspected itself (a probe of ours failed): it asked for the timer
+    /// that declares the suspect down.
+    suspected: &'a mut Vec<HostId>,
 }
 
 impl Runtime<HostIdentity> for Sink<'_> {
@@ -376,6 +384,9 @@ impl Runtime<HostIdentity> for Sink<'_> {
     }
 
     fn submit_after(&mut self, event: Timer<HostIdentity>, after: Duration) {
+        if let Timer::ChangeSuspectToDown { member_id, .. } = &event {
+            self.suspected.push(member_id.host);
+        }
         self.out
             .timers
             .push((duration_ms(after), MembershipTimer(TimerKind::Foca(event))));
@@ -393,11 +404,16 @@ fn duration_ms(d: Duration) -> u64 {
 }
 
 /// Checks a whole packet before foca sees it, so that garbage never touches the state,
-/// and returns its header and whether its piggybacked updates carry a suspicion (foca
-/// has no notification for that). Same framing as foca 2's `handle_data`: header, then
-/// optionally a big-endian u16 count and that many members, and nothing after (we use no
-/// custom broadcasts).
-fn inspect_packet(data: &[u8]) -> Result<(Header<HostIdentity>, bool), foca::Error> {
+/// and returns its header. Adds to `touched` the hosts whose suspicion it may change
+/// (foca has no notification for that): those its piggybacked updates suspect, and
+/// the sender or an update about a host `watched` says we reported as suspect. Same
+/// framing as foca 2's `handle_data`: header, then optionally a big-endian u16 count
+/// and that many members, and nothing after (we use no custom broadcasts).
+fn inspect_packet(
+    data: &[u8],
+    watched: impl Fn(HostId) -> bool,
+    touched: &mut Vec<HostId>,
+) -> Result<Header<HostIdentity>, foca::Error> {
     let mut codec = PostcardCodec;
     let mut rest = data;
     let header: Header<HostIdentity> = codec
@@ -406,7 +422,10 @@ fn inspect_packet(data: &[u8]) -> Result<(Header<HostIdentity>, bool), foca::Err
     if header.message == Message::Broadcast {
         return Err(foca::Error::MalformedPacket);
     }
-    let mut suspicion = false;
+    // The sender's own incarnation in the header may refute a suspicion of it.
+    if watched(header.src.host) {
+        touched.push(header.src.host);
+    }
     match rest {
         [] => {}
         [hi, lo, tail @ ..] => {
@@ -415,7 +434,10 @@ fn inspect_packet(data: &[u8]) -> Result<(Header<HostIdentity>, bool), foca::Err
             for _ in 0..count {
                 let member = Codec::<HostIdentity>::decode_member(&mut codec, &mut rest)
                     .map_err(|e| foca::Error::Decode(Box::new(e)))?;
-                suspicion |= member.state() == State::Suspect;
+                let host = member.id().host;
+                if member.state() == State::Suspect || watched(host) {
+                    touched.push(host);
+                }
             }
             if !rest.is_empty() {
                 return Err(foca::Error::MalformedPacket);
@@ -423,7 +445,7 @@ fn inspect_packet(data: &[u8]) -> Result<(Header<HostIdentity>, bool), foca::Err
         }
         [_] => return Err(foca::Error::MalformedPacket),
     }
-    Ok((header, suspicion))
+    Ok(header)
 }
 
 /// One host's view of the cluster: a foca instance plus the bookkeeping that turns its
@@ -431,7 +453,10 @@ fn inspect_packet(data: &[u8]) -> Result<(Header<HostIdentity>, bool), foca::Err
 pub struct Membership {
     foca: FocaInstance,
     cfg: MembershipConfig,
-    peers: BTreeMap<HostId, Peer>,
+    peers: IdMap<Peer>,
+    /// The active peers, ascending: kept in step with `Peer::active`, so that the
+    /// live members are a slice, not a walk over every peer.
+    live: Vec<HostId>,
     seeds: BTreeSet<HostId>,
     /// Foca is connected (has active members and runs its probe cycle).
     connected: bool,
@@ -445,10 +470,11 @@ pub struct Membership {
     internal_errors: u64,
     /// Scratch buffer for foca's notifications during one call.
     raw: Vec<OwnedNotification<HostIdentity>>,
-    /// Whether any peer may hold a reported suspicion (`Peer::suspected_at`): while
-    /// none does, [`Self::report_suspicions`] looks only at the members foca holds as
-    /// suspect.
-    any_suspected: bool,
+    /// The peers whose suspicion we reported (`Peer::suspected_at` set).
+    suspects: BTreeSet<HostId>,
+    /// Hosts whose suspicion may have changed in the current call (see
+    /// [`Self::report_suspicions`]).
+    touched: Vec<HostId>,
 }
 
 impl fmt::Debug for Membership {
@@ -472,7 +498,8 @@ impl Membership {
         Membership {
             foca: Foca::new(me, config, ChaCha8Rng::seed_from_u64(seed), PostcardCodec),
             cfg: cfg.clone(),
-            peers: BTreeMap::new(),
+            peers: IdMap::default(),
+            live: Vec::new(),
             seeds: BTreeSet::new(),
             connected: false,
             defunct: false,
@@ -481,7 +508,8 @@ impl Membership {
             dismissed: BTreeMap::new(),
             internal_errors: 0,
             raw: Vec::new(),
-            any_suspected: false,
+            suspects: BTreeSet::new(),
+            touched: Vec::new(),
         }
     }
 
@@ -527,8 +555,12 @@ impl Membership {
                 max,
             });
         }
-        let (header, suspicion) =
-            inspect_packet(data).map_err(|source| MembershipError::Malformed { from, source })?;
+        let header = {
+            let suspects = &self.suspects;
+            let watched = |h: HostId| suspects.contains(&h);
+            inspect_packet(data, watched, &mut self.touched)
+                .map_err(|source| MembershipError::Malformed { from, source })?
+        };
         if header.src.host != from {
             return Err(MembershipError::WrongSender {
                 from,
@@ -546,9 +578,7 @@ impl Membership {
             return Ok(());
         }
         let result = self.with_foca(out, |foca, sink| foca.handle_data(data, sink));
-        if suspicion {
-            self.report_suspicions(out);
-        }
+        self.report_suspicions(out);
         result.map_err(|source| match source {
             foca::Error::DataTooBig => MembershipError::TooBig {
                 from,
@@ -570,15 +600,14 @@ impl Membership {
             }
             TimerKind::Confirm(timer) => self.suspect_to_down(timer, true, out),
             TimerKind::Foca(timer) => {
-                // The end of a probe cycle is where a failed probe turns into suspicion.
-                let probe = matches!(timer, Timer::ProbeRandomMember(_));
+                // The end of a probe cycle is where a failed probe turns into suspicion
+                // (foca then asks for the timer that declares the suspect down). Members
+                // that others suspect come in packets (see `handle_data`).
                 let result = self.with_foca(out, |foca, sink| foca.handle_timer(timer, sink));
                 if result.is_err() {
                     self.internal_errors += 1;
                 }
-                if probe {
-                    self.report_suspicions(out);
-                }
+                self.report_suspicions(out);
             }
             TimerKind::Rejoin => self.rejoin(out),
         }
@@ -649,17 +678,17 @@ impl Membership {
 
     /// An active member (alive or suspect), not us.
     pub fn is_alive(&self, host: HostId) -> bool {
-        host != self.identity().host && self.peers.get(&host).is_some_and(|p| p.active)
+        host != self.identity().host && self.peers.get(host).is_some_and(|p| p.active)
     }
 
     /// Active members, sorted, without us.
     pub fn live_members(&self) -> Vec<HostId> {
-        let me = self.identity().host;
-        self.peers
-            .iter()
-            .filter(|(host, p)| p.active && **host != me)
-            .map(|(host, _)| *host)
-            .collect()
+        self.live.clone()
+    }
+
+    /// Active members, sorted, without us (see [`Self::live_members`]), borrowed.
+    pub fn live(&self) -> &[HostId] {
+        &self.live
     }
 
     /// The incarnation of the identity we know for `host` (active or down); ours for our
@@ -669,13 +698,10 @@ impl Membership {
         if host == me.host {
             return Some(me.incarnation);
         }
-        if let Some(peer) = self.peers.get(&host) {
+        if let Some(peer) = self.peers.get(host) {
             return Some(peer.id.incarnation);
         }
-        self.foca
-            .iter_membership_state()
-            .find(|m| m.id().host == host)
-            .map(|m| m.id().incarnation)
+        self.foca.member(&host).map(|m| m.id().incarnation)
     }
 
     /// We were declared down and have not renewed yet.
@@ -726,8 +752,7 @@ impl Membership {
         };
         let current = self
             .foca
-            .iter_membership_state()
-            .find(|m| m.id().host == member_id.host)
+            .member(&member_id.host)
             .map(|m| (*m.id(), m.incarnation(), m.state()));
         if let Some((id, current_incarnation, state)) = current {
             if state != State::Down {
@@ -854,6 +879,7 @@ impl Membership {
             me: self.foca.identity().host,
             out,
             raw: &mut self.raw,
+            suspected: &mut self.touched,
         };
         let result = call(&mut self.foca, &mut sink);
         self.translate(out);
@@ -880,13 +906,14 @@ impl Membership {
                             i += 1;
                         }
                         _ => {
-                            let peer = self.peers.entry(new.host).or_insert(Peer {
+                            let peer = self.peers.get_or_insert_with(new.host, || Peer {
                                 id: *old,
                                 active: false,
                                 suspected_at: None,
                             });
                             peer.id = *new;
                             peer.suspected_at = None;
+                            self.suspects.remove(&new.host);
                             // A renewal that kept its state is the same host going on.
                             if peer.active && new.since != old.since {
                                 out.notices.push(Notice::Restarted(new.host));
@@ -919,55 +946,70 @@ impl Membership {
     }
 
     fn member_up(&mut self, id: HostIdentity, out: &mut MembershipOut) {
-        let peer = self.peers.entry(id.host).or_insert(Peer {
+        let peer = self.peers.get_or_insert_with(id.host, || Peer {
             id,
             active: false,
             suspected_at: None,
         });
         peer.id = id;
         peer.suspected_at = None;
+        self.suspects.remove(&id.host);
         if !peer.active {
             peer.active = true;
+            if let Err(at) = self.live.binary_search(&id.host) {
+                self.live.insert(at, id.host);
+            }
             out.notices.push(Notice::Up(id.host));
         }
     }
 
     fn member_down(&mut self, id: HostIdentity, out: &mut MembershipOut) {
-        let peer = self.peers.entry(id.host).or_insert(Peer {
+        let peer = self.peers.get_or_insert_with(id.host, || Peer {
             id,
             active: false,
             suspected_at: None,
         });
         peer.id = id;
         peer.suspected_at = None;
+        self.suspects.remove(&id.host);
         if peer.active {
             peer.active = false;
+            if let Ok(at) = self.live.binary_search(&id.host) {
+                self.live.remove(at);
+            }
             out.notices.push(Notice::Down(id.host));
         }
     }
 
     /// Reports members that foca now holds as suspect and that we have not reported for
-    /// this suspicion yet; forgets reports of refuted suspicions.
+    /// this suspicion yet; forgets reports of refuted suspicions. Looks at the hosts
+    /// this call touched (`touched`: suspected by foca or by a packet, or named by a
+    /// packet while suspected) and at the peers whose suspicion we reported: foca makes
+    /// a member suspect only then, and a suspicion is refuted only by news of it.
     fn report_suspicions(&mut self, out: &mut MembershipOut) {
+        if self.touched.is_empty() && self.suspects.is_empty() {
+            return;
+        }
         let me = self.foca.identity().host;
+        let mut hosts = std::mem::take(&mut self.touched);
+        hosts.extend(self.suspects.iter().copied());
+        hosts.sort_unstable();
+        hosts.dedup();
         let mut suspected = Vec::new();
-        let clear_refuted = self.any_suspected;
-        let mut any = false;
-        for member in self.foca.iter_membership_state() {
-            let host = member.id().host;
-            let state = member.state();
-            // Nothing to do for a live member unless a suspicion may need forgetting.
-            if host == me || (state != State::Suspect && !clear_refuted) {
+        for &host in &hosts {
+            if host == me {
                 continue;
             }
-            let Some(peer) = self.peers.get_mut(&host) else {
+            let Some(member) = self.foca.member(&host) else {
+                continue;
+            };
+            let Some(peer) = self.peers.get_mut(host) else {
                 continue;
             };
             if peer.id != *member.id() || !peer.active {
-                any |= peer.suspected_at.is_some();
                 continue;
             }
-            match state {
+            match member.state() {
                 State::Suspect => {
                     if peer.suspected_at != Some(member.incarnation()) {
                         peer.suspected_at = Some(member.incarnation());
@@ -977,13 +1019,14 @@ impl Membership {
                 State::Alive => peer.suspected_at = None,
                 State::Down => {}
             }
-            any |= peer.suspected_at.is_some();
+            if peer.suspected_at.is_some() {
+                self.suspects.insert(host);
+            } else {
+                self.suspects.remove(&host);
+            }
         }
-        // After a full pass this is exact for the members foca lists; peers it no
-        // longer lists keep whatever they had, so stay conservative while any does.
-        self.any_suspected =
-            any || (clear_refuted && self.peers.values().any(|p| p.suspected_at.is_some()));
-        suspected.sort_unstable();
+        hosts.clear();
+        self.touched = hosts;
         out.notices
             .extend(suspected.into_iter().map(Notice::Suspected));
     }

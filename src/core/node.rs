@@ -231,6 +231,16 @@ struct ClientReq {
     maybe_applied: bool,
 }
 
+/// See `Node::tally`.
+struct Tally {
+    since: Tick,
+    voters_gen: u64,
+    /// The stable voters (this host among them if it votes).
+    voters: BTreeSet<HostId>,
+    /// Of those, this host and those whose contact is at `since` or later.
+    answered: usize,
+}
+
 /// About this many members start an anti-entropy round with a host that comes up
 /// (see `Node::digest_on_up`).
 const UP_DIGESTS: u64 = 8;
@@ -279,6 +289,26 @@ pub struct Node {
     dir: Directory,
     topo: Topology,
     replicas: BTreeMap<ColonyId, ColonyReplica>,
+    /// The colonies of `replicas` held as primary, ascending (kept in step by
+    /// `put_replica`, `take_replica` and `with_colony`).
+    led: Vec<ColonyId>,
+    /// Colonies to tick at the next tick whatever their placement turn: stepped since
+    /// their last tick, or not quiet after it ([`ColonyReplica::is_quiet`]), or named
+    /// by a new directory entry.
+    attention: BTreeSet<ColonyId>,
+    /// Secondaries whose primary moved on, to a host not (yet) alive here: looked at
+    /// again at every tick (see `Node::follow_directory`).
+    follow_pending: BTreeSet<ColonyId>,
+    /// The effects buffer of colony steps, kept to reuse its allocations.
+    fx: Effects,
+    /// Raised whenever a replica is taken or dropped, or one's
+    /// [`ColonyReplica::observed`] fingerprint changes.
+    observed: u64,
+    /// Tick every replica at the next tick (the target population or this side's
+    /// quorum changed).
+    tick_all: bool,
+    /// Whether this side had quorum at the last tick.
+    ticked_quorum: bool,
     /// Primaries of an undead incarnation, waiting to merge into the current ones.
     fenced: BTreeMap<ColonyId, (ColonyReplica, Tick)>,
     rng: ChaCha8Rng,
@@ -301,6 +331,13 @@ pub struct Node {
     unconfirmed_since: Option<Tick>,
     /// Per host: the send time of the latest [`Msg::Ping`] it answered.
     contact: BTreeMap<HostId, Tick>,
+    /// The count of the current quorum confirmation, kept up to date as pongs arrive
+    /// (a thousand pongs answer one verdict: counting all voters at each was
+    /// quadratic).
+    tally: Option<Tally>,
+    /// Raised whenever the voters may have changed (the stable membership, or a host
+    /// record that may say a host is a logger).
+    voters_gen: u64,
     /// Another host declared this one dead at this time, while this one saw quorum: it
     /// refutes only if it shows contact with a quorum in time.
     defunct_since: Option<Tick>,
@@ -341,11 +378,20 @@ impl Node {
         let membership = Membership::new(me, &cfg.membership, seed ^ 0x5157_4d00);
         let mut stable = BTreeSet::new();
         stable.insert(info.id);
+        let mut topo = Topology::new();
+        topo.track_feasible(cfg.colonies, cfg.colony.placement.replica_memory);
         Node {
             membership,
             dir: Directory::default(),
-            topo: Topology::new(),
+            topo,
             replicas: BTreeMap::new(),
+            led: Vec::new(),
+            attention: BTreeSet::new(),
+            follow_pending: BTreeSet::new(),
+            fx: Effects::default(),
+            observed: 0,
+            tick_all: false,
+            ticked_quorum: true,
             fenced: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             load: Load::default(),
@@ -358,6 +404,8 @@ impl Node {
             quorum: true,
             unconfirmed_since: None,
             contact: BTreeMap::new(),
+            tally: None,
+            voters_gen: 0,
             defunct_since: None,
             confirm_armed: false,
             quorum_since: Some(0),
@@ -400,7 +448,7 @@ impl Node {
         match self.new_cells(r.colony) {
             Ok(cells) => {
                 r.cells = cells;
-                self.replicas.insert(r.colony, r);
+                self.put_replica(r);
                 true
             }
             Err(e) => {
@@ -416,6 +464,45 @@ impl Node {
                 false
             }
         }
+    }
+
+    /// Holds `r` (in place of any replica of its colony held before).
+    fn put_replica(&mut self, r: ColonyReplica) {
+        if self.replicas.is_empty() {
+            self.refresh_target();
+        }
+        self.observed += 1;
+        let colony = r.colony;
+        let primary = r.role == Role::Primary;
+        self.replicas.insert(colony, r);
+        self.set_led(colony, primary);
+        self.attention.insert(colony);
+    }
+
+    /// Stops holding the replica of `colony`.
+    fn take_replica(&mut self, colony: ColonyId) -> Option<ColonyReplica> {
+        let r = self.replicas.remove(&colony)?;
+        self.observed += 1;
+        self.set_led(colony, false);
+        self.attention.remove(&colony);
+        self.follow_pending.remove(&colony);
+        Some(r)
+    }
+
+    /// Keeps `led` in step with whether the replica of `colony` is a primary.
+    fn set_led(&mut self, colony: ColonyId, primary: bool) {
+        match (self.led.binary_search(&colony), primary) {
+            (Err(at), true) => self.led.insert(at, colony),
+            (Ok(at), false) => {
+                self.led.remove(at);
+            }
+            _ => {}
+        }
+        debug_assert!(self.led.iter().copied().eq(self
+            .replicas
+            .values()
+            .filter(|r| r.role == Role::Primary)
+            .map(|r| r.colony)));
     }
 
     /// A logging node: where the log found on disk stands, before [`Input::Start`].
@@ -494,7 +581,45 @@ impl Node {
 
     /// min(N, what the cluster can hold), as this host computes it.
     pub fn target_population(&self) -> u32 {
-        self.target
+        if self.target_gen == Some(self.topo.shape_generation()) {
+            self.target
+        } else {
+            self.feasible_target()
+        }
+    }
+
+    fn feasible_target(&self) -> u32 {
+        placement::feasible_population(
+            &self.topo,
+            self.cfg.colony.replicas,
+            self.cfg.colonies,
+            &self.cfg.colony.placement,
+        )
+        .max(1)
+    }
+
+    /// Computes the target again if a host came, went or changed what it can hold since
+    /// the last time (at a tick, or when this host takes its first replica: a host that
+    /// holds nothing needs no target, and in a cluster of a thousand forming, every
+    /// tick of every host would count them all).
+    fn refresh_target(&mut self) {
+        let gen = self.topo.shape_generation();
+        if self.target_gen != Some(gen) {
+            self.target_gen = Some(gen);
+            let target = self.feasible_target();
+            if target != self.target {
+                self.target = target;
+                self.tick_all = true;
+            }
+        }
+    }
+
+    /// Raised whenever this host takes or drops a replica, or what
+    /// [`ColonyReplica::summary`] shows of one changes (role, epoch, primary,
+    /// writability, members): a view of the replicas read at one value is still right
+    /// at the same value.
+    pub fn observed_generation(&self) -> u64 {
+        self.observed
     }
 
     /// Requests from local clients still waiting for an answer.
@@ -677,8 +802,15 @@ impl Node {
             Msg::Left => self.on_left(now, from, out),
             Msg::Ping { t } => out.sends.push((from, Msg::Pong { t })),
             Msg::Pong { t } => {
-                let c = self.contact.entry(from).or_insert(t);
-                *c = (*c).max(t);
+                let c = self.contact.entry(from).or_insert(0);
+                let before = *c;
+                *c = before.max(t);
+                if let Some(tally) = &mut self.tally {
+                    let counts = from != self.info.id && tally.voters.contains(&from);
+                    if counts && before < tally.since && t >= tally.since {
+                        tally.answered += 1;
+                    }
+                }
                 self.check_confirmed(now, out);
             }
             Msg::Log { colony, entries } => self.with_sink(now, out, |sink, so| {
@@ -711,11 +843,7 @@ impl Node {
                     // A balancing hand-off chosen on a record of ours that is seconds
                     // old: by now others may have handed us theirs. Take it only if
                     // it still spreads primaries, by our own count.
-                    let mine = self
-                        .replicas
-                        .values()
-                        .filter(|r| r.role == Role::Primary)
-                        .count() as u32;
+                    let mine = self.led.len() as u32;
                     if mine + 2 > theirs {
                         out.sends.push((
                             from,
@@ -801,7 +929,7 @@ impl Node {
             Ok(cells) => {
                 let mut r = ColonyReplica::syncing(colony, epoch, from);
                 r.cells = cells;
-                self.replicas.insert(colony, r);
+                self.put_replica(r);
                 ColonyMsg::CloneAccept
             }
         };
@@ -841,7 +969,7 @@ impl Node {
                 out.timers.push((self.cfg.tick_ms, Timer::Tick));
             }
             Timer::AntiEntropy => {
-                let live = self.membership.live_members();
+                let live = self.membership.live();
                 if !live.is_empty() {
                     let peer = live[self.rng.random_range(0..live.len())];
                     out.sends.push((peer, self.digest()));
@@ -864,6 +992,7 @@ impl Node {
                     out.timers.push((self.stabilize_at - now, Timer::Stabilize));
                 } else if self.has_quorum() {
                     self.stable = self.live_set();
+                    self.voters_gen += 1;
                 }
             }
             Timer::Confirm => {
@@ -933,7 +1062,7 @@ impl Node {
 
     /// Whether any other live host could hold replicas (loggers cannot).
     fn replica_holders_left(&self) -> bool {
-        self.membership.live_members().into_iter().any(|h| {
+        self.membership.live().iter().any(|&h| {
             self.topo
                 .get(h)
                 .is_none_or(|v| v.info.role != HostRole::Logger)
@@ -960,9 +1089,11 @@ impl Node {
             Notice::Up(h) => {
                 self.left.remove(&h);
                 self.emit(now, EventKind::HostJoined { member: h }, out);
-                self.stable.insert(h);
+                if self.stable.insert(h) {
+                    self.voters_gen += 1;
+                }
                 if let Some(rec) = self.dir.hosts.get(h) {
-                    self.topo.upsert(rec.view.clone());
+                    self.topo.upsert_ref(&rec.view);
                 }
                 if let Some(mine) = self.dir.hosts.get(me) {
                     out.sends.push((h, Msg::HostRecord(mine.clone())));
@@ -1030,12 +1161,14 @@ impl Node {
         if self.left.insert(h) {
             self.emit(now, EventKind::HostLeft { member: h }, out);
         }
-        self.stable.remove(&h);
+        if self.stable.remove(&h) {
+            self.voters_gen += 1;
+        }
         self.host_down(now, h, false, out);
     }
 
     fn live_set(&self) -> BTreeSet<HostId> {
-        let mut s: BTreeSet<HostId> = self.membership.live_members().into_iter().collect();
+        let mut s: BTreeSet<HostId> = self.membership.live().iter().copied().collect();
         s.insert(self.info.id);
         s
     }
@@ -1183,16 +1316,12 @@ impl Node {
         let Some(since) = self.unconfirmed_since else {
             return;
         };
-        let me = self.info.id;
-        let voters = self.voters();
-        let answered = voters
-            .iter()
-            .filter(|h| **h == me || self.contact.get(h).is_some_and(|t| *t >= since))
-            .count();
-        if answered * 2 <= voters.len() {
+        let (answered, voters) = self.tally(since);
+        if answered * 2 <= voters {
             return;
         }
         self.unconfirmed_since = None;
+        self.tally = None;
         if self.defunct_since.take().is_some() {
             if self.quorum {
                 self.refute(now, out);
@@ -1200,6 +1329,32 @@ impl Node {
                 self.go_undead_now(now, out);
             }
         }
+    }
+
+    /// How many of the stable voters answered a ping sent since `since`, and how many
+    /// there are: counted afresh when `since` or the voters changed, kept up to date by
+    /// each pong otherwise.
+    fn tally(&mut self, since: Tick) -> (usize, usize) {
+        let current = self
+            .tally
+            .as_ref()
+            .is_some_and(|t| t.since == since && t.voters_gen == self.voters_gen);
+        if !current {
+            let me = self.info.id;
+            let voters = self.voters();
+            let answered = voters
+                .iter()
+                .filter(|h| **h == me || self.contact.get(h).is_some_and(|t| *t >= since))
+                .count();
+            self.tally = Some(Tally {
+                since,
+                voters_gen: self.voters_gen,
+                voters,
+                answered,
+            });
+        }
+        let t = self.tally.as_ref().expect("just set");
+        (t.answered, t.voters.len())
     }
 
     fn on_confirm_timer(&mut self, now: Tick, out: &mut Out) {
@@ -1223,7 +1378,7 @@ impl Node {
         let colonies: Vec<ColonyId> = self.replicas.keys().copied().collect();
         for c in colonies {
             let mut fx = Effects::default();
-            let mut r = self.replicas.remove(&c).expect("listed");
+            let mut r = self.take_replica(c).expect("listed");
             if r.role == Role::Primary && !r.cells.is_empty() {
                 r.fence(&mut fx);
                 self.fenced.insert(c, (r, now));
@@ -1267,12 +1422,16 @@ impl Node {
         if h == self.info.id {
             return;
         }
-        if !self.dir.hosts.merge(rec) || !self.membership.is_alive(h) {
+        if !self.dir.hosts.merge(rec) {
             return;
         }
-        if let Some(view) = self.dir.hosts.get(h).map(|r| r.view.clone()) {
-            let logger = view.info.role == HostRole::Logger;
-            self.topo.upsert(view);
+        self.voters_gen += 1;
+        if !self.membership.is_alive(h) {
+            return;
+        }
+        if let Some(rec) = self.dir.hosts.get(h) {
+            let logger = rec.view.info.role == HostRole::Logger;
+            self.topo.upsert_ref(&rec.view);
             // Only a logger's record changes who the loggers are (deaths and joins come
             // through membership): no scan of the host table for every record.
             if logger || self.loggers.contains(&h) {
@@ -1287,6 +1446,9 @@ impl Node {
         let (epoch, primary) = (e.epoch, e.primary);
         if !self.dir.colonies.merge(e) {
             return;
+        }
+        if self.replicas.contains_key(&colony) {
+            self.attention.insert(colony);
         }
         self.disowned.remove(&colony);
         if primary == me {
@@ -1410,7 +1572,7 @@ impl Node {
             .is_none_or(|e| e.primary != entry.primary || e.epoch != entry.epoch);
         self.dir.colonies.merge(entry.clone());
         if new_primary {
-            for h in self.membership.live_members() {
+            for &h in self.membership.live() {
                 out.sends.push((h, Msg::Dir(entry.clone())));
             }
         } else {
@@ -1425,31 +1587,33 @@ impl Node {
             info: self.info.clone(),
             load: self.load,
             replicas: self.replicas.len() as u32,
-            primaries: self
-                .replicas
-                .values()
-                .filter(|r| r.role == Role::Primary)
-                .count() as u32,
-            state: if self.state == NodeState::Active {
-                HostState::Alive
-            } else {
-                HostState::Leaving
-            },
+            primaries: self.led.len() as u32,
+            state: self.host_state(),
+        }
+    }
+
+    fn host_state(&self) -> HostState {
+        if self.state == NodeState::Active {
+            HostState::Alive
+        } else {
+            HostState::Leaving
         }
     }
 
     /// Publish this host's record if it changed enough to matter (or `force`).
     fn publish_record(&mut self, _now: Tick, force: bool, out: &mut Out) {
-        let view = self.my_view();
         let changed = match &self.published {
             None => true,
             Some(old) => {
+                // Compared field by field: building the view clones the host's names,
+                // and this runs at every tick.
                 let cap = self.info.capacity;
-                let dm = old.load.memory.abs_diff(view.load.memory) as f64;
-                let dc = (old.load.cpu - view.load.cpu).abs();
-                old.state != view.state
-                    || old.replicas != view.replicas
-                    || old.primaries != view.primaries
+                let load = self.load;
+                let dm = old.load.memory.abs_diff(load.memory) as f64;
+                let dc = (old.load.cpu - load.cpu).abs();
+                old.state != self.host_state()
+                    || old.replicas != self.replicas.len() as u32
+                    || old.primaries != self.led.len() as u32
                     || (cap.memory > 0 && dm / cap.memory as f64 > 0.05)
                     || (cap.cpu > 0.0 && dc / cap.cpu > 0.05)
             }
@@ -1457,6 +1621,7 @@ impl Node {
         if !changed && !force {
             return;
         }
+        let view = self.my_view();
         self.record_version += 1;
         let rec = HostRecord {
             view: view.clone(),
@@ -1464,15 +1629,15 @@ impl Node {
             version: self.record_version,
         };
         self.dir.hosts.merge(rec.clone());
-        self.topo.upsert(view.clone());
-        let live = self.membership.live_members();
+        self.topo.upsert_ref(&view);
+        let live = self.membership.live();
         let everyone = force
             || self
                 .published
                 .as_ref()
                 .is_some_and(|o| o.state != view.state);
         if everyone {
-            for h in &live {
+            for h in live {
                 out.sends.push((*h, Msg::HostRecord(rec.clone())));
             }
         } else {
@@ -1554,7 +1719,7 @@ impl Node {
     /// host.
     fn form(&mut self, now: Tick, out: &mut Out) {
         let hosts = self.layout_hosts();
-        for h in self.membership.live_members() {
+        for &h in self.membership.live() {
             out.sends.push((
                 h,
                 Msg::Formation {
@@ -1599,7 +1764,7 @@ impl Node {
                 epoch: Epoch::genesis(primary),
                 version: 1,
                 primary,
-                secondaries: set[1..].to_vec(),
+                secondaries: set[1..].into(),
             };
             // An entry already newer here (a colony whose first primary died and was
             // replaced before this host heard of the layout) stands.
@@ -1692,23 +1857,17 @@ impl Node {
         self.ticks += 1;
         self.expire_requests(now, out);
         self.publish_record(now, false, out);
-        let gen = self.topo.shape_generation();
-        if self.target_gen != Some(gen) {
-            self.target_gen = Some(gen);
-            self.target = placement::feasible_population(
-                &self.topo,
-                self.cfg.colony.replicas,
-                self.cfg.colonies,
-                &self.cfg.colony.placement,
-            )
-            .max(1);
+        if !self.replicas.is_empty() {
+            self.refresh_target();
         }
-        self.topo.refresh(&self.cfg.colony.placement);
-        let colonies: Vec<ColonyId> = self.replicas.keys().copied().collect();
-        for c in colonies {
+        let colonies = self.colonies_to_tick();
+        for &c in &colonies {
             self.with_colony(now, c, out, |r, env| r.tick(env));
+            if self.replicas.get(&c).is_some_and(ColonyReplica::is_quiet) {
+                self.attention.remove(&c);
+            }
         }
-        self.follow_directory(now, out);
+        self.follow_directory(now, &colonies, out);
         self.merge_fenced(now, out);
         if self.state == NodeState::Leaving {
             self.drop_incoming_clones(now, out);
@@ -1720,21 +1879,62 @@ impl Node {
         }
     }
 
+    /// The colonies this tick looks at, ascending: those that want attention (stepped
+    /// since their last tick, busy, or named by a new directory entry) and the
+    /// primaries whose placement turn it is. A quiet replica
+    /// ([`ColonyReplica::is_quiet`]) has nothing to do at the other ticks, nor a
+    /// secondary at its turn: in a cluster of a thousand hosts each holding dozens of
+    /// replicas, visiting every replica four times a second was most of the work of a
+    /// quiet cluster. Every replica is looked at when something they all depend on
+    /// changed (the target population, this side's quorum), while this host leaves, and
+    /// on a storage node (whose value logs may fail at any time).
+    fn colonies_to_tick(&mut self) -> Vec<ColonyId> {
+        let quorum = self.has_quorum();
+        let all = std::mem::take(&mut self.tick_all)
+            || quorum != std::mem::replace(&mut self.ticked_quorum, quorum)
+            || self.state == NodeState::Leaving
+            || self.values.is_some();
+        if all {
+            return self.replicas.keys().copied().collect();
+        }
+        let every = self.cfg.placement_every_ticks.max(1);
+        let ticks = self.ticks;
+        let turn = self
+            .led
+            .iter()
+            .copied()
+            .filter(|&c| (ticks + u64::from(c)).is_multiple_of(every));
+        merge_ascending(turn, self.attention.iter().copied()).collect()
+    }
+
     /// A secondary whose primary moved on without telling it (it was cut off, or its
     /// host refuted a death verdict) reports to the primary the directory names: it is
-    /// caught up if it still belongs to the set, and told to drop otherwise.
-    fn follow_directory(&mut self, now: Tick, out: &mut Out) {
+    /// caught up if it still belongs to the set, and told to drop otherwise. Looks at
+    /// the colonies of this tick (a step or a new entry for a colony asks for one) and
+    /// at those that wait for their new primary to come alive here.
+    fn follow_directory(&mut self, now: Tick, colonies: &[ColonyId], out: &mut Out) {
         let me = self.info.id;
-        let stale: Vec<(ColonyId, Epoch, HostId)> = self
-            .replicas
-            .values()
-            .filter(|r| r.role == Role::Secondary && r.is_synced())
-            .filter_map(|r| {
-                let e = self.dir.entry(r.colony)?;
-                (e.epoch > r.epoch && e.primary != me && self.membership.is_alive(e.primary))
-                    .then_some((r.colony, e.epoch, e.primary))
-            })
-            .collect();
+        let mut stale = Vec::new();
+        let pending = std::mem::take(&mut self.follow_pending);
+        for c in merge_ascending(colonies.iter().copied(), pending.iter().copied()) {
+            let Some(r) = self.replicas.get(&c) else {
+                continue;
+            };
+            if r.role != Role::Secondary || !r.is_synced() {
+                continue;
+            }
+            let Some(e) = self.dir.entry(c) else {
+                continue;
+            };
+            if e.epoch <= r.epoch || e.primary == me {
+                continue;
+            }
+            if self.membership.is_alive(e.primary) {
+                stale.push((c, e.epoch, e.primary));
+            } else {
+                self.follow_pending.insert(c);
+            }
+        }
         for (colony, epoch, primary) in stale {
             self.with_colony(now, colony, out, |r, env| r.follow(env, epoch, primary));
         }
@@ -1863,7 +2063,7 @@ impl Node {
             .map(|r| r.colony)
             .collect();
         for c in incoming {
-            let Some(r) = self.replicas.remove(&c) else {
+            let Some(r) = self.take_replica(c) else {
                 continue;
             };
             out.sends.push((
@@ -1912,7 +2112,7 @@ impl Node {
             );
             out.persist = held;
         }
-        for h in self.membership.live_members() {
+        for &h in self.membership.live() {
             out.sends.push((h, Msg::Left));
         }
         let mut mo = MembershipOut::default();
@@ -2142,7 +2342,10 @@ impl Node {
         let Some(r) = self.replicas.get_mut(&colony) else {
             return;
         };
-        let mut fx = Effects::default();
+        self.attention.insert(colony);
+        let was_primary = r.role == Role::Primary;
+        let before = r.observed();
+        let mut fx = std::mem::take(&mut self.fx);
         {
             let membership = &self.membership;
             let alive = |h: HostId| membership.is_alive(h);
@@ -2162,25 +2365,34 @@ impl Node {
             };
             f(r, &mut env);
         }
-        self.apply_effects(now, fx, out);
+        if r.observed() != before {
+            self.observed += 1;
+        }
+        let is_primary = r.role == Role::Primary;
+        if is_primary != was_primary {
+            self.set_led(colony, is_primary);
+        }
+        self.apply_effects(now, &mut fx, out);
+        self.fx = fx;
     }
 
-    fn apply_effects(&mut self, now: Tick, fx: Effects, out: &mut Out) {
+    /// Carries out (and drains) the effects of a colony step.
+    fn apply_effects(&mut self, now: Tick, fx: &mut Effects, out: &mut Out) {
         let me = self.info.id;
-        out.sends.extend(fx.sends);
-        for (delay, colony, t) in fx.timers {
+        out.sends.append(&mut fx.sends);
+        for (delay, colony, t) in fx.timers.drain(..) {
             out.timers.push((delay, Timer::Colony(colony, t)));
         }
-        for kind in fx.events {
+        for kind in fx.events.drain(..) {
             self.emit(now, kind, out);
         }
-        for (to, reply) in fx.replies {
+        for (to, reply) in fx.replies.drain(..) {
             self.deliver_reply(now, to, reply, out);
         }
-        for entry in fx.announce {
+        for entry in fx.announce.drain(..) {
             self.announce(entry, out);
         }
-        for (colony, body) in fx.to_colony {
+        for (colony, body) in fx.to_colony.drain(..) {
             if self
                 .replicas
                 .get(&colony)
@@ -2203,11 +2415,11 @@ impl Node {
                 ));
             }
         }
-        for (colony, to, cmd) in fx.forward {
+        for (colony, to, cmd) in fx.forward.drain(..) {
             self.route(now, colony, to, cmd, 1, out);
         }
-        for colony in fx.remove {
-            self.replicas.remove(&colony);
+        for colony in fx.remove.drain(..) {
+            self.take_replica(colony);
         }
     }
 
@@ -2218,6 +2430,25 @@ impl Node {
             kind,
         });
     }
+}
+
+/// The union of two ascending sequences, ascending, each value once.
+fn merge_ascending<I, J>(a: I, b: J) -> impl Iterator<Item = ColonyId>
+where
+    I: Iterator<Item = ColonyId>,
+    J: Iterator<Item = ColonyId>,
+{
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(&x), Some(&y)) if x == y => {
+            b.next();
+            a.next()
+        }
+        (Some(&x), Some(&y)) if x < y => a.next(),
+        (_, Some(_)) => b.next(),
+        (Some(_), None) => a.next(),
+        (None, None) => None,
+    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::topology::{HostState, HostView, Topology};
+use super::topology::{HostState, HostView, Spot, Topology};
 use super::types::{HostId, HostRole, Role};
 
 /// Weights and limits of placement. Missing fields take their defaults when deserialised.
@@ -99,13 +99,18 @@ pub fn slots(role: HostRole) -> u32 {
 
 /// [`slots`] of `host` as `topo` knows it; an unknown host counts as an ordinary one.
 pub fn host_slots(topo: &Topology, host: HostId) -> u32 {
+    if !topo.has_special_roles() {
+        return 1;
+    }
     topo.get(host).map_or(1, |v| slots(v.info.role))
 }
 
 /// Whether `host` is a storage node.
 pub fn is_storage(topo: &Topology, host: HostId) -> bool {
-    topo.get(host)
-        .is_some_and(|v| v.info.role == HostRole::Storage)
+    topo.has_special_roles()
+        && topo
+            .get(host)
+            .is_some_and(|v| v.info.role == HostRole::Storage)
 }
 
 /// Spare fraction of a cpu capacity, in [0, 1]; an unknown (non-positive or non-finite)
@@ -382,19 +387,21 @@ pub fn choose_migration_with_floor(
         return None;
     }
     let peak = topo.peak_attraction(cfg);
+    // Each member looked up once.
+    let spots: Vec<Spot> = current.iter().map(|&(host, _)| topo.spot(host)).collect();
     let members: Vec<Member> = current
         .iter()
         .enumerate()
         .map(|(i, &(host, role))| {
-            let view = topo.get(host);
+            let view = spots[i].view;
             let mut contrib = view.map_or(f64::NEG_INFINITY, |v| attraction(v, cfg));
             let mut duplicate = false;
             let mut boxed = 0;
-            for (j, &(other, _)) in current.iter().enumerate() {
+            for (j, &other) in spots.iter().enumerate() {
                 if j == i {
                     continue;
                 }
-                let d = topo.distance(host, other);
+                let d = Spot::distance(spots[i], other);
                 duplicate |= d == 0;
                 boxed += usize::from(d <= 1);
                 contrib -= repulsion_at(d, cfg);
@@ -552,26 +559,29 @@ pub fn feasible_population(
     colonies: u32,
     cfg: &PlacementConfig,
 ) -> u32 {
-    let mut copies: u64 = 0;
-    let mut room: u64 = 0;
-    for view in topo.hosts().filter(|v| eligible(v)) {
-        let per_colony = u64::from(slots(view.info.role));
-        copies += per_colony;
-        let capacity = view.info.capacity.memory;
-        let fits =
-            if capacity == 0 || cfg.replica_memory == 0 || view.info.role == HostRole::Storage {
-                u64::MAX
-            } else {
-                capacity / cfg.replica_memory
-            };
-        room += fits.min(per_colony * u64::from(colonies));
-    }
+    let (copies, room) = topo.feasible_sums(colonies, cfg.replica_memory);
     let mut p = u64::from(wanted).min(copies);
     if colonies > 0 {
         p = p.min(room / u64::from(colonies));
     }
     // p <= wanted, so it fits.
     u32::try_from(p).unwrap_or(wanted)
+}
+
+/// What one host adds to [`feasible_population`]'s sums: the replicas of one colony it
+/// counts for, and the replicas it has room for (at most that many per colony).
+pub fn feasible_share(view: &HostView, colonies: u32, replica_memory: u64) -> (u64, u64) {
+    if !eligible(view) {
+        return (0, 0);
+    }
+    let per_colony = u64::from(slots(view.info.role));
+    let capacity = view.info.capacity.memory;
+    let fits = if capacity == 0 || replica_memory == 0 || view.info.role == HostRole::Storage {
+        u64::MAX
+    } else {
+        capacity / replica_memory
+    };
+    (per_colony, fits.min(per_colony * u64::from(colonies)))
 }
 
 /// The placement rule as the invariant checker sees it: `Some(reason)` when two replicas
@@ -718,31 +728,29 @@ pub fn initial_layout(hosts: &[LayoutHost], colonies: u32, replicas: u32) -> Ini
         return InitialLayout { population, slots };
     }
 
-    // The spread order: boxes interleaved within each zone, then the zones.
-    let mut zones: Vec<u32> = hosts.iter().map(|h| h.zone).collect();
-    zones.sort_unstable();
-    zones.dedup();
-    let zone_lists: Vec<Vec<usize>> = zones
-        .iter()
-        .map(|&z| {
-            let mut boxes: Vec<u32> = hosts
-                .iter()
-                .filter(|h| h.zone == z)
-                .map(|h| h.box_id)
-                .collect();
-            boxes.sort_unstable();
-            boxes.dedup();
-            let per_box: Vec<Vec<usize>> = boxes
-                .iter()
-                .map(|&b| {
-                    (0..h_count)
-                        .filter(|&i| hosts[i].zone == z && hosts[i].box_id == b)
-                        .collect()
-                })
-                .collect();
-            interleave(&per_box)
-        })
-        .collect();
+    // The spread order: boxes interleaved within each zone, then the zones. Hosts
+    // grouped by zone, then box, each group in id order.
+    let mut grouped: Vec<usize> = (0..h_count).collect();
+    grouped.sort_unstable_by_key(|&i| (hosts[i].zone, hosts[i].box_id, i));
+    let mut zone_lists: Vec<Vec<usize>> = Vec::new();
+    let mut per_box: Vec<Vec<usize>> = Vec::new();
+    for (k, &i) in grouped.iter().enumerate() {
+        let prev = k.checked_sub(1).map(|p| &hosts[grouped[p]]);
+        let (zone, box_id) = (hosts[i].zone, hosts[i].box_id);
+        if prev.is_some_and(|p| p.zone != zone) {
+            zone_lists.push(interleave(&per_box));
+            per_box.clear();
+        }
+        match prev {
+            Some(p) if p.zone == zone && p.box_id == box_id => {
+                per_box.last_mut().expect("a box begun").push(i);
+            }
+            _ => per_box.push(vec![i]),
+        }
+    }
+    if !per_box.is_empty() {
+        zone_lists.push(interleave(&per_box));
+    }
     let order: Vec<usize> = interleave(&zone_lists);
     let mut box_ids: Vec<u32> = hosts.iter().map(|h| h.box_id).collect();
     box_ids.sort_unstable();

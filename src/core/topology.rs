@@ -18,12 +18,13 @@
 //! the few changed hosts when only a few changed, by one full sort otherwise. A change
 //! to a host's replica count alone does not touch the ranking. The topology also keeps
 //! the highest attraction of any host exact as views change
-//! ([`Topology::peak_attraction`]), so placement can tell in O(1) that no host is worth
+//! ([`Topology::peak_attraction`]), so placement can tell at once that no host is worth
 //! a move.
 //!
 //! Everything is ordered by [`HostId`] (`BTreeMap`s, sorts with id tie-breaks), so no
 //! hash order can leak into a placement decision.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,8 +32,8 @@ use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::Direction;
 use serde::{Deserialize, Serialize};
 
-use super::placement::{attraction, attraction_key, PlacementConfig};
-use super::types::{HostId, HostInfo, Load};
+use super::placement::{attraction, attraction_key, feasible_share, PlacementConfig};
+use super::types::{HostId, HostInfo, HostRole, IdMap, Load};
 
 /// Whether a host takes replicas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +58,37 @@ pub struct HostView {
     #[serde(default)]
     pub primaries: u32,
     pub state: HostState,
+}
+
+/// A host, found once in a [`Topology`]: its view (None if unknown) and its place in the
+/// tree.
+#[derive(Clone, Copy, Debug)]
+pub struct Spot<'a> {
+    pub host: HostId,
+    pub view: Option<&'a HostView>,
+    nodes: Option<(NodeIndex, NodeIndex, Option<NodeIndex>)>,
+}
+
+impl Spot<'_> {
+    /// [`Topology::distance`] between two spots.
+    pub fn distance(a: Spot, b: Spot) -> u8 {
+        if a.host == b.host {
+            return 0;
+        }
+        let (Some((node_a, box_a, zone_a)), Some((node_b, box_b, zone_b))) = (a.nodes, b.nodes)
+        else {
+            return 3;
+        };
+        if node_a == node_b {
+            0
+        } else if box_a == box_b {
+            1
+        } else if zone_a.is_some() && zone_a == zone_b {
+            2
+        } else {
+            3
+        }
+    }
 }
 
 /// A node of the containment tree.
@@ -137,10 +169,19 @@ impl Ranking {
 #[derive(Clone, Debug, Default)]
 pub struct Topology {
     graph: StableGraph<Place, ()>,
-    hosts: BTreeMap<HostId, Entry>,
+    /// Every host's entry, in a slab (`free` lists the empty places).
+    entries: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    /// Host id to its place in `entries`, ascending (what iterates).
+    hosts: BTreeMap<HostId, u32>,
+    /// The same, by id (what looks up: placement asks for a few hosts at every turn of
+    /// every colony).
+    index: IdMap<u32>,
     zones: BTreeMap<String, NodeIndex>,
-    /// Keyed by (zone, box name).
-    boxes: BTreeMap<(String, String), NodeIndex>,
+    /// Zone name -> box name -> the box node.
+    boxes: BTreeMap<String, BTreeMap<String, NodeIndex>>,
+    /// Boxes in `boxes`.
+    box_count: usize,
     ranking: Option<Ranking>,
     /// Hosts whose attraction may have changed since `ranking` was brought up to date.
     pending: BTreeSet<HostId>,
@@ -150,10 +191,38 @@ pub struct Topology {
     /// Raised when a host comes, goes, or changes what it can hold (capacity, role,
     /// state), not when only its load or replica count moves.
     shape: u64,
-    /// The highest attraction of any host under some weights, kept exact as views
-    /// change (dropped when the host at the top loses attraction; computed again on the
-    /// next read).
+    /// Every host by attraction under some weights, kept exact as views change: the
+    /// highest attraction at hand.
     peak: Option<Peak>,
+    /// Hosts that are not ordinary (storage nodes, loggers): while there are none,
+    /// every host counts for one replica and none is a storage node, without a lookup.
+    special: usize,
+    /// The sums of [`feasible_share`] over the hosts for some parameters, kept as views
+    /// change once [`Topology::track_feasible`] asked for them.
+    feasible: Option<Feasible>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Feasible {
+    colonies: u32,
+    replica_memory: u64,
+    copies: u64,
+    room: u64,
+}
+
+impl Feasible {
+    fn change(&mut self, old: Option<&HostView>, new: Option<&HostView>) {
+        if let Some(v) = old {
+            let (c, r) = feasible_share(v, self.colonies, self.replica_memory);
+            self.copies -= c;
+            self.room -= r;
+        }
+        if let Some(v) = new {
+            let (c, r) = feasible_share(v, self.colonies, self.replica_memory);
+            self.copies += c;
+            self.room += r;
+        }
+    }
 }
 
 /// Keeps the peak exact as one host's view goes from `old` to `new`.
@@ -161,31 +230,52 @@ fn peak_change(peak: &mut Option<Peak>, old: Option<&HostView>, new: Option<&Hos
     let Some(p) = peak else {
         return;
     };
-    let before = old.map_or(f64::NEG_INFINITY, |v| attraction(v, &p.cfg));
-    let after = new.map_or(f64::NEG_INFINITY, |v| attraction(v, &p.cfg));
-    if after >= p.value {
-        p.value = after;
-    } else if before >= p.value {
-        // The top host (or one of them) lost attraction: find the top again.
-        *peak = None;
+    if let Some(v) = old {
+        let key = ordered(attraction(v, &p.cfg));
+        p.by_attraction.remove(&(key, v.info.id));
+        if p.top == Some(key) {
+            p.top = p.by_attraction.last().map(|&(k, _)| k);
+        }
+    }
+    if let Some(v) = new {
+        let key = ordered(attraction(v, &p.cfg));
+        p.by_attraction.insert((key, v.info.id));
+        p.top = p.top.max(Some(key));
     }
 }
 
-/// See [`Topology::peak_attraction`].
+/// A float as an integer of the same order ([`f64::total_cmp`]).
+fn ordered(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+/// The float of [`ordered`].
+fn unordered(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
+}
+
+/// See [`Topology::peak_attraction`]: every host by its attraction under `cfg`, kept in
+/// step with the views (O(log hosts) per change), so the highest is always at hand.
 #[derive(Clone, Debug)]
 struct Peak {
     cfg: PlacementConfig,
-    value: f64,
+    by_attraction: BTreeSet<(u64, HostId)>,
+    /// The highest key of `by_attraction`.
+    top: Option<u64>,
 }
 
 impl PartialEq for Topology {
     fn eq(&self, other: &Self) -> bool {
-        self.hosts.len() == other.hosts.len()
-            && self
-                .hosts
-                .iter()
-                .zip(other.hosts.iter())
-                .all(|((a, ea), (b, eb))| a == b && ea.view == eb.view)
+        self.hosts.len() == other.hosts.len() && self.hosts().eq(other.hosts())
     }
 }
 
@@ -194,13 +284,68 @@ impl Topology {
         Self::default()
     }
 
+    /// Notes that `host`'s attraction may have changed (nothing to note while there is
+    /// no ranking: the first read builds it from scratch).
+    fn note_pending(&mut self, host: HostId) {
+        if self.ranking.is_some() {
+            self.pending.insert(host);
+        }
+    }
+
+    fn entry(&self, host: HostId) -> Option<&Entry> {
+        let slot = *self.index.get(host)?;
+        self.entries[slot as usize].as_ref()
+    }
+
+    fn insert_entry(&mut self, id: HostId, entry: Entry) {
+        if let Some(f) = &mut self.feasible {
+            f.change(None, Some(&entry.view));
+        }
+        self.special += usize::from(entry.view.info.role != HostRole::Normal);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.entries[slot as usize] = Some(entry);
+                slot
+            }
+            None => {
+                self.entries.push(Some(entry));
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.hosts.insert(id, slot);
+        self.index.insert(id, slot);
+    }
+
+    fn remove_entry(&mut self, id: HostId) -> Option<Entry> {
+        let slot = self.index.remove(id)?;
+        self.hosts.remove(&id);
+        self.free.push(slot);
+        let entry = self.entries[slot as usize].take()?;
+        if let Some(f) = &mut self.feasible {
+            f.change(Some(&entry.view), None);
+        }
+        self.special -= usize::from(entry.view.info.role != HostRole::Normal);
+        Some(entry)
+    }
+
     /// Adds a host or replaces its view. A new incarnation may stand on another box or
     /// in another zone: the host is then moved in the tree.
     pub fn upsert(&mut self, view: HostView) {
+        self.upsert_cow(Cow::Owned(view));
+    }
+
+    /// [`Topology::upsert`] from a borrowed view: a host already known on the same box
+    /// is updated in place, without copying its names.
+    pub fn upsert_ref(&mut self, view: &HostView) {
+        self.upsert_cow(Cow::Borrowed(view));
+    }
+
+    fn upsert_cow(&mut self, view: Cow<HostView>) {
         let id = view.info.id;
-        if let Some(entry) = self.hosts.get_mut(&id) {
+        if let Some(&slot) = self.index.get(id) {
+            let entry = self.entries[slot as usize].as_mut().expect("indexed");
             let old = &entry.view;
-            if *old == view {
+            if *old == *view {
                 return;
             }
             self.generation += 1;
@@ -213,15 +358,32 @@ impl Topology {
                 let rank_changed = shape_changed || old.load != view.load;
                 if shape_changed {
                     self.shape += 1;
+                    if let Some(f) = &mut self.feasible {
+                        f.change(Some(old), Some(&view));
+                    }
                 }
-                entry.view = view;
+                if old.info.role != view.info.role {
+                    let (was, is) = (old.info.role, view.info.role);
+                    self.special = self.special + usize::from(is != HostRole::Normal)
+                        - usize::from(was != HostRole::Normal);
+                }
+                // The names are equal: everything else is copied.
+                let new = &mut entry.view;
+                new.info.capacity = view.info.capacity;
+                new.info.role = view.info.role;
+                new.load = view.load;
+                new.replicas = view.replicas;
+                new.primaries = view.primaries;
+                new.state = view.state;
+                debug_assert!(*new == *view);
                 if rank_changed {
-                    self.pending.insert(id);
+                    self.note_pending(id);
                 }
                 return;
             }
             self.remove(id);
         }
+        let view = view.into_owned();
         self.generation += 1;
         self.shape += 1;
         peak_change(&mut self.peak, None, Some(&view));
@@ -229,7 +391,7 @@ impl Topology {
         let zone_node = self.parent(box_node);
         let node = self.graph.add_node(Place::Host(id));
         self.graph.add_edge(box_node, node, ());
-        self.hosts.insert(
+        self.insert_entry(
             id,
             Entry {
                 view,
@@ -238,17 +400,17 @@ impl Topology {
                 zone_node,
             },
         );
-        self.pending.insert(id);
+        self.note_pending(id);
     }
 
     /// Removes a host; its box and zone go too when it was their last host.
     pub fn remove(&mut self, host: HostId) {
-        let Some(entry) = self.hosts.remove(&host) else {
+        let Some(entry) = self.remove_entry(host) else {
             return;
         };
         self.generation += 1;
         self.shape += 1;
-        self.pending.insert(host);
+        self.note_pending(host);
         peak_change(&mut self.peak, Some(&entry.view), None);
         let box_node = self.parent(entry.node);
         self.graph.remove_node(entry.node);
@@ -261,8 +423,14 @@ impl Topology {
         let zone_node = self.parent(box_node);
         self.graph.remove_node(box_node);
         let info = &entry.view.info;
-        self.boxes
-            .remove(&(info.zone.clone(), info.box_name.clone()));
+        if let Some(in_zone) = self.boxes.get_mut(&info.zone) {
+            if in_zone.remove(&info.box_name).is_some() {
+                self.box_count -= 1;
+            }
+            if in_zone.is_empty() {
+                self.boxes.remove(&info.zone);
+            }
+        }
         if let Some(zone_node) = zone_node {
             if !self.has_children(zone_node) {
                 self.graph.remove_node(zone_node);
@@ -272,11 +440,41 @@ impl Topology {
     }
 
     pub fn get(&self, host: HostId) -> Option<&HostView> {
-        self.hosts.get(&host).map(|e| &e.view)
+        self.entry(host).map(|e| &e.view)
+    }
+
+    /// Keep the sums of [`feasible_share`] for these parameters up to date from now on,
+    /// so that [`Topology::feasible_sums`] answers at once.
+    pub fn track_feasible(&mut self, colonies: u32, replica_memory: u64) {
+        let (copies, room) = self.feasible_sums(colonies, replica_memory);
+        self.feasible = Some(Feasible {
+            colonies,
+            replica_memory,
+            copies,
+            room,
+        });
+    }
+
+    /// The sums over the hosts of [`feasible_share`]: at once when tracked for these
+    /// parameters, by one pass over the hosts otherwise.
+    pub fn feasible_sums(&self, colonies: u32, replica_memory: u64) -> (u64, u64) {
+        if let Some(f) = &self.feasible {
+            if f.colonies == colonies && f.replica_memory == replica_memory {
+                return (f.copies, f.room);
+            }
+        }
+        self.hosts()
+            .map(|v| feasible_share(v, colonies, replica_memory))
+            .fold((0, 0), |(c, r), (dc, dr)| (c + dc, r + dr))
+    }
+
+    /// Whether any host present is a storage node or a logger.
+    pub fn has_special_roles(&self) -> bool {
+        self.special > 0
     }
 
     pub fn contains(&self, host: HostId) -> bool {
-        self.hosts.contains_key(&host)
+        self.index.contains(host)
     }
 
     pub fn len(&self) -> usize {
@@ -289,7 +487,10 @@ impl Topology {
 
     /// All host views, ordered by id.
     pub fn hosts(&self) -> impl Iterator<Item = &HostView> {
-        self.hosts.values().map(|e| &e.view)
+        self.hosts
+            .values()
+            .filter_map(|&slot| self.entries[slot as usize].as_ref())
+            .map(|e| &e.view)
     }
 
     /// All host ids, ascending.
@@ -302,20 +503,17 @@ impl Topology {
     /// Two different ids of which one is unknown are at distance 3 (nothing is known to
     /// tie them together); an id is always at distance 0 from itself.
     pub fn distance(&self, a: HostId, b: HostId) -> u8 {
-        if a == b {
-            return 0;
-        }
-        let (Some(ea), Some(eb)) = (self.hosts.get(&a), self.hosts.get(&b)) else {
-            return 3;
-        };
-        if ea.node == eb.node {
-            0
-        } else if ea.box_node == eb.box_node {
-            1
-        } else if ea.zone_node.is_some() && ea.zone_node == eb.zone_node {
-            2
-        } else {
-            3
+        Spot::distance(self.spot(a), self.spot(b))
+    }
+
+    /// Where `host` stands, to weigh its distance to several others with one lookup
+    /// ([`Spot::distance`]), and its view.
+    pub fn spot(&self, host: HostId) -> Spot<'_> {
+        let entry = self.entry(host);
+        Spot {
+            host,
+            view: entry.map(|e| &e.view),
+            nodes: entry.map(|e| (e.node, e.box_node, e.zone_node)),
         }
     }
 
@@ -337,7 +535,7 @@ impl Topology {
 
     /// Distinct boxes among the hosts present.
     pub fn boxes(&self) -> usize {
-        self.boxes.len()
+        self.box_count
     }
 
     /// Distinct zones among the hosts present.
@@ -347,23 +545,28 @@ impl Topology {
 
     /// The highest [`attraction`] of any host under `cfg`'s weights (−∞ without an
     /// eligible host): no host can gain a replica set more than this minus what a
-    /// member contributes. Exact; O(1) unless the top host lost attraction since the
-    /// last read (then one pass over the hosts).
+    /// member contributes. Exact; every host is ordered by attraction once for `cfg`'s
+    /// weights, and kept in order as views change (O(log hosts) per change).
     pub fn peak_attraction(&mut self, cfg: &PlacementConfig) -> f64 {
-        if let Some(p) = &self.peak {
-            if attraction_key(&p.cfg) == attraction_key(cfg) {
-                return p.value;
-            }
+        let current = self
+            .peak
+            .as_ref()
+            .is_some_and(|p| attraction_key(&p.cfg) == attraction_key(cfg));
+        if !current {
+            let by_attraction: BTreeSet<(u64, HostId)> = self
+                .hosts()
+                .map(|v| (ordered(attraction(v, cfg)), v.info.id))
+                .collect();
+            self.peak = Some(Peak {
+                cfg: cfg.clone(),
+                top: by_attraction.last().map(|&(k, _)| k),
+                by_attraction,
+            });
         }
-        let value = self
-            .hosts()
-            .map(|v| attraction(v, cfg))
-            .fold(f64::NEG_INFINITY, f64::max);
-        self.peak = Some(Peak {
-            cfg: cfg.clone(),
-            value,
-        });
-        value
+        self.peak
+            .as_ref()
+            .and_then(|p| p.top)
+            .map_or(f64::NEG_INFINITY, unordered)
     }
 
     /// Brings the attraction ranking up to date for `cfg` (no-op when it already is). Only
@@ -377,7 +580,11 @@ impl Topology {
                 if self.pending.len() <= INCREMENTAL_LIMIT {
                     for id in std::mem::take(&mut self.pending) {
                         r.take_out(id);
-                        if let Some(e) = self.hosts.get(&id) {
+                        let e = self
+                            .index
+                            .get(id)
+                            .and_then(|&slot| self.entries[slot as usize].as_ref());
+                        if let Some(e) = e {
                             r.put_in(id, attraction(&e.view, cfg));
                         }
                     }
@@ -426,8 +633,7 @@ impl Topology {
 
     /// The node of box `name` in `zone`, created (with its zone) if missing.
     fn box_node(&mut self, zone: &str, name: &str) -> NodeIndex {
-        let key = (zone.to_owned(), name.to_owned());
-        if let Some(&node) = self.boxes.get(&key) {
+        if let Some(&node) = self.boxes.get(zone).and_then(|in_zone| in_zone.get(name)) {
             return node;
         }
         let zone_node = match self.zones.get(zone) {
@@ -440,7 +646,11 @@ impl Topology {
         };
         let node = self.graph.add_node(Place::Box(name.to_owned()));
         self.graph.add_edge(zone_node, node, ());
-        self.boxes.insert(key, node);
+        self.boxes
+            .entry(zone.to_owned())
+            .or_default()
+            .insert(name.to_owned(), node);
+        self.box_count += 1;
         node
     }
 }
@@ -675,12 +885,17 @@ mod tests {
         fn cached_ranking_matches_a_fresh_one(ops in proptest::collection::vec(op(), 1..80)) {
             let cfg = PlacementConfig::default();
             let mut t = Topology::new();
+            t.track_feasible(100, GIB);
             for op in ops {
                 match op {
                     Op::Upsert { id, zone, box_, cpu, leaving } => {
                         let mut v = view(id, &format!("z{zone}"), &format!("b{box_}"), f64::from(cpu), 0);
                         if leaving {
                             v.state = HostState::Leaving;
+                        }
+                        // Some hosts are storage nodes (the same id changes role at times).
+                        if (id + u32::from(cpu)).is_multiple_of(7) {
+                            v.info.role = HostRole::Storage;
                         }
                         t.upsert(v);
                     }
@@ -690,6 +905,12 @@ mod tests {
                         prop_assert_eq!(t.ranked(&cfg), &fresh[..]);
                     }
                 }
+                // The feasible sums, kept up to date across changes, are those of a pass.
+                let pass = t
+                    .hosts()
+                    .map(|v| feasible_share(v, 100, GIB))
+                    .fold((0, 0), |(c, r), (dc, dr)| (c + dc, r + dr));
+                prop_assert_eq!(t.feasible_sums(100, GIB), pass);
                 // The peak, kept up to date across changes, is the top attraction.
                 let top = t.hosts().map(|v| attraction(v, &cfg)).fold(f64::NEG_INFINITY, f64::max);
                 prop_assert_eq!(t.peak_attraction(&cfg), top);
@@ -700,6 +921,10 @@ mod tests {
             let boxes: BTreeSet<(String, String)> =
                 views.iter().map(|v| (v.info.zone.clone(), v.info.box_name.clone())).collect();
             let zones: BTreeSet<String> = views.iter().map(|v| v.info.zone.clone()).collect();
+            prop_assert_eq!(
+                t.has_special_roles(),
+                views.iter().any(|v| v.info.role != HostRole::Normal)
+            );
             prop_assert_eq!(t.boxes(), boxes.len());
             prop_assert_eq!(t.zones(), zones.len());
             prop_assert_eq!(t.graph.node_count(), views.len() + boxes.len() + zones.len());

@@ -190,9 +190,145 @@ pub fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// Host ids below this are kept in an [`IdMap`]'s array; larger ones (a node id derived
+/// from a hashed address) in its ordered map.
+const DENSE_IDS: HostId = 1 << 16;
+
+/// A map keyed by host id, found with one array access when ids are small (as they are
+/// when the operator numbers the hosts, and in the simulator), by an ordered map
+/// otherwise. Iterates in ascending id order.
+#[derive(Clone, Debug)]
+pub struct IdMap<V> {
+    dense: Vec<Option<V>>,
+    sparse: std::collections::BTreeMap<HostId, V>,
+    len: usize,
+}
+
+impl<V> Default for IdMap<V> {
+    fn default() -> Self {
+        IdMap {
+            dense: Vec::new(),
+            sparse: std::collections::BTreeMap::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<V> IdMap<V> {
+    pub fn get(&self, id: HostId) -> Option<&V> {
+        if id < DENSE_IDS {
+            self.dense.get(id as usize)?.as_ref()
+        } else {
+            self.sparse.get(&id)
+        }
+    }
+
+    pub fn get_mut(&mut self, id: HostId) -> Option<&mut V> {
+        if id < DENSE_IDS {
+            self.dense.get_mut(id as usize)?.as_mut()
+        } else {
+            self.sparse.get_mut(&id)
+        }
+    }
+
+    pub fn contains(&self, id: HostId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// The value of `id`, inserted from `make` if absent.
+    pub fn get_or_insert_with(&mut self, id: HostId, make: impl FnOnce() -> V) -> &mut V {
+        if id < DENSE_IDS {
+            let i = id as usize;
+            if i >= self.dense.len() {
+                self.dense.resize_with(i + 1, || None);
+            }
+            let slot = &mut self.dense[i];
+            if slot.is_none() {
+                self.len += 1;
+            }
+            slot.get_or_insert_with(make)
+        } else {
+            let len = &mut self.len;
+            self.sparse.entry(id).or_insert_with(|| {
+                *len += 1;
+                make()
+            })
+        }
+    }
+
+    /// Sets the value of `id`, returning the one it replaces.
+    pub fn insert(&mut self, id: HostId, v: V) -> Option<V> {
+        let old = if id < DENSE_IDS {
+            let i = id as usize;
+            if i >= self.dense.len() {
+                self.dense.resize_with(i + 1, || None);
+            }
+            self.dense[i].replace(v)
+        } else {
+            self.sparse.insert(id, v)
+        };
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    pub fn remove(&mut self, id: HostId) -> Option<V> {
+        let old = if id < DENSE_IDS {
+            self.dense.get_mut(id as usize)?.take()
+        } else {
+            self.sparse.remove(&id)
+        };
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Entries in ascending id order.
+    pub fn iter(&self) -> impl Iterator<Item = (HostId, &V)> {
+        let dense = self
+            .dense
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((i as HostId, v.as_ref()?)));
+        dense.chain(self.sparse.iter().map(|(k, v)| (*k, v)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_maps_keep_small_and_large_ids_in_order() {
+        let mut m = IdMap::default();
+        for id in [7, 1 << 20, 3, DENSE_IDS, 0, u32::MAX] {
+            assert_eq!(m.insert(id, id), None);
+        }
+        assert_eq!(m.insert(3, 33), Some(3));
+        assert_eq!(m.len(), 6);
+        let ids: Vec<HostId> = m.iter().map(|(k, _)| k).collect();
+        assert_eq!(ids, vec![0, 3, 7, DENSE_IDS, 1 << 20, u32::MAX]);
+        assert_eq!(m.get(3), Some(&33));
+        assert_eq!(m.remove(1 << 20), Some(1 << 20));
+        assert_eq!(m.remove(1 << 20), None);
+        assert!(!m.contains(5) && !m.contains(1 << 20) && m.contains(u32::MAX));
+        *m.get_or_insert_with(5, || 50) += 1;
+        *m.get_or_insert_with(1 << 21, || 9) += 1;
+        assert_eq!(
+            (m.get(5), m.get(1 << 21), m.len()),
+            (Some(&51), Some(&10), 7)
+        );
+    }
 
     #[test]
     fn epochs_order_by_term_then_host() {
