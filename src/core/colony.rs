@@ -133,6 +133,10 @@ pub struct Env<'a> {
     pub optimise: bool,
     /// Live logging nodes: a primary streams its acknowledged mutations to each.
     pub loggers: &'a [HostId],
+    /// The most bytes this replica's tail keeps: [`ColonyConfig::log_tail_bytes`], or
+    /// less when the host holds so many replicas that their tails would pass its
+    /// budget (`NodeConfig::tail_budget_bytes`).
+    pub tail_bytes: usize,
     pub fx: &'a mut Effects,
 }
 
@@ -550,20 +554,22 @@ impl ColonyReplica {
 
     /// The tail's bounds: entries, bytes, and the seq after which nothing is dropped
     /// (what is not yet acknowledged or streamed to the loggers may be sent again).
-    fn tail_bounds(&self, cfg: &ColonyConfig) -> (usize, usize, Seq) {
+    fn tail_bounds(&self, env: &Env) -> (usize, usize, Seq) {
         let entries = if self.cells.is_on_disk() {
-            cfg.log_tail.min(STORAGE_LOG_TAIL)
+            env.cfg.log_tail.min(STORAGE_LOG_TAIL)
         } else {
-            cfg.log_tail
+            env.cfg.log_tail
         };
-        (
-            entries,
-            cfg.log_tail_bytes,
-            self.logged.min(self.committed()),
-        )
+        (entries, env.tail_bytes, self.logged.min(self.committed()))
     }
 
-    fn record(&mut self, m: Mutation, cfg: &ColonyConfig) {
+    /// The bytes of keys and values in the tail of mutations (with
+    /// [`ENTRY_OVERHEAD`](super::tail::ENTRY_OVERHEAD) each).
+    pub fn tail_bytes(&self) -> usize {
+        self.log.bytes()
+    }
+
+    fn record(&mut self, m: Mutation, env: &Env) {
         self.cells.apply(&m.op);
         match &m.op {
             Op::Remove {
@@ -583,7 +589,7 @@ impl ColonyReplica {
         // memory would hold what it keeps on disk (a secondary further behind gets a
         // snapshot instead). What is not yet acknowledged or not yet streamed to the
         // loggers stays: it may have to be sent again.
-        let (entries, bytes, keep_after) = self.tail_bounds(cfg);
+        let (entries, bytes, keep_after) = self.tail_bounds(env);
         self.log.push(m, entries, bytes, keep_after);
     }
 
@@ -664,7 +670,7 @@ impl ColonyReplica {
             to,
             reply,
         });
-        self.record(m, env.cfg);
+        self.record(m, env);
         self.try_complete(env);
     }
 
@@ -756,7 +762,7 @@ impl ColonyReplica {
             self.tail_between(from, commit)
         };
         // What was kept for the loggers alone may go now.
-        let (max_entries, max_bytes, keep_after) = self.tail_bounds(env.cfg);
+        let (max_entries, max_bytes, keep_after) = self.tail_bounds(env);
         self.log.trim(max_entries, max_bytes, keep_after);
         if entries.is_empty() {
             return;
@@ -1109,7 +1115,7 @@ impl ColonyReplica {
                 if new_epoch {
                     self.resync(env);
                 } else if m.version.seq == self.last.seq + 1 {
-                    self.record(m, env.cfg);
+                    self.record(m, env);
                     self.ack(env);
                 } else if m.version.seq <= self.last.seq {
                     self.ack(env);
@@ -2301,6 +2307,7 @@ mod tests {
                 placement_turn: false,
                 optimise: true,
                 loggers: &[],
+                tail_bytes: self.cfg.log_tail_bytes,
                 fx: &mut fx,
             };
             f(self.reps.get_mut(&host).unwrap(), &mut env);

@@ -60,6 +60,13 @@ pub struct NodeConfig {
     pub merge_timeout_ms: u64,
     /// Peers a changed host record is pushed to directly.
     pub record_fanout: usize,
+    /// The most bytes the tails of mutations of all the replicas held here keep
+    /// together (see `ColonyConfig::log_tail_bytes`): each replica's bound is this
+    /// shared among them, at most `log_tail_bytes` and at least [`MIN_TAIL_BYTES`]. A
+    /// host holding thousands of replicas under writes then keeps tens of MiB of
+    /// tails, not `log_tail_bytes` times thousands.
+    #[serde(default = "default_tail_budget_bytes")]
+    pub tail_budget_bytes: usize,
     /// Timings of a logging node (`HostRole::Logger`).
     #[serde(default)]
     pub log_sink: LogSinkConfig,
@@ -108,6 +115,14 @@ fn default_defunct_confirm_ms() -> u64 {
     2_000
 }
 
+/// A replica's tail keeps at least this many bytes whatever the budget: a few
+/// mutations, enough to catch up a secondary that missed one message.
+pub const MIN_TAIL_BYTES: usize = 4 * 1024;
+
+fn default_tail_budget_bytes() -> usize {
+    64 * 1024 * 1024
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
@@ -126,6 +141,7 @@ impl Default for NodeConfig {
             leave_timeout_ms: 60_000,
             merge_timeout_ms: 30_000,
             record_fanout: 3,
+            tail_budget_bytes: default_tail_budget_bytes(),
             log_sink: LogSinkConfig::default(),
             confirm_retry_ms: default_confirm_retry_ms(),
             defunct_confirm_ms: default_defunct_confirm_ms(),
@@ -2339,6 +2355,10 @@ impl Node {
         out: &mut Out,
         f: impl FnOnce(&mut ColonyReplica, &mut Env),
     ) {
+        let share = self.cfg.tail_budget_bytes / self.replicas.len().max(1);
+        let tail_bytes = share
+            .max(MIN_TAIL_BYTES)
+            .min(self.cfg.colony.log_tail_bytes);
         let Some(r) = self.replicas.get_mut(&colony) else {
             return;
         };
@@ -2355,6 +2375,7 @@ impl Node {
                 cfg: &self.cfg.colony,
                 topo: &mut self.topo,
                 loggers: &self.loggers,
+                tail_bytes,
                 alive: &alive,
                 quorum: self.quorum && self.unconfirmed_since.is_none(),
                 target: self.target,
@@ -2791,6 +2812,46 @@ mod tests {
         let expected = read_back(&mut c, (0..600).map(|i| format!("k{i}")));
         assert_eq!(expected.len(), 600);
         assert_eq!(logged_values(&c, 9), expected);
+    }
+
+    #[test]
+    fn the_replicas_of_a_host_share_its_tail_budget() {
+        let budget = 16 * MIN_TAIL_BYTES;
+        let mut config = cfg();
+        config.colony.replicas = 2;
+        config.tail_budget_bytes = budget;
+        let mut c = Cluster::new(config);
+        c.start(0, vec![]);
+        for h in 1..3 {
+            c.start(h, vec![0]);
+        }
+        c.run_for(60_000);
+        // 2,000 writes of 1,000 bytes, one at a time: about 125 KB per colony, twice a
+        // tail's own bound (64 KiB), and many times each replica's share of the budget.
+        let value = "v".repeat(1_000);
+        for i in 0..2_000 {
+            c.client((i % 3) as HostId, set(&format!("k{i}"), &value));
+            c.run_for(20);
+        }
+        c.run_for(2_000);
+        for (h, n) in &c.nodes {
+            let held = n.replicas().count();
+            assert!(held >= 8, "host {h} holds {held} replicas");
+            let share = (budget / held).max(MIN_TAIL_BYTES);
+            let mut total = 0;
+            for r in n.replicas() {
+                // A secondary keeps the last mutation beyond its share: it learns that
+                // a mutation is acknowledged only with the next one.
+                assert!(
+                    r.tail_bytes() <= share + 1_100,
+                    "host {h} colony {}: a tail of {} bytes, its share {share}",
+                    r.colony,
+                    r.tail_bytes()
+                );
+                total += r.tail_bytes();
+            }
+            assert!(total > budget / 2, "host {h}: the tails hold {total} bytes");
+        }
     }
 
     /// Reads `key` through `host`; the value, if any.

@@ -132,6 +132,12 @@ pub struct NodeArgs {
     /// the dropped part again from the primaries.
     #[arg(long)]
     pub log_buffer_mib: Option<u64>,
+    /// Memory for the tails of recent mutations of all the replicas this node holds,
+    /// in MiB (default 64; each replica keeps at most 64 KiB and at least 4 KiB). A
+    /// longer tail lets a secondary or logger that fell behind catch up without a
+    /// snapshot.
+    #[arg(long)]
+    pub tail_budget_mib: Option<u64>,
 }
 
 /// Errors in the node's settings.
@@ -238,6 +244,7 @@ impl NodeArgs {
             salvage: self.salvage || file.salvage,
             log_segment_mib: self.log_segment_mib.or(file.log_segment_mib),
             log_buffer_mib: self.log_buffer_mib.or(file.log_buffer_mib),
+            tail_budget_mib: self.tail_budget_mib.or(file.tail_budget_mib),
         }
     }
 
@@ -343,6 +350,15 @@ impl NodeArgs {
         };
         core.colony.replicas = replicas;
         core.colony.sync_replicas = self.sync_replicas;
+        if let Some(mib) = self.tail_budget_mib {
+            if mib == 0 {
+                return Err(ConfigError::Invalid(
+                    "--tail-budget-mib must be positive".into(),
+                ));
+            }
+            core.tail_budget_bytes =
+                usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        }
         core.membership = fast_detection();
         // A logging node holds no cells: nothing to restore into it.
         let restore_dirs: Vec<PathBuf> = if logger.is_some() {
@@ -489,6 +505,26 @@ mod tests {
         .resolve(machine())
         .unwrap_err();
         assert!(err.to_string().contains("--advertise"), "{err}");
+        let err = NodeArgs {
+            tail_budget_mib: Some(0),
+            ..Default::default()
+        }
+        .resolve(machine())
+        .unwrap_err();
+        assert!(err.to_string().contains("--tail-budget-mib"), "{err}");
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn the_tail_budget_is_given_in_mib() {
+        let s = NodeArgs::default().resolve(machine()).unwrap();
+        assert_eq!(s.core.tail_budget_bytes, 64 << 20, "the default");
+        let s = NodeArgs {
+            tail_budget_mib: Some(8),
+            ..Default::default()
+        }
+        .resolve(machine())
+        .unwrap();
+        assert_eq!(s.core.tail_budget_bytes, 8 << 20);
     }
 }
