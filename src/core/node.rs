@@ -1682,12 +1682,12 @@ impl Node {
                 Some((v, incarnation))
             })
             .collect();
-        let mut zones: Vec<&str> = views.iter().map(|(v, _)| v.info.zone.as_str()).collect();
+        let mut zones: Vec<&str> = views.iter().map(|(v, _)| v.info.zone.as_ref()).collect();
         zones.sort_unstable();
         zones.dedup();
         let mut boxes: Vec<(&str, &str)> = views
             .iter()
-            .map(|(v, _)| (v.info.zone.as_str(), v.info.box_name.as_str()))
+            .map(|(v, _)| (v.info.zone.as_ref(), v.info.box_name.as_ref()))
             .collect();
         boxes.sort_unstable();
         boxes.dedup();
@@ -1695,7 +1695,7 @@ impl Node {
         views
             .iter()
             .map(|(v, incarnation)| {
-                let zone = v.info.zone.as_str();
+                let zone = v.info.zone.as_ref();
                 let capacity = v.info.capacity.memory;
                 let room = if capacity == 0 || unit == 0 {
                     u32::MAX
@@ -1707,7 +1707,7 @@ impl Node {
                     incarnation: *incarnation,
                     zone: zones.binary_search(&zone).unwrap_or(0) as u32,
                     box_id: boxes
-                        .binary_search(&(zone, v.info.box_name.as_str()))
+                        .binary_search(&(zone, v.info.box_name.as_ref()))
                         .unwrap_or(0) as u32,
                     room,
                 }
