@@ -1868,6 +1868,12 @@ impl ColonyReplica {
     // ----- the periodic step: expiry, watchdogs, population, placement --------------
 
     /// Called on every node tick.
+    /// Whether [`Self::tick`] would do nothing: a secondary whose value log has not
+    /// failed.
+    pub fn tick_is_idle(&self) -> bool {
+        self.role != Role::Primary && !self.cells.has_failure()
+    }
+
     pub fn tick(&mut self, env: &mut Env) {
         if let Some(e) = self.cells.take_failure() {
             // A storage replica whose disk failed holds nothing we can trust.
