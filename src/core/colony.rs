@@ -337,6 +337,9 @@ pub struct ColonyReplica {
     cell_in_waiting: Vec<(Seq, ColonyId, Key)>,
     /// A fenced primary: the last acknowledged seq when it stopped serving.
     merge_commit: Option<Seq>,
+    /// [`Self::observed`] as its host last recorded it (the host compares it with the
+    /// fingerprint after each step instead of computing both).
+    pub(crate) seen: u64,
 }
 
 fn lineage_has(lineage: &Lineage, v: Version) -> bool {
@@ -370,6 +373,7 @@ impl ColonyReplica {
             tombstones: Tombstones::default(),
             cell_in_waiting: Vec::new(),
             merge_commit: None,
+            seen: 0,
         }
     }
 

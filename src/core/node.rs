@@ -471,11 +471,12 @@ impl Node {
     }
 
     /// Holds `r` (in place of any replica of its colony held before).
-    fn put_replica(&mut self, r: ColonyReplica) {
+    fn put_replica(&mut self, mut r: ColonyReplica) {
         if self.replicas.is_empty() {
             self.refresh_target();
         }
         self.observed += 1;
+        r.seen = r.observed();
         let colony = r.colony;
         let primary = r.role == Role::Primary;
         self.cell_bytes += r.cells.bytes() as u64;
@@ -2375,7 +2376,9 @@ impl Node {
         };
         self.attention.insert(colony);
         let was_primary = r.role == Role::Primary;
-        let before = r.observed();
+        // Replicas change only here and in `put_replica`, which both record it.
+        let before = r.seen;
+        debug_assert_eq!(before, r.observed());
         let bytes_before = r.cells.bytes() as u64;
         let mut fx = std::mem::take(&mut self.fx);
         {
@@ -2397,7 +2400,10 @@ impl Node {
             };
             f(r, &mut env);
         }
-        if r.observed() != before {
+        let after = r.observed();
+        // (Always stored: a step may replace the whole replica.)
+        r.seen = after;
+        if after != before {
             self.observed += 1;
         }
         self.cell_bytes = self.cell_bytes - bytes_before + r.cells.bytes() as u64;
