@@ -268,14 +268,14 @@ impl World {
                             return;
                         };
                         self.slot(h)
-                            .map(|s| s.info.box_name.clone())
+                            .map(|s| s.info.box_name.to_string())
                             .unwrap_or_default()
                     }
                 };
                 let victims: Vec<HostId> = self
                     .hosts
                     .iter()
-                    .filter(|s| s.info.box_name == name && s.node.is_some())
+                    .filter(|s| *s.info.box_name == *name && s.node.is_some())
                     .map(|s| s.info.id)
                     .collect();
                 for h in &victims {
@@ -330,7 +330,7 @@ impl World {
             } => {
                 let mut side: std::collections::BTreeSet<HostId> = hosts.iter().copied().collect();
                 for s in &self.hosts {
-                    if zones.contains(&s.info.zone) {
+                    if zones.iter().any(|z| **z == *s.info.zone) {
                         side.insert(s.info.id);
                     }
                 }

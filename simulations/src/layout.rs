@@ -42,8 +42,8 @@ pub fn host_info(
     let zone = zone_override.map_or_else(|| zone_name(zone_of(spec, b)), str::to_owned);
     HostInfo {
         id,
-        box_name,
-        zone,
+        box_name: box_name.into(),
+        zone: zone.into(),
         capacity: Resources {
             cpu: spec.cpu,
             memory: (spec.memory_gib * GIB) as u64,
@@ -81,16 +81,16 @@ mod tests {
         let h1 = host_info(&spec, 1, None, None);
         let h4 = host_info(&spec, 4, None, None);
         let h2 = host_info(&spec, 2, None, None);
-        assert_eq!((h1.box_name.as_str(), h1.zone.as_str()), ("b0", "z0"));
-        assert_eq!((h4.box_name.as_str(), h4.zone.as_str()), ("b0", "z0"));
-        assert_eq!((h2.box_name.as_str(), h2.zone.as_str()), ("b1", "z1"));
+        assert_eq!((h1.box_name.as_ref(), h1.zone.as_ref()), ("b0", "z0"));
+        assert_eq!((h4.box_name.as_ref(), h4.zone.as_ref()), ("b0", "z0"));
+        assert_eq!((h2.box_name.as_ref(), h2.zone.as_ref()), ("b1", "z1"));
         let j = host_info(&spec, 10, Some("bx"), Some("z9"));
-        assert_eq!((j.box_name.as_str(), j.zone.as_str()), ("bx", "z9"));
+        assert_eq!((j.box_name.as_ref(), j.zone.as_ref()), ("bx", "z9"));
         let l = logger_info(&spec, 11, 1);
-        assert_eq!((l.box_name.as_str(), l.zone.as_str()), ("log1", "z1"));
+        assert_eq!((l.box_name.as_ref(), l.zone.as_ref()), ("log1", "z1"));
         assert_eq!(l.role, HostRole::Logger);
         let s = storage_info(&spec, 12, 0);
-        assert_eq!((s.box_name.as_str(), s.zone.as_str()), ("st0", "z0"));
+        assert_eq!((s.box_name.as_ref(), s.zone.as_ref()), ("st0", "z0"));
         assert_eq!(s.role, HostRole::Storage);
     }
 }

@@ -190,7 +190,7 @@ impl Model {
             }
             Dna::Map(m) => {
                 let mut out = BTreeMap::new();
-                for (f, v) in m {
+                for (f, v) in m.iter() {
                     let f = std::str::from_utf8(f).ok()?.to_string();
                     let id = std::str::from_utf8(v).ok()?.parse().ok()?;
                     out.insert(f, id);
@@ -478,7 +478,7 @@ mod tests {
             m.insert(f.into(), v.to_vec().into());
         }
         let c = Cell {
-            dna: Dna::Map(m),
+            dna: Dna::Map(m.into()),
             version: Version::default(),
             expires_at: None,
         };

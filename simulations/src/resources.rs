@@ -8,7 +8,7 @@
 
 use crate::scenario::ResourceSpec;
 use colony::core::node::Node;
-use colony::core::types::{Load, Role};
+use colony::core::types::Load;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 
@@ -24,14 +24,7 @@ pub struct Squeeze {
 /// The load `node` reports now.
 pub fn load_of(node: &Node, spec: &ResourceSpec, squeeze: Squeeze, rng: &mut ChaCha8Rng) -> Load {
     let cap = node.info().capacity;
-    let (mut primaries, mut secondaries, mut bytes) = (0u64, 0u64, 0u64);
-    for r in node.replicas() {
-        match r.role {
-            Role::Primary => primaries += 1,
-            Role::Secondary => secondaries += 1,
-        }
-        bytes += r.cells.bytes() as u64;
-    }
+    let (primaries, secondaries, bytes) = node.replica_load();
     let noise = |rng: &mut ChaCha8Rng| {
         if spec.jitter > 0.0 {
             1.0 + rng.random_range(-spec.jitter..=spec.jitter)

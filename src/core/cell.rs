@@ -10,6 +10,7 @@ pub use super::cell_store::CellStore;
 use super::types::{ColonyId, Tick, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use super::blob::Blob;
 
@@ -21,8 +22,10 @@ pub type Key = Blob;
 pub enum Dna {
     /// A plain value (Redis string).
     Value(Blob),
-    /// A map of fields (Redis hash).
-    Map(BTreeMap<Blob, Blob>),
+    /// A map of fields (Redis hash). Shared: a write makes a new map (the op states
+    /// the cell's new state outright), so the store, the tail of mutations and the
+    /// messages that carry it hold one map, not a copy each (serialised as the map).
+    Map(Arc<BTreeMap<Blob, Blob>>),
     /// The cell moved to another colony; this colony only forwards.
     Moved(ColonyId),
 }
@@ -256,14 +259,15 @@ impl CellStore {
         };
         // A read looks at the map where it is; a write changes a copy (the op states
         // the cell's new state outright).
-        fn map_ref(c: Option<&Cell>) -> Result<Option<&BTreeMap<Blob, Blob>>, CommandError> {
+        fn map_ref(c: Option<&Cell>) -> Result<Option<&Arc<BTreeMap<Blob, Blob>>>, CommandError> {
             match c.map(|c| &c.dna) {
                 None => Ok(None),
                 Some(Dna::Map(m)) => Ok(Some(m)),
                 Some(_) => Err(CommandError::WrongType),
             }
         }
-        let map_of = |c: Option<&Cell>| map_ref(c).map(|m| m.cloned().unwrap_or_default());
+        let map_of =
+            |c: Option<&Cell>| map_ref(c).map(|m| m.map(|m| (**m).clone()).unwrap_or_default());
         let err = |e| (Reply::Error(e), None);
         match cmd {
             Command::Get { .. } => match live.map(|c| &c.dna) {
@@ -347,7 +351,7 @@ impl CellStore {
                     }
                 }
                 let exp = live.and_then(|c| c.expires_at);
-                (Reply::Int(added), Some(put(Dna::Map(m), exp)))
+                (Reply::Int(added), Some(put(Dna::Map(Arc::new(m)), exp)))
             }
             Command::HDel { fields, .. } => {
                 let mut m = match map_of(live) {
@@ -364,7 +368,7 @@ impl CellStore {
                         why: RemoveWhy::Deleted,
                     }
                 } else {
-                    put(Dna::Map(m), live.and_then(|c| c.expires_at))
+                    put(Dna::Map(Arc::new(m)), live.and_then(|c| c.expires_at))
                 };
                 (Reply::Int(removed), Some(op))
             }
@@ -393,7 +397,7 @@ impl CellStore {
                 Ok(m) => (
                     Reply::Array(
                         m.into_iter()
-                            .flatten()
+                            .flat_map(|m| m.iter())
                             .flat_map(|(k, v)| [Some(k.clone()), Some(v.clone())])
                             .collect(),
                     ),
@@ -482,7 +486,12 @@ mod tests {
         );
         assert_eq!(r, Reply::Int(0));
         let map: BTreeMap<Blob, Blob> = [(b"f".into(), b"1".into())].into();
-        let r = run(&mut s, restore("h", Dna::Map(map), Some(5_000)), now, 2);
+        let r = run(
+            &mut s,
+            restore("h", Dna::Map(Arc::new(map)), Some(5_000)),
+            now,
+            2,
+        );
         assert_eq!(r, Reply::Int(1));
         let r = run(&mut s, restore("k", Dna::Value(b"v".into()), None), now, 3);
         assert_eq!(r, Reply::Int(1));

@@ -128,6 +128,11 @@ impl CellStore {
         self.bytes
     }
 
+    /// Whether the log failed since the last [`Self::take_failure`].
+    pub fn has_failure(&self) -> bool {
+        self.failure.borrow().is_some()
+    }
+
     /// The log's first error since the last call, if any.
     pub fn take_failure(&self) -> Option<ValueLogError> {
         self.failure.borrow_mut().take()

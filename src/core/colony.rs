@@ -341,6 +341,9 @@ pub struct ColonyReplica {
     cell_in_waiting: Vec<(Seq, ColonyId, Key)>,
     /// A fenced primary: the last acknowledged seq when it stopped serving.
     merge_commit: Option<Seq>,
+    /// [`Self::observed`] as its host last recorded it (the host compares it with the
+    /// fingerprint after each step instead of computing both).
+    pub(crate) seen: u64,
 }
 
 fn lineage_has(lineage: &Lineage, v: Version) -> bool {
@@ -374,6 +377,7 @@ impl ColonyReplica {
             tombstones: Tombstones::default(),
             cell_in_waiting: Vec::new(),
             merge_commit: None,
+            seen: 0,
         }
     }
 
@@ -1874,6 +1878,12 @@ impl ColonyReplica {
     // ----- the periodic step: expiry, watchdogs, population, placement --------------
 
     /// Called on every node tick.
+    /// Whether [`Self::tick`] would do nothing: a secondary whose value log has not
+    /// failed.
+    pub fn tick_is_idle(&self) -> bool {
+        self.role != Role::Primary && !self.cells.has_failure()
+    }
+
     pub fn tick(&mut self, env: &mut Env) {
         if let Some(e) = self.cells.take_failure() {
             // A storage replica whose disk failed holds nothing we can trust.

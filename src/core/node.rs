@@ -320,6 +320,9 @@ pub struct Node {
     /// Raised whenever a replica is taken or dropped, or one's
     /// [`ColonyReplica::observed`] fingerprint changes.
     observed: u64,
+    /// The sum of the replicas' [`CellStore::bytes`], kept as replicas come, go and
+    /// step (see [`Node::replica_load`]).
+    cell_bytes: u64,
     /// Tick every replica at the next tick (the target population or this side's
     /// quorum changed).
     tick_all: bool,
@@ -406,6 +409,7 @@ impl Node {
             follow_pending: BTreeSet::new(),
             fx: Effects::default(),
             observed: 0,
+            cell_bytes: 0,
             tick_all: false,
             ticked_quorum: true,
             fenced: BTreeMap::new(),
@@ -483,14 +487,18 @@ impl Node {
     }
 
     /// Holds `r` (in place of any replica of its colony held before).
-    fn put_replica(&mut self, r: ColonyReplica) {
+    fn put_replica(&mut self, mut r: ColonyReplica) {
         if self.replicas.is_empty() {
             self.refresh_target();
         }
         self.observed += 1;
+        r.seen = r.observed();
         let colony = r.colony;
         let primary = r.role == Role::Primary;
-        self.replicas.insert(colony, r);
+        self.cell_bytes += r.cells.bytes() as u64;
+        if let Some(old) = self.replicas.insert(colony, r) {
+            self.cell_bytes -= old.cells.bytes() as u64;
+        }
         self.set_led(colony, primary);
         self.attention.insert(colony);
     }
@@ -498,6 +506,7 @@ impl Node {
     /// Stops holding the replica of `colony`.
     fn take_replica(&mut self, colony: ColonyId) -> Option<ColonyReplica> {
         let r = self.replicas.remove(&colony)?;
+        self.cell_bytes -= r.cells.bytes() as u64;
         self.observed += 1;
         self.set_led(colony, false);
         self.attention.remove(&colony);
@@ -636,6 +645,21 @@ impl Node {
     /// at the same value.
     pub fn observed_generation(&self) -> u64 {
         self.observed
+    }
+
+    /// (primaries, secondaries, bytes of their cells) over the replicas held, without
+    /// a walk over them (what a simulated host reports as its load every second).
+    pub fn replica_load(&self) -> (u64, u64, u64) {
+        let primaries = self.led.len() as u64;
+        let secondaries = (self.replicas.len() - self.led.len()) as u64;
+        debug_assert_eq!(
+            self.cell_bytes,
+            self.replicas
+                .values()
+                .map(|r| r.cells.bytes() as u64)
+                .sum::<u64>()
+        );
+        (primaries, secondaries, self.cell_bytes)
     }
 
     /// Requests from local clients still waiting for an answer.
@@ -1698,12 +1722,12 @@ impl Node {
                 Some((v, incarnation))
             })
             .collect();
-        let mut zones: Vec<&str> = views.iter().map(|(v, _)| v.info.zone.as_str()).collect();
+        let mut zones: Vec<&str> = views.iter().map(|(v, _)| v.info.zone.as_ref()).collect();
         zones.sort_unstable();
         zones.dedup();
         let mut boxes: Vec<(&str, &str)> = views
             .iter()
-            .map(|(v, _)| (v.info.zone.as_str(), v.info.box_name.as_str()))
+            .map(|(v, _)| (v.info.zone.as_ref(), v.info.box_name.as_ref()))
             .collect();
         boxes.sort_unstable();
         boxes.dedup();
@@ -1711,7 +1735,7 @@ impl Node {
         views
             .iter()
             .map(|(v, incarnation)| {
-                let zone = v.info.zone.as_str();
+                let zone = v.info.zone.as_ref();
                 let capacity = v.info.capacity.memory;
                 let room = if capacity == 0 || unit == 0 {
                     u32::MAX
@@ -1723,7 +1747,7 @@ impl Node {
                     incarnation: *incarnation,
                     zone: zones.binary_search(&zone).unwrap_or(0) as u32,
                     box_id: boxes
-                        .binary_search(&(zone, v.info.box_name.as_str()))
+                        .binary_search(&(zone, v.info.box_name.as_ref()))
                         .unwrap_or(0) as u32,
                     room,
                 }
@@ -1878,7 +1902,15 @@ impl Node {
         }
         let colonies = self.colonies_to_tick();
         for &c in &colonies {
-            self.with_colony(now, c, out, |r, env| r.tick(env));
+            // A secondary's tick does nothing unless its value log failed: no step (a
+            // replicated write puts a secondary here at every tick it arrives).
+            if !self
+                .replicas
+                .get(&c)
+                .is_some_and(ColonyReplica::tick_is_idle)
+            {
+                self.with_colony(now, c, out, |r, env| r.tick(env));
+            }
             if self.replicas.get(&c).is_some_and(ColonyReplica::is_quiet) {
                 self.attention.remove(&c);
             }
@@ -2364,7 +2396,10 @@ impl Node {
         };
         self.attention.insert(colony);
         let was_primary = r.role == Role::Primary;
-        let before = r.observed();
+        // Replicas change only here and in `put_replica`, which both record it.
+        let before = r.seen;
+        debug_assert_eq!(before, r.observed());
+        let bytes_before = r.cells.bytes() as u64;
         let mut fx = std::mem::take(&mut self.fx);
         {
             let membership = &self.membership;
@@ -2386,9 +2421,13 @@ impl Node {
             };
             f(r, &mut env);
         }
-        if r.observed() != before {
+        let after = r.observed();
+        // (Always stored: a step may replace the whole replica.)
+        r.seen = after;
+        if after != before {
             self.observed += 1;
         }
+        self.cell_bytes = self.cell_bytes - bytes_before + r.cells.bytes() as u64;
         let is_primary = r.role == Role::Primary;
         if is_primary != was_primary {
             self.set_led(colony, is_primary);

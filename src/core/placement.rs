@@ -607,7 +607,7 @@ pub fn placement_violation(
         let id = v.info.id;
         !hosts.contains(&id) && admits(v, cfg) && hosts.iter().all(|&m| topo.distance(id, m) >= 2)
     })?;
-    let box_name = topo.get(a).map_or("?", |v| v.info.box_name.as_str());
+    let box_name = topo.get(a).map_or("?", |v| v.info.box_name.as_ref());
     Some(format!(
         "replicas on hosts {a} and {b} share box {box_name} while host {} on box {} admits one",
         alternative.info.id, alternative.info.box_name
@@ -844,8 +844,8 @@ mod tests {
         HostView {
             info: HostInfo {
                 id,
-                box_name: box_name.to_owned(),
-                zone: zone.to_owned(),
+                box_name: box_name.into(),
+                zone: zone.into(),
                 capacity: Resources {
                     cpu: 8.0,
                     memory: 8 * GIB,
@@ -1422,7 +1422,7 @@ mod tests {
             assert_eq!(placement_violation(&t, &set, &c), None);
             let zones: BTreeSet<&str> = set
                 .iter()
-                .map(|&h| t.get(h).unwrap().info.zone.as_str())
+                .map(|&h| t.get(h).unwrap().info.zone.as_ref())
                 .collect();
             assert_eq!(zones.len(), 3);
             let roles: Vec<(HostId, Role)> = set
@@ -1577,14 +1577,14 @@ mod tests {
             }
             let free_boxes: BTreeSet<(&str, &str)> = admitting
                 .iter()
-                .map(|v| (v.info.zone.as_str(), v.info.box_name.as_str()))
+                .map(|v| (v.info.zone.as_ref(), v.info.box_name.as_ref()))
                 .collect();
             if t.boxes() >= wanted as usize && free_boxes.len() >= target {
                 let used: BTreeSet<(&str, &str)> = set
                     .iter()
                     .map(|&h| {
                         let v = t.get(h).unwrap();
-                        (v.info.zone.as_str(), v.info.box_name.as_str())
+                        (v.info.zone.as_ref(), v.info.box_name.as_ref())
                     })
                     .collect();
                 prop_assert_eq!(used.len(), set.len());

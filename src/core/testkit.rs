@@ -73,8 +73,8 @@ impl Cluster {
     pub fn info(id: HostId) -> HostInfo {
         HostInfo {
             id,
-            box_name: format!("box{id}"),
-            zone: format!("zone{}", id % 3),
+            box_name: format!("box{id}").into(),
+            zone: format!("zone{}", id % 3).into(),
             capacity: Resources {
                 cpu: 8.0,
                 memory: 16 << 30,

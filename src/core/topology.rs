@@ -423,18 +423,18 @@ impl Topology {
         let zone_node = self.parent(box_node);
         self.graph.remove_node(box_node);
         let info = &entry.view.info;
-        if let Some(in_zone) = self.boxes.get_mut(&info.zone) {
-            if in_zone.remove(&info.box_name).is_some() {
+        if let Some(in_zone) = self.boxes.get_mut(&*info.zone) {
+            if in_zone.remove(&*info.box_name).is_some() {
                 self.box_count -= 1;
             }
             if in_zone.is_empty() {
-                self.boxes.remove(&info.zone);
+                self.boxes.remove(&*info.zone);
             }
         }
         if let Some(zone_node) = zone_node {
             if !self.has_children(zone_node) {
                 self.graph.remove_node(zone_node);
-                self.zones.remove(&info.zone);
+                self.zones.remove(&*info.zone);
             }
         }
     }
@@ -667,8 +667,8 @@ mod tests {
         HostView {
             info: HostInfo {
                 id,
-                box_name: box_name.to_owned(),
-                zone: zone.to_owned(),
+                box_name: box_name.into(),
+                zone: zone.into(),
                 capacity: Resources {
                     cpu: 8.0,
                     memory: 8 * GIB,
@@ -739,7 +739,7 @@ mod tests {
         let ids: Vec<HostId> = t.hosts().map(|v| v.info.id).collect();
         assert_eq!(ids, vec![1, 2, 3, 4]);
         assert!(t.contains(3) && !t.contains(5));
-        assert_eq!(t.get(3).map(|v| v.info.box_name.as_str()), Some("b2"));
+        assert_eq!(t.get(3).map(|v| v.info.box_name.as_ref()), Some("b2"));
     }
 
     #[test]
@@ -919,8 +919,8 @@ mod tests {
             prop_assert_eq!(t.ranked(&cfg), &fresh[..]);
             let views: Vec<HostView> = t.hosts().cloned().collect();
             let boxes: BTreeSet<(String, String)> =
-                views.iter().map(|v| (v.info.zone.clone(), v.info.box_name.clone())).collect();
-            let zones: BTreeSet<String> = views.iter().map(|v| v.info.zone.clone()).collect();
+                views.iter().map(|v| (v.info.zone.to_string(), v.info.box_name.to_string())).collect();
+            let zones: BTreeSet<String> = views.iter().map(|v| v.info.zone.to_string()).collect();
             prop_assert_eq!(
                 t.has_special_roles(),
                 views.iter().any(|v| v.info.role != HostRole::Normal)

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Milliseconds since an arbitrary origin. The core never reads a clock: every input
 /// carries the current `Tick`.
@@ -80,9 +81,11 @@ pub struct Resources {
 pub struct HostInfo {
     pub id: HostId,
     /// The physical machine under this host: replicas on one box die together.
-    pub box_name: String,
+    /// Shared (`Arc<str>`, serialised as a string): every host holds every host's
+    /// record twice (host table and topology), and copies of a record share its names.
+    pub box_name: Arc<str>,
     /// A rack or data centre: mild repulsion.
-    pub zone: String,
+    pub zone: Arc<str>,
     pub capacity: Resources,
     /// A storage node (issue: data outlives the cluster) or an ordinary one.
     pub role: HostRole,

@@ -372,8 +372,8 @@ impl NodeArgs {
         };
         let info = HostInfo {
             id,
-            box_name: self.box_name.unwrap_or_else(|| format!("box-{id}")),
-            zone: self.zone.unwrap_or_else(|| "default".into()),
+            box_name: self.box_name.unwrap_or_else(|| format!("box-{id}")).into(),
+            zone: self.zone.unwrap_or_else(|| "default".into()).into(),
             capacity: Resources { cpu, memory },
             role,
         };
@@ -470,8 +470,8 @@ mod tests {
         let s = flags.merged().unwrap().resolve(machine()).unwrap();
         assert_eq!(s.info.id, 7);
         assert_eq!(s.core.colony.replicas, 3, "the flag wins");
-        assert_eq!(s.info.zone, "z1");
-        assert_eq!(s.info.box_name, "b9");
+        assert_eq!(&*s.info.zone, "z1");
+        assert_eq!(&*s.info.box_name, "b9");
         assert_eq!(s.join, vec!["127.0.0.1:1".to_string()]);
         assert_eq!(s.client.to_string(), DEFAULT_CLIENT);
         std::fs::remove_dir_all(dir).ok();

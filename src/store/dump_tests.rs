@@ -14,10 +14,13 @@ use std::collections::BTreeMap;
 fn cell(i: u64) -> Cell {
     let dna = match i % 3 {
         0 => Dna::Value(format!("{{\"cart\":[{i}]}}").into()),
-        1 => Dna::Map(BTreeMap::from([
-            (b"a".into(), i.to_string().into()),
-            (vec![0xff, 0].into(), vec![0x80; (i % 7) as usize].into()),
-        ])),
+        1 => Dna::Map(
+            BTreeMap::from([
+                (b"a".into(), i.to_string().into()),
+                (vec![0xff, 0].into(), vec![0x80; (i % 7) as usize].into()),
+            ])
+            .into(),
+        ),
         _ => Dna::Moved(i as u32 % 5),
     };
     Cell {

@@ -249,7 +249,7 @@ mod tests {
             (
                 b"cart:7".into(),
                 Cell {
-                    dna: Dna::Map(map),
+                    dna: Dna::Map(map.into()),
                     version: v,
                     expires_at: None,
                 },

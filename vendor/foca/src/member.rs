@@ -142,6 +142,11 @@ pub(crate) struct Members<T: crate::Identity> {
     /// every change of `inner` (the upstream crate walks `inner` for every lookup, which
     /// is O(members) per update received).
     index: Index<T>,
+    /// colony: a copy of every member whose address [`crate::Identity::addr_slot`]
+    /// numbers, by that number, kept in step with every change of a member's identity,
+    /// incarnation or state: an update that changes nothing (most of what gossip
+    /// brings) is answered from here, one memory access instead of two.
+    mirror: Vec<Option<Member<T>>>,
 }
 
 /// colony: member positions by address: in an array for addresses that
@@ -227,8 +232,12 @@ where
             num_active,
             inner,
             index: Index::new(),
+            mirror: Vec::new(),
         };
         members.reindex();
+        for pos in 0..members.inner.len() {
+            members.mirror_pos(pos);
+        }
         members
     }
 
@@ -238,6 +247,35 @@ where
         for (pos, member) in self.inner.iter().enumerate() {
             self.index.insert(member.id.addr(), pos);
         }
+    }
+
+    /// colony: copies the member at `pos` into `mirror`.
+    fn mirror_pos(&mut self, pos: usize) {
+        let member = &self.inner[pos];
+        if let Some(i) = T::addr_slot(&member.id.addr()) {
+            if i >= self.mirror.len() {
+                self.mirror.resize(i + 1, None);
+            }
+            self.mirror[i] = Some(member.clone());
+        }
+    }
+
+    /// colony: what an update would come to if it changes nothing, from `mirror`:
+    /// same identity, and an incarnation and state that do not override the member's.
+    /// Whatever the condition of [`Self::apply_existing_if`], such an update is not
+    /// applied and leaves the member as it is.
+    fn unchanged_by(&self, update: &Member<T>) -> Option<ApplySummary<T>> {
+        let i = T::addr_slot(&update.id.addr())?;
+        let known = self.mirror.get(i)?.as_ref()?;
+        debug_assert!(self.get(&update.id.addr()) == Some(known), "mirror in step");
+        (known.id == update.id && !known.can_change(update.incarnation, update.state)).then(
+            || ApplySummary {
+                is_active_now: known.is_active(),
+                apply_successful: false,
+                changed_active_set: false,
+                conflict: ConflictResult::NoConflict,
+            },
+        )
     }
 
     /// The position of the member with address `addr`.
@@ -377,6 +415,11 @@ where
         position.map(|pos| {
             let removed = self.inner.swap_remove(pos);
             self.index.remove(&removed.id.addr());
+            if let Some(slot) = T::addr_slot(&removed.id.addr()) {
+                if let Some(m) = self.mirror.get_mut(slot) {
+                    *m = None;
+                }
+            }
             if let Some(moved) = self.inner.get(pos) {
                 self.index.insert(moved.id.addr(), pos);
             }
@@ -395,13 +438,27 @@ where
 
     pub(crate) fn apply_existing_if<F: Fn(&Member<T>) -> bool>(
         &mut self,
+        update: Member<T>,
+        condition: F,
+    ) -> Option<ApplySummary<T>> {
+        if let Some(summary) = self.unchanged_by(&update) {
+            return Some(summary);
+        }
+        let position = self.position_of(&update.id().addr());
+        let summary = self.apply_at(position, update, condition);
+        if let Some(pos) = position {
+            self.mirror_pos(pos);
+        }
+        summary
+    }
+
+    fn apply_at<F: Fn(&Member<T>) -> bool>(
+        &mut self,
+        position: Option<usize>,
         mut update: Member<T>,
         condition: F,
     ) -> Option<ApplySummary<T>> {
-        if let Some(known_member) = self
-            .position_of(&update.id().addr())
-            .map(|pos| &mut self.inner[pos])
-        {
+        if let Some(known_member) = position.map(|pos| &mut self.inner[pos]) {
             let id_conflict = known_member.id != update.id;
 
             // If the update wins the conflict, the full member
@@ -480,6 +537,7 @@ where
                     .unwrap_or(inserted_at);
 
                 self.inner.swap(swap_idx, inserted_at);
+                self.mirror_pos(swap_idx);
                 self.index
                     .insert(self.inner[swap_idx].id.addr(), swap_idx);
                 self.index
