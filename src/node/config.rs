@@ -140,6 +140,15 @@ pub struct NodeArgs {
     pub tail_budget_mib: Option<u64>,
 }
 
+/// A size flag given in MiB, in bytes: `default` MiB when absent; 0 is an error.
+fn mib(v: Option<u64>, default: u64, flag: &str) -> Result<u64, ConfigError> {
+    match v {
+        Some(0) => Err(ConfigError::Invalid(format!("--{flag} must be positive"))),
+        Some(m) => Ok(m.saturating_mul(1 << 20)),
+        None => Ok(default << 20),
+    }
+}
+
 /// Errors in the node's settings.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -331,11 +340,6 @@ impl NodeArgs {
                         .into(),
                 ));
             }
-            let mib = |v: Option<u64>, default: u64, flag: &str| match v {
-                Some(0) => Err(ConfigError::Invalid(format!("--{flag} must be positive"))),
-                Some(m) => Ok(m.saturating_mul(1 << 20)),
-                None => Ok(default << 20),
-            };
             Some(LoggerSettings {
                 dir,
                 segment_bytes: mib(self.log_segment_mib, 64, "log-segment-mib")?,
@@ -350,15 +354,8 @@ impl NodeArgs {
         };
         core.colony.replicas = replicas;
         core.colony.sync_replicas = self.sync_replicas;
-        if let Some(mib) = self.tail_budget_mib {
-            if mib == 0 {
-                return Err(ConfigError::Invalid(
-                    "--tail-budget-mib must be positive".into(),
-                ));
-            }
-            core.tail_budget_bytes =
-                usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-        }
+        let budget = mib(self.tail_budget_mib, 64, "tail-budget-mib")?;
+        core.tail_budget_bytes = usize::try_from(budget).unwrap_or(usize::MAX);
         core.membership = fast_detection();
         // A logging node holds no cells: nothing to restore into it.
         let restore_dirs: Vec<PathBuf> = if logger.is_some() {

@@ -242,24 +242,26 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 /// makes the kernel keep a few more pages).
 const CACHE_PAGE: u64 = 4096;
 
-/// Tells the kernel that the first `len` bytes of `file` (`0`: all of it), already
-/// fsynced, will not be read soon, so it can drop them from the page cache. The log is
+/// Tells the kernel that `len` bytes of `file` from `from` (`len` 0: to the end),
+/// already fsynced, will not be read soon, so it can drop them from the page cache. The log is
 /// read again only by compaction, restore or a restart; without this a logging node
 /// would fill the host's memory with pages it never reads, and every append would
 /// land on a page the kernel had to find (on a virtual machine, often one the
 /// hypervisor had not backed yet: appending to a fresh file costs several times the
 /// CPU of appending over recycled pages). Advice only: nothing to do if it fails.
-fn forget_cached(file: &File, len: u64) {
+fn forget_cached(file: &File, from: u64, len: u64) {
     #[cfg(target_os = "linux")]
     {
         use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
         let len = i64::try_from(len).unwrap_or(i64::MAX);
-        if let Err(e) = posix_fadvise(file, 0, len, PosixFadviseAdvice::POSIX_FADV_DONTNEED) {
+        let advice = PosixFadviseAdvice::POSIX_FADV_DONTNEED;
+        if let Err(e) = posix_fadvise(file, from, len, advice) {
             tracing::debug!(error = %e, "posix_fadvise(DONTNEED) on a log segment failed");
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (file, len);
+    let _ = (file, from, len);
 }
 
 fn encode(record: &LogRecord) -> Result<Vec<u8>, StoreError> {
@@ -902,6 +904,8 @@ pub struct LogWriter {
     path: PathBuf,
     w: Option<RecordWriter<BufWriter<File>>>,
     written: u64,
+    /// How much of the current segment was already dropped from the page cache.
+    forgotten: u64,
 }
 
 impl LogWriter {
@@ -941,6 +945,7 @@ impl LogWriter {
             path: PathBuf::new(),
             w: None,
             written: 0,
+            forgotten: 0,
         };
         let Some(last) = last else {
             me.start(files.next_segment())?;
@@ -979,6 +984,7 @@ impl LogWriter {
         self.n = n;
         self.path = path;
         self.w = Some(w);
+        self.forgotten = 0;
         Ok(())
     }
 
@@ -1001,6 +1007,7 @@ impl LogWriter {
         }
         self.n = segment.n;
         self.path = path.clone();
+        self.forgotten = 0;
         self.w = Some(RecordWriter::resume(
             BufWriter::with_capacity(WRITE_BUFFER, file),
             frames.end,
@@ -1036,6 +1043,7 @@ impl LogWriter {
     /// Flushes and fsyncs what was appended.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         let path = self.path.clone();
+        let forgotten = self.forgotten;
         let w = self.current()?;
         w.flush().map_err(named(&path))?;
         let file = w.get_ref().get_ref();
@@ -1043,8 +1051,9 @@ impl LogWriter {
         // Whole pages only: dropping the partly written last page would make the next
         // append read it back from the disk.
         let whole_pages = w.offset() & !(CACHE_PAGE - 1);
-        if whole_pages > 0 {
-            forget_cached(file, whole_pages);
+        if whole_pages > forgotten {
+            forget_cached(file, forgotten, whole_pages - forgotten);
+            self.forgotten = whole_pages;
         }
         Ok(())
     }
@@ -1074,7 +1083,7 @@ impl LogWriter {
         let w = w.finish().map_err(named(&self.path))?;
         let file = w.get_ref();
         file.sync_data().map_err(io_err(&self.path, "fsync"))?;
-        forget_cached(file, 0);
+        forget_cached(file, self.forgotten, 0);
         Ok(())
     }
 
