@@ -21,7 +21,7 @@ use super::messages::{ColonyMsg, Lineage, MemberInfo, Msg, Mutation, ReplyTo};
 use super::placement::{self, PlacementConfig};
 use super::tail::MutationTail;
 use super::topology::{HostState, Topology};
-use super::types::{ColonyId, Epoch, HostId, HostRole, Role, Seq, Tick, Version};
+use super::types::{mix64, ColonyId, Epoch, HostId, HostRole, Role, Seq, Tick, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -127,6 +127,8 @@ pub struct Env<'a> {
     /// Whether this tick is this colony's turn to weigh migrations (and sweep expired
     /// cells): spreads the work of thousands of colonies over several ticks.
     pub placement_turn: bool,
+    /// Whether this host is leaving (as its published record says).
+    pub leaving: bool,
     /// Whether optional moves (toward a more attractive host, or to spread primaries)
     /// may be made now: not for a while after the cluster formed together, while the
     /// host records still describe every host as it was before the layout (empty).
@@ -154,6 +156,33 @@ impl Env<'_> {
 
     fn event(&mut self, e: EventKind) {
         self.fx.events.push(e);
+    }
+}
+
+/// The inputs of a placement turn: the topology's generation (raised at every change of
+/// any host's view), the replica set, the refused hosts and whether optional moves are
+/// allowed. A turn that found nothing to do finds nothing again while these stay put,
+/// which in a settled cluster is almost every turn: a thousand hosts' colonies then skip
+/// the member lookups and the ranking walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PlacementMemo {
+    generation: u64,
+    inputs: u64,
+}
+
+impl PlacementMemo {
+    fn of(env: &Env, roles: &[(HostId, Role)], exclude: &[HostId]) -> Self {
+        let mut h = mix64(u64::from(env.optimise) ^ (roles.len() as u64) << 8);
+        for &(host, role) in roles {
+            h = mix64(h ^ u64::from(host) ^ u64::from(role == Role::Primary) << 40);
+        }
+        for &host in exclude {
+            h = mix64(h ^ u64::from(host) ^ 1 << 41);
+        }
+        PlacementMemo {
+            generation: env.topo.generation(),
+            inputs: h,
+        }
     }
 }
 
@@ -332,6 +361,9 @@ pub struct ColonyReplica {
     moving: Option<Move>,
     hand_off: Option<HandOff>,
     refused: BTreeMap<HostId, Tick>,
+    /// What the last placement turn that changed nothing looked at: the next turn with
+    /// the same inputs would find the same nothing, and is skipped.
+    placement_memo: Option<PlacementMemo>,
     reduced: bool,
     cell_moves: BTreeMap<Key, CellMove>,
     /// Cells received from another colony, answered once their write is acknowledged.
@@ -372,6 +404,7 @@ impl ColonyReplica {
             moving: None,
             hand_off: None,
             refused: BTreeMap::new(),
+            placement_memo: None,
             reduced: false,
             cell_moves: BTreeMap::new(),
             tombstones: Tombstones::default(),
@@ -1893,7 +1926,9 @@ impl ColonyReplica {
         if self.role != Role::Primary {
             return;
         }
-        self.refused.retain(|_, until| *until > env.now);
+        if !self.refused.is_empty() {
+            self.refused.retain(|_, until| *until > env.now);
+        }
         if !env.quorum {
             return;
         }
@@ -1911,11 +1946,7 @@ impl ColonyReplica {
             return;
         }
         let me = env.me;
-        let leaving = env
-            .topo
-            .get(me)
-            .is_some_and(|v| v.state == HostState::Leaving);
-        if leaving {
+        if env.leaving {
             let best = self
                 .members
                 .iter()
@@ -2017,6 +2048,10 @@ impl ColonyReplica {
             let roles: Vec<(HostId, Role)> = std::iter::once((me, Role::Primary))
                 .chain(self.members.iter().map(|m| (m.host, Role::Secondary)))
                 .collect();
+            let memo = PlacementMemo::of(env, &roles, &exclude);
+            if self.placement_memo == Some(memo) {
+                return;
+            }
             let found = placement::choose_migration_with_floor(
                 env.topo,
                 &roles,
@@ -2055,6 +2090,9 @@ impl ColonyReplica {
                         .map_or(env.optimise, |v| v.state == HostState::Leaving)
                 })
                 .collect();
+            if stuck.is_empty() {
+                self.placement_memo = Some(memo);
+            }
             for h in stuck {
                 self.members.retain(|m| m.host != h);
                 env.send(
@@ -2306,9 +2344,14 @@ mod tests {
         fn step(&mut self, host: HostId, f: impl FnOnce(&mut ColonyReplica, &mut Env)) {
             let mut fx = Effects::default();
             let alive = |_: HostId| true;
+            let leaving = self
+                .topo
+                .get(host)
+                .is_some_and(|v| v.state == HostState::Leaving);
             let mut env = Env {
                 now: self.now,
                 me: host,
+                leaving,
                 cfg: &self.cfg,
                 topo: &mut self.topo,
                 alive: &alive,

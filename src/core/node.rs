@@ -2417,6 +2417,10 @@ impl Node {
                 placement_turn: (self.ticks + u64::from(colony))
                     .is_multiple_of(self.cfg.placement_every_ticks.max(1)),
                 optimise: now >= self.settle_until,
+                leaving: self
+                    .published
+                    .as_ref()
+                    .is_some_and(|v| v.state == HostState::Leaving),
                 fx: &mut fx,
             };
             f(r, &mut env);
