@@ -1424,8 +1424,17 @@ impl ColonyReplica {
         self.announce(env);
     }
 
-    /// A newer primary refused us: merge into it and leave.
+    /// A newer primary refused us: merge into it and leave. Unless that primary is
+    /// already dead here (it took primacy and died at once, say right after our own
+    /// hand-off to it): the merge would go nowhere and this copy may be the last one,
+    /// so this primary takes over above the dead one's epoch instead, as when a claim
+    /// finds the directory's primary gone ([`Self::reclaim`]). A survivor that promoted
+    /// itself meanwhile meets it at the next message; the older epoch merges into it.
     fn deposed(&mut self, env: &mut Env, primary: HostId, current: Epoch) {
+        if !(env.alive)(primary) {
+            self.reclaim(env, current);
+            return;
+        }
         self.step_down(env, primary, current, true);
         self.dropped(env, "deposed by a newer epoch".into());
     }
@@ -2290,7 +2299,7 @@ mod tests {
     use super::*;
     use crate::core::cell::SetCond;
     use proptest::prelude::*;
-    use std::collections::VecDeque;
+    use std::collections::{BTreeSet, VecDeque};
 
     const P: HostId = 0;
 
@@ -2304,6 +2313,10 @@ mod tests {
         history: BTreeMap<Seq, CellStore>,
         acked: Vec<ReplyTo>,
         now: Tick,
+        /// Hosts the membership declared dead.
+        dead: BTreeSet<HostId>,
+        /// Hosts whose replica asked to be removed.
+        removed: Vec<HostId>,
     }
 
     impl Trio {
@@ -2338,12 +2351,15 @@ mod tests {
                 history,
                 acked: Vec::new(),
                 now: 0,
+                dead: BTreeSet::new(),
+                removed: Vec::new(),
             }
         }
 
         fn step(&mut self, host: HostId, f: impl FnOnce(&mut ColonyReplica, &mut Env)) {
             let mut fx = Effects::default();
-            let alive = |_: HostId| true;
+            let dead = &self.dead;
+            let alive = |h: HostId| !dead.contains(&h);
             let leaving = self
                 .topo
                 .get(host)
@@ -2364,6 +2380,9 @@ mod tests {
                 fx: &mut fx,
             };
             f(self.reps.get_mut(&host).unwrap(), &mut env);
+            if !fx.remove.is_empty() {
+                self.removed.push(host);
+            }
             for (to, msg) in fx.sends {
                 if let Msg::Colony { epoch, body, .. } = msg {
                     self.links
@@ -2472,6 +2491,43 @@ mod tests {
                 prop_assert_eq!(&t.reps[&h].cells, &p.cells);
             }
             prop_assert!(p.pending.is_empty(), "every write is eventually acknowledged");
+        }
+    }
+
+    /// A primary handed off to a host that died at once; a secondary that heard of the
+    /// new epoch refuses the old primary. With the newer primary dead, the old one's
+    /// copy may be the last: it takes over above the dead epoch instead of merging into
+    /// nothing and dropping. With the newer primary alive, it merges and drops.
+    #[test]
+    fn a_primary_refused_for_a_dead_newer_primary_takes_over() {
+        for newer_alive in [false, true] {
+            let mut t = Trio::new();
+            t.write(1);
+            let newer = Epoch::genesis(P).next(2);
+            if !newer_alive {
+                t.dead.insert(2);
+            }
+            t.step(P, |r, env| {
+                r.on_msg(
+                    env,
+                    1,
+                    newer,
+                    ColonyMsg::Refuse {
+                        current: newer,
+                        primary: 2,
+                    },
+                )
+            });
+            let p = &t.reps[&P];
+            if newer_alive {
+                assert_eq!(t.removed, vec![P], "merged into the live primary and left");
+                assert_eq!(p.role, Role::Secondary);
+            } else {
+                assert!(t.removed.is_empty(), "the last copy is kept");
+                assert_eq!(p.role, Role::Primary);
+                assert!(p.epoch > newer, "above the dead primary's epoch");
+                assert_eq!(p.cells.len(), 1);
+            }
         }
     }
 

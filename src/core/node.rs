@@ -35,7 +35,9 @@ pub struct NodeConfig {
     pub membership: MembershipConfig,
     /// Period of the node's housekeeping step (colony ticks, host record).
     pub tick_ms: u64,
-    /// A colony evaluates migrations every this many ticks (staggered by colony id).
+    /// A colony evaluates migrations every this many ticks (staggered by colony id):
+    /// every 2 s by default. Re-cloning a lost replica does not wait for this turn;
+    /// only optional moves (drift toward spare resources, rule fixes) do.
     pub placement_every_ticks: u64,
     /// Period of directory anti-entropy with one random peer.
     pub anti_entropy_ms: u64,
