@@ -1,9 +1,10 @@
 //! A scenario's own expectations (its `[expect]` table), judged on a finished run: the
 //! events it must show and in what order, how many promotions, losses, acknowledged
-//! writes and migrations, whether squeezed hosts shed replicas, how much the logging
+//! writes and migrations, how many hosts were killed right after a hand-off, whether squeezed hosts shed replicas, how much the logging
 //! nodes logged, and whether storage nodes held every colony alone and gave the
 //! primaries back.
 
+use crate::faults::HAND_OFF_KILL;
 use crate::scenario::ExpectSpec;
 use crate::summary::RunResult;
 
@@ -52,6 +53,18 @@ pub fn unmet(e: &ExpectSpec, r: &RunResult) -> Vec<String> {
             out.push(format!(
                 "{} writes acknowledged, expected at least {min}",
                 r.writes_acked
+            ));
+        }
+    }
+    if let Some(min) = e.min_hand_off_kills {
+        let n = r
+            .faults
+            .iter()
+            .filter(|f| f.contains(HAND_OFF_KILL))
+            .count() as u64;
+        if n < min {
+            out.push(format!(
+                "{n} kills right after a hand-off, expected at least {min}"
             ));
         }
     }

@@ -18,6 +18,10 @@ use colony::core::node::{Input, NodeState};
 use colony::core::types::HostId;
 use rand::RngExt;
 
+/// What the fault record of a kill right after a hand-off says (counted by
+/// `[expect] min_hand_off_kills`).
+pub const HAND_OFF_KILL: &str = "after it took primacy by hand-off";
+
 /// A timed action.
 #[derive(Clone, Debug)]
 pub enum Action {
@@ -67,6 +71,14 @@ pub enum Action {
     Unslow(HostId),
     /// One step of a random-kills window (index into the scenario's faults).
     RandomKill(usize),
+    /// Kill `host`, which took primacy by hand-off `after` ms ago (a `hand_off_kills`
+    /// window), if that keeps at most `max_down` hosts down.
+    HandOffKill {
+        host: HostId,
+        after: Time,
+        max_down: u32,
+        restart_after: Time,
+    },
     /// One step of a rolling restart: restart the `n`-th host.
     Rolling {
         fault: usize,
@@ -120,6 +132,8 @@ pub fn plan(w: &mut World) {
                 },
             ),
             FaultSpec::RandomKills { from_s, .. } => (*from_s, Action::RandomKill(i)),
+            // Driven by the hand-offs themselves (`World::on_hand_off`).
+            FaultSpec::HandOffKills { .. } => continue,
             FaultSpec::RollingRestart { at_s, .. } => (*at_s, Action::Rolling { fault: i, n: 0 }),
             FaultSpec::Leave { at_s, host } => (
                 *at_s,
@@ -411,12 +425,27 @@ impl World {
                 self.note_fault(format!("host {h} is fast again"), false);
             }
             Action::RandomKill(i) => self.random_kill(i),
+            Action::HandOffKill {
+                host,
+                after,
+                max_down,
+                restart_after,
+            } => self.hand_off_kill(host, after, max_down, restart_after),
             Action::Rolling { fault, n } => self.rolling(fault, n),
             Action::Shutdown { interval, down } => self.shutdown_begin(interval, down),
             Action::ShutdownStep => self.shutdown_step(),
             Action::ColdStart => self.cold_start(),
             Action::RestoreStep => self.restore_step(),
         }
+    }
+
+    /// Replicas' worth of hosts down: a storage node counts for two, a logger for none.
+    fn slots_down(&self) -> u32 {
+        self.hosts
+            .iter()
+            .filter(|s| s.down)
+            .map(HostSlot::slots)
+            .sum()
     }
 
     fn random_kill(&mut self, i: usize) {
@@ -432,14 +461,8 @@ impl World {
             return;
         };
         let now = self.now;
-        // Replicas' worth down: a storage node counts for two, a logger for none.
         let max_down = max_down.unwrap_or(self.sc.cluster.replicas.saturating_sub(1));
-        let down: u32 = self
-            .hosts
-            .iter()
-            .filter(|s| s.down)
-            .map(HostSlot::slots)
-            .sum();
+        let down = self.slots_down();
         let fits: Vec<HostId> = self
             .victims(storage)
             .into_iter()
@@ -466,6 +489,64 @@ impl World {
         if next <= ms(to_s) {
             self.schedule(next, Action::RandomKill(i));
         }
+    }
+
+    /// `host` just took primacy of a colony by hand-off: in an open `hand_off_kills`
+    /// window whose last kill is far enough behind, schedule its kill a few
+    /// milliseconds from now.
+    pub(crate) fn on_hand_off(&mut self, host: HostId) {
+        let now = self.now;
+        for i in 0..self.sc.faults.len() {
+            let FaultSpec::HandOffKills {
+                from_s,
+                to_s,
+                after_ms: [lo, hi],
+                every_s,
+                restart_after_s,
+                max_down,
+            } = self.sc.faults[i].clone()
+            else {
+                continue;
+            };
+            if now < ms(from_s) || now > ms(to_s) {
+                continue;
+            }
+            if self.hand_off_next.get(&i).is_some_and(|&next| now < next) {
+                continue;
+            }
+            self.hand_off_next.insert(i, now + ms(every_s));
+            let after = self.rng.random_range(lo..=hi);
+            let restart_after = self.uniform(restart_after_s);
+            let max_down = max_down.unwrap_or(self.sc.cluster.replicas.saturating_sub(1));
+            self.schedule(
+                now + after,
+                Action::HandOffKill {
+                    host,
+                    after,
+                    max_down,
+                    restart_after,
+                },
+            );
+            return;
+        }
+    }
+
+    fn hand_off_kill(&mut self, host: HostId, after: Time, max_down: u32, restart_after: Time) {
+        let down = self.slots_down();
+        let fits = self.victims(false).contains(&host)
+            && down + self.slot(host).map_or(1, HostSlot::slots) <= max_down;
+        if !fits {
+            return;
+        }
+        self.kill(host);
+        self.note_fault(
+            format!(
+                "kill host {host} {after} ms {HAND_OFF_KILL} (restart in {:.1} s)",
+                restart_after as f64 / 1000.0
+            ),
+            true,
+        );
+        self.schedule(self.now + restart_after, Action::Revive(host));
     }
 
     fn rolling(&mut self, fault: usize, n: usize) {

@@ -280,6 +280,8 @@ pub struct ExpectSpec {
     pub max_writes_lost: Option<u64>,
     pub min_writes_acked: Option<u64>,
     pub min_migrations: Option<u64>,
+    /// Kills of a host that had just taken primacy by hand-off (`hand_off_kills`).
+    pub min_hand_off_kills: Option<u64>,
     /// Every squeezed host ends holding fewer replicas than when it was squeezed.
     pub squeezed_hosts_shed: bool,
     /// Mutations the logging nodes appended (summed over loggers and their restarts).
@@ -337,6 +339,24 @@ pub enum FaultSpec {
         /// Storage nodes may be picked too (each weighs two towards `max_down`).
         #[serde(default)]
         storage: bool,
+    },
+    /// Over a window, kill the host that has just taken primacy of a colony by hand-off
+    /// (a planned move: a migration, a leave, primaries rebalanced), `after_ms` after it
+    /// did, while the old primary may still think itself primary and the new one has
+    /// told nobody yet. At most one such kill per `every_s`, never more than `max_down`
+    /// (default N-1) hosts down at once; each comes back after `restart_after_s`. Pair
+    /// it with something that moves primaries (a graceful rolling restart, joins).
+    HandOffKills {
+        from_s: f64,
+        to_s: f64,
+        /// Delay between the hand-off and the kill, uniform in `[min, max]` ms.
+        after_ms: [u64; 2],
+        /// Least time between two such kills.
+        every_s: f64,
+        /// Delay before the restart, uniform in `[min, max]` s.
+        restart_after_s: [f64; 2],
+        #[serde(default)]
+        max_down: Option<u32>,
     },
     /// Restart every host in turn, `interval_s` apart; `graceful` leaves before going.
     RollingRestart {
@@ -449,7 +469,9 @@ impl FaultSpec {
             | FaultSpec::ShutdownRestart { at_s, .. }
             | FaultSpec::LoggerRestart { at_s, .. }
             | FaultSpec::Slow { at_s, .. } => *at_s,
-            FaultSpec::RandomKills { from_s, .. } => *from_s,
+            FaultSpec::RandomKills { from_s, .. } | FaultSpec::HandOffKills { from_s, .. } => {
+                *from_s
+            }
         }
     }
 }
@@ -543,6 +565,22 @@ impl Scenario {
                 }
                 if restart_after_s[0] > restart_after_s[1] {
                     bail!("random_kills: restart_after_s must be [min, max]");
+                }
+            }
+            if let FaultSpec::HandOffKills {
+                from_s,
+                to_s,
+                after_ms,
+                every_s,
+                restart_after_s,
+                ..
+            } = f
+            {
+                if from_s > to_s || after_ms[0] > after_ms[1] || *every_s < 0.0 {
+                    bail!("hand_off_kills: from_s <= to_s, after_ms = [min, max] and every_s not negative");
+                }
+                if restart_after_s[0] > restart_after_s[1] {
+                    bail!("hand_off_kills: restart_after_s must be [min, max]");
                 }
             }
             if let FaultSpec::ShutdownRestart {

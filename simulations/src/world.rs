@@ -122,6 +122,10 @@ pub struct World {
     view_cache: ViewCache,
     /// See [`World::active_slice`].
     pub(crate) active: std::cell::OnceCell<Vec<HostId>>,
+    /// Whether the scenario has a `hand_off_kills` window (hand-offs are watched).
+    watch_hand_offs: bool,
+    /// Per `hand_off_kills` fault (by index): no kill before this time.
+    pub(crate) hand_off_next: BTreeMap<usize, Time>,
 }
 
 /// The node configuration a scenario implies.
@@ -190,6 +194,11 @@ impl World {
             view: ClusterView::default(),
             view_cache: ViewCache::default(),
             active: std::cell::OnceCell::new(),
+            watch_hand_offs: sc
+                .faults
+                .iter()
+                .any(|f| matches!(f, crate::scenario::FaultSpec::HandOffKills { .. })),
+            hand_off_next: BTreeMap::new(),
         };
         for i in 0..sc.cluster.hosts {
             let info = layout::host_info(&sc.cluster, i + 1, None, None);
@@ -394,6 +403,13 @@ impl World {
 
     fn on_event(&mut self, e: &Event) {
         self.log.record(e);
+        if self.watch_hand_offs {
+            if let EventKind::ColonyPromoted { reason, .. } = &e.kind {
+                if reason == "hand_off" {
+                    self.on_hand_off(e.host);
+                }
+            }
+        }
         if let EventKind::DataLost {
             colony,
             epoch,

@@ -74,6 +74,17 @@ fn promoted_and_nothing_lost(r: &RunResult) -> Result<(), String> {
     Ok(())
 }
 
+/// No acknowledged write lost and no `data_lost` event.
+fn nothing_lost(r: &RunResult) -> Result<(), String> {
+    if r.writes_lost != 0 || r.data_lost_events != 0 {
+        return Err(format!(
+            "writes lost {}, data_lost events {} (want 0 and 0)",
+            r.writes_lost, r.data_lost_events
+        ));
+    }
+    Ok(())
+}
+
 /// No primary sits on a storage node at the end while an ordinary host is up.
 fn no_primaries_on_storage(r: &RunResult) -> Result<(), String> {
     if r.storage.primaries_at_end != 0 {
@@ -121,14 +132,20 @@ fn form_together() {
     run("form-together", promoted_and_nothing_lost);
 }
 
+/// The host that has just taken a primacy by hand-off is killed a few ms later, while
+/// hosts leave and come back in turn: no `data_lost`, nothing lost, and the window did
+/// kill (`[expect] min_hand_off_kills`). Seeds 3, 10, 17, 18, 39, 62, 76 and 91 lost a
+/// colony before a primary whose hand-off target died moved above the epoch the target
+/// may have opened, and before a leaving primary brought the others up to the target
+/// first. (Seed 198 still strands a colony: see the README's known open problems.)
+#[test]
+fn hand_off_kills() {
+    run("hand-off-kills", nothing_lost);
+}
+
 #[test]
 fn box_kill() {
-    run("box-kill", |r| {
-        if r.writes_lost != 0 || r.data_lost_events != 0 {
-            return Err("a box kill lost data".into());
-        }
-        Ok(())
-    });
+    run("box-kill", nothing_lost);
 }
 
 #[test]
@@ -285,6 +302,7 @@ fn every_scenario_is_tested() {
     let tested = [
         "box-kill",
         "form-together",
+        "hand-off-kills",
         "insufficient-capacity",
         "join-leave",
         "logger",

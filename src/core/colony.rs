@@ -1424,6 +1424,20 @@ impl ColonyReplica {
         self.announce(env);
     }
 
+    /// Gives up a hand-off whose target died or never answered. Once the `HandOff` went
+    /// out, the target may have taken primacy at `epoch.next(target)` and told some
+    /// hosts and secondaries before it died: this primary would then carry on below an
+    /// epoch that fences it, and a later hand-off from it would open an epoch lower than
+    /// that dead one, which every directory that heard of it prefers. So it moves above
+    /// that epoch first ([`Self::reclaim`]); were the target alive and primary after
+    /// all, the older of the two merges into the newer, as after any split.
+    fn abandon_hand_off(&mut self, env: &mut Env) {
+        if let Some(HandOff::Sent { to, .. }) = self.hand_off.take() {
+            let theirs = self.epoch.next(to);
+            self.reclaim(env, theirs);
+        }
+    }
+
     /// A newer primary refused us: merge into it and leave. Unless that primary is
     /// already dead here (it took primacy and died at once, say right after our own
     /// hand-off to it): the merge would go nowhere and this copy may be the last one,
@@ -1656,7 +1670,7 @@ impl ColonyReplica {
                 if let Some(HandOff::Draining { to, .. } | HandOff::Sent { to, .. }) = self.hand_off
                 {
                     if to == host {
-                        self.hand_off = None;
+                        self.abandon_hand_off(env);
                     }
                 }
                 if counted {
@@ -1956,6 +1970,27 @@ impl ColonyReplica {
         }
         let me = env.me;
         if env.leaving {
+            // This copy goes with the hand-off: first bring the others up to the target
+            // without it. A leave while another holder is down (or not yet replaced)
+            // would otherwise hand off to the one survivor and drop this copy, and one
+            // more death would lose the colony.
+            let others = self
+                .population(env)
+                .saturating_sub(placement::host_slots(env.topo, me));
+            if others < env.target {
+                if self.clone_in_flight() {
+                    return;
+                }
+                let mut set: Vec<HostId> = vec![me];
+                set.extend(self.members.iter().map(|m| m.host));
+                let exclude: Vec<HostId> = self.refused.keys().copied().collect();
+                if let Some(to) =
+                    placement::choose_clone_target(env.topo, &set, &exclude, &env.cfg.placement)
+                {
+                    self.offer_clone(env, to);
+                    return;
+                }
+            }
             let best = self
                 .members
                 .iter()
@@ -1993,13 +2028,7 @@ impl ColonyReplica {
                 return;
             }
         }
-        let in_flight = self.members.iter().any(|m| {
-            matches!(
-                m.sync,
-                MemberSync::Offered { .. } | MemberSync::Cloning { .. }
-            )
-        });
-        if in_flight {
+        if self.clone_in_flight() {
             return;
         }
         let counted = self.population(env);
@@ -2242,9 +2271,19 @@ impl ColonyReplica {
         }
         if let Some(HandOff::Draining { since, .. } | HandOff::Sent { since, .. }) = self.hand_off {
             if now.saturating_sub(since) > timeout {
-                self.hand_off = None;
+                self.abandon_hand_off(env);
             }
         }
+    }
+
+    /// A new replica is offered or receiving its snapshot.
+    fn clone_in_flight(&self) -> bool {
+        self.members.iter().any(|m| {
+            matches!(
+                m.sync,
+                MemberSync::Offered { .. } | MemberSync::Cloning { .. }
+            )
+        })
     }
 
     /// Replicas that count, as [`placement::slots`] weighs them: this primary and its
@@ -2527,6 +2566,50 @@ mod tests {
                 assert_eq!(p.role, Role::Primary);
                 assert!(p.epoch > newer, "above the dead primary's epoch");
                 assert_eq!(p.cells.len(), 1);
+            }
+        }
+    }
+
+    /// The target of a hand-off dies (or never answers) after the `HandOff` went out: it
+    /// may have taken primacy at the next epoch and told some hosts. The old primary
+    /// carries on above that epoch, so that a later hand-off from it can not open an
+    /// epoch every directory that heard of the dead one would ignore. A refused
+    /// hand-off (the target never took primacy) leaves the epoch as it was.
+    #[test]
+    fn a_primary_whose_hand_off_target_died_moves_above_the_epoch_it_may_have_opened() {
+        for how in ["died", "timed out", "refused"] {
+            let mut t = Trio::new();
+            t.write(1);
+            settle(&mut t);
+            let before = t.reps[&P].epoch;
+            t.step(P, |r, env| r.send_hand_off(env, 2, None, None));
+            // The HandOff is lost with its target (or ignored, for "timed out").
+            t.links.clear();
+            match how {
+                "died" => {
+                    t.dead.insert(2);
+                    t.step(P, |r, env| r.on_host_down(env, 2));
+                }
+                "timed out" => {
+                    t.now += t.cfg.transfer_timeout_ms + 1;
+                    t.step(P, |r, env| r.watchdogs(env));
+                }
+                _ => t.step(P, |r, env| {
+                    r.on_msg(env, 2, before, ColonyMsg::HandOffRefuse)
+                }),
+            }
+            let p = &t.reps[&P];
+            assert_eq!(p.role, Role::Primary, "{how}");
+            assert!(p.hand_off.is_none(), "{how}");
+            if how == "refused" {
+                assert_eq!(p.epoch, before, "a refused hand-off opened no epoch");
+            } else {
+                assert!(
+                    p.epoch > before.next(2),
+                    "{how}: {} not above {}",
+                    p.epoch,
+                    before.next(2)
+                );
             }
         }
     }
