@@ -492,8 +492,8 @@ impl World {
     }
 
     /// `host` just took primacy of a colony by hand-off: in an open `hand_off_kills`
-    /// window whose last kill is far enough behind, schedule its kill a few
-    /// milliseconds from now.
+    /// window whose last kill is far enough behind (`every_s`, and a check found the
+    /// cluster whole since), schedule its kill a few milliseconds from now.
     pub(crate) fn on_hand_off(&mut self, host: HostId) {
         let now = self.now;
         for i in 0..self.sc.faults.len() {
@@ -512,6 +512,12 @@ impl World {
                 continue;
             }
             if self.hand_off_next.get(&i).is_some_and(|&next| now < next) {
+                continue;
+            }
+            // Not before the cluster was whole again after the previous kill: a holder
+            // lost per kill, never every holder of a colony one after another before
+            // any was replaced (that is `data_lost`, and allowed, not what this tests).
+            if self.hand_off_killed_at > self.checker.recovery.healthy_at() {
                 continue;
             }
             self.hand_off_next.insert(i, now + ms(every_s));
@@ -539,6 +545,7 @@ impl World {
             return;
         }
         self.kill(host);
+        self.hand_off_killed_at = self.now;
         self.note_fault(
             format!(
                 "kill host {host} {after} ms {HAND_OFF_KILL} (restart in {:.1} s)",

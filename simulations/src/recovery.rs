@@ -71,6 +71,11 @@ impl Recovery {
         self.formed_at.is_some() && self.unhealthy_since.is_none()
     }
 
+    /// The last check that found the whole cluster healthy (0 before any).
+    pub fn healthy_at(&self) -> Time {
+        self.healthy_at
+    }
+
     /// Faults not recovered from yet.
     pub fn open_faults(&self) -> usize {
         self.open.len()

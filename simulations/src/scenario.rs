@@ -343,7 +343,9 @@ pub enum FaultSpec {
     /// Over a window, kill the host that has just taken primacy of a colony by hand-off
     /// (a planned move: a migration, a leave, primaries rebalanced), `after_ms` after it
     /// did, while the old primary may still think itself primary and the new one has
-    /// told nobody yet. At most one such kill per `every_s`, never more than `max_down`
+    /// told nobody yet. At most one such kill per `every_s`, and not before a check found
+    /// the cluster whole after the previous one (a holder lost per kill, never each
+    /// holder of a colony in turn before any was replaced), never more than `max_down`
     /// (default N-1) hosts down at once; each comes back after `restart_after_s`. Pair
     /// it with something that moves primaries (a graceful rolling restart, joins).
     HandOffKills {

@@ -126,6 +126,8 @@ pub struct World {
     watch_hand_offs: bool,
     /// Per `hand_off_kills` fault (by index): no kill before this time.
     pub(crate) hand_off_next: BTreeMap<usize, Time>,
+    /// When the last `hand_off_kills` kill happened.
+    pub(crate) hand_off_killed_at: Time,
 }
 
 /// The node configuration a scenario implies.
@@ -199,6 +201,7 @@ impl World {
                 .iter()
                 .any(|f| matches!(f, crate::scenario::FaultSpec::HandOffKills { .. })),
             hand_off_next: BTreeMap::new(),
+            hand_off_killed_at: 0,
         };
         for i in 0..sc.cluster.hosts {
             let info = layout::host_info(&sc.cluster, i + 1, None, None);

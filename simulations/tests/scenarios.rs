@@ -135,9 +135,11 @@ fn form_together() {
 /// The host that has just taken a primacy by hand-off is killed a few ms later, while
 /// hosts leave and come back in turn: no `data_lost`, nothing lost, and the window did
 /// kill (`[expect] min_hand_off_kills`). Seeds 3, 10, 17, 18, 39, 62, 76 and 91 lost a
-/// colony before a primary whose hand-off target died moved above the epoch the target
-/// may have opened, and before a leaving primary brought the others up to the target
-/// first. (Seed 198 still strands a colony: see the README's known open problems.)
+/// colony before the old primary of an abandoned hand-off moved above the epoch its
+/// target may have opened and a leaving primary first brought the others up to the
+/// target; seeds 183, 202 and 291 stranded one (nobody elected) before the old
+/// primary was kept until the others knew the new one and a dead candidate could no
+/// longer win an election.
 #[test]
 fn hand_off_kills() {
     run("hand-off-kills", nothing_lost);

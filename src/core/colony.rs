@@ -360,6 +360,9 @@ pub struct ColonyReplica {
     election: Election,
     moving: Option<Move>,
     hand_off: Option<HandOff>,
+    /// The old primary of the hand-off that made this one, kept as a secondary until
+    /// the others know this primary ([`Self::retire_when_told`]).
+    retiring: Option<HostId>,
     refused: BTreeMap<HostId, Tick>,
     /// What the last placement turn that changed nothing looked at: the next turn with
     /// the same inputs would find the same nothing, and is skipped.
@@ -403,6 +406,7 @@ impl ColonyReplica {
             election: Election::default(),
             moving: None,
             hand_off: None,
+            retiring: None,
             refused: BTreeMap::new(),
             placement_memo: None,
             reduced: false,
@@ -1197,23 +1201,8 @@ impl ColonyReplica {
                 self.peers = members;
                 self.promote(env, "hand_off");
                 if let Some(old) = then_drop {
-                    self.members.retain(|m| m.host != old);
-                    env.send(
-                        old,
-                        self.colony,
-                        self.epoch,
-                        ColonyMsg::Drop {
-                            reason: "primary handed off".into(),
-                        },
-                    );
-                    self.announce(env);
-                    env.event(EventKind::ColonyMigrated {
-                        colony: self.colony,
-                        epoch: self.epoch,
-                        from: old,
-                        to: env.me,
-                        role: Role::Primary,
-                    });
+                    self.retiring = Some(old);
+                    self.retire_when_told(env);
                 }
             }
             ColonyMsg::Refuse { current, primary } if current > self.epoch => {
@@ -1624,6 +1613,47 @@ impl ColonyReplica {
         );
     }
 
+    /// Drops the old primary of a hand-off (`then_drop`) once every other member has
+    /// answered at this epoch, so knows who leads now. Dropped at once, as it used to
+    /// be, its copy was gone when this host died before its word reached the others:
+    /// they went on following the old primary, alive but empty, and nobody elected.
+    /// Kept until then, it is a secondary of this epoch whose election, should this
+    /// host die, brings the others along.
+    fn retire_when_told(&mut self, env: &mut Env) {
+        let Some(old) = self.retiring else {
+            return;
+        };
+        if self.role != Role::Primary || !self.members.iter().any(|m| m.host == old) {
+            self.retiring = None;
+            return;
+        }
+        let told = self
+            .members
+            .iter()
+            .all(|m| m.host == old || !matches!(m.sync, MemberSync::CatchingUp { .. }));
+        if !told {
+            return;
+        }
+        self.retiring = None;
+        self.members.retain(|m| m.host != old);
+        env.send(
+            old,
+            self.colony,
+            self.epoch,
+            ColonyMsg::Drop {
+                reason: "primary handed off".into(),
+            },
+        );
+        self.announce(env);
+        env.event(EventKind::ColonyMigrated {
+            colony: self.colony,
+            epoch: self.epoch,
+            from: old,
+            to: env.me,
+            role: Role::Primary,
+        });
+    }
+
     /// Become primary at the next epoch, with the other in-sync peers as members.
     fn promote(&mut self, env: &mut Env, reason: &str) {
         let me = env.me;
@@ -1705,6 +1735,12 @@ impl ColonyReplica {
                         self.dropped(env, "primary died before this replica caught up".into());
                     }
                 } else if self.election.open {
+                    // A candidate that died keeps its vote (it did answer this
+                    // election) but can no longer win it: its host may be back as a
+                    // new incarnation, alive and empty, which would never promote.
+                    if let Some(offer) = self.election.offers.get_mut(&host) {
+                        *offer = (Version::default(), u32::MAX);
+                    }
                     self.try_decide(env, false);
                 }
             }
@@ -1964,6 +2000,7 @@ impl ColonyReplica {
         }
         self.push_log(env);
         self.watchdogs(env);
+        self.retire_when_told(env);
         self.population_events(env);
         if self.hand_off.is_some() || !self.cell_moves.is_empty() {
             return;
@@ -2071,7 +2108,11 @@ impl ColonyReplica {
         if !all_in_sync {
             return;
         }
-        if counted > env.target.max(1) && self.drop_worst(env, &set, counted - env.target.max(1)) {
+        // (The old primary of a hand-off is dropped by `retire_when_told`.)
+        if counted > env.target.max(1)
+            && self.retiring.is_none()
+            && self.drop_worst(env, &set, counted - env.target.max(1))
+        {
             return;
         }
         if self.moving.is_none() && env.placement_turn {
@@ -2612,6 +2653,68 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A hand-off that drops the old primary (`then_drop`, as a leave does) keeps the
+    /// old copy until every other member has answered the new primary. Were the new
+    /// primary to die first, the others would still follow the old one: with its copy
+    /// dropped, nobody would ever elect (`hand-off-kills` found it).
+    #[test]
+    fn the_old_primary_of_a_hand_off_is_dropped_only_once_the_others_know_the_new_one() {
+        let mut t = Trio::new();
+        t.write(1);
+        settle(&mut t);
+        t.step(P, |r, env| r.send_hand_off(env, 1, Some(P), None));
+        let (epoch, hand_off) = t
+            .links
+            .get_mut(&(P, 1))
+            .and_then(|q| q.pop_front())
+            .expect("the HandOff");
+        t.step(1, |r, env| r.on_msg(env, P, epoch, hand_off));
+        let drop_sent = |t: &Trio| {
+            t.links
+                .get(&(1, P))
+                .is_some_and(|q| q.iter().any(|(_, m)| matches!(m, ColonyMsg::Drop { .. })))
+        };
+        assert_eq!(t.reps[&1].role, Role::Primary);
+        assert!(!drop_sent(&t), "no Drop before host 2 answered");
+        t.step(1, |r, env| r.tick(env));
+        assert!(!drop_sent(&t), "nor at a tick");
+        assert!(t.reps[&1].members.iter().any(|m| m.host == P));
+        // Host 2 hears of the new primary and answers; the next tick lets the old go.
+        settle(&mut t);
+        t.step(1, |r, env| r.tick(env));
+        settle(&mut t);
+        assert_eq!(t.removed, vec![P], "the old primary dropped its copy");
+        assert!(t.reps[&1].members.iter().all(|m| m.host != P));
+        assert_eq!(t.reps[&2].primary, 1);
+    }
+
+    /// The candidate that would win an election dies, and its host is back (a new
+    /// incarnation, alive and empty) by the time the verdict arrives: its offer keeps
+    /// counting as a vote but can no longer win, and the survivor promotes. It used to
+    /// wait for the empty host to promote, forever (`hand-off-kills` seed 1025).
+    #[test]
+    fn a_dead_candidate_back_as_a_new_incarnation_does_not_win_the_election() {
+        let mut t = Trio::new();
+        t.write(1);
+        t.step(P, |r, env| r.announce_members(env));
+        settle(&mut t);
+        assert_eq!(t.reps[&2].peers.len(), 2, "the secondaries know the set");
+        t.dead.insert(P);
+        t.step(1, |r, env| r.on_host_down(env, P));
+        t.step(2, |r, env| r.on_host_down(env, P));
+        let (epoch, offer) = t
+            .links
+            .get_mut(&(1, 2))
+            .and_then(|q| q.pop_front())
+            .expect("host 1's offer");
+        t.step(2, |r, env| r.on_msg(env, 1, epoch, offer));
+        assert_eq!(t.reps[&2].role, Role::Secondary, "host 1 outranks host 2");
+        // Host 1 died before it promoted; its verdict arrives after it restarted.
+        t.step(2, |r, env| r.on_host_down(env, 1));
+        assert_eq!(t.reps[&2].role, Role::Primary);
+        assert!(t.reps[&2].epoch > Epoch::genesis(P));
     }
 
     #[test]
