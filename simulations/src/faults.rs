@@ -4,7 +4,8 @@
 //! Hosts named by id are used as given; a fault without a host picks one at random
 //! (seeded) among the running hosts when it fires, never a logging node (only
 //! `logger_restart` picks loggers) and never a storage node (unless a `random_kills`
-//! says `storage = true`). Windows of random kills and rolling restarts
+//! says `storage = true`). Random and hand-off kills also spare the last surviving
+//! holder of a colony since it was last whole ([`World::last_holder_of_some_colony`]). Windows of random kills and rolling restarts
 //! reschedule themselves step by step. Every action that changes the cluster is recorded
 //! as a fault, which starts the clock of the recovery check.
 
@@ -468,7 +469,7 @@ impl World {
             .into_iter()
             .filter(|h| down + self.slot(*h).map_or(1, HostSlot::slots) <= max_down)
             .collect();
-        if let Some(h) = self.pick_of(&fits) {
+        if let Some(h) = self.pick_safe_victim(fits) {
             let d = self.uniform(restart_after_s);
             let what = if self.slot(h).is_some_and(HostSlot::is_storage) {
                 "storage host"
@@ -540,7 +541,8 @@ impl World {
     fn hand_off_kill(&mut self, host: HostId, after: Time, max_down: u32, restart_after: Time) {
         let down = self.slots_down();
         let fits = self.victims(false).contains(&host)
-            && down + self.slot(host).map_or(1, HostSlot::slots) <= max_down;
+            && down + self.slot(host).map_or(1, HostSlot::slots) <= max_down
+            && !self.last_holder_of_some_colony(host);
         if !fits {
             return;
         }

@@ -185,6 +185,19 @@ impl World {
         self.pick_of(&ids)
     }
 
+    /// One of `ids` at random whose kill would not leave some colony without any of
+    /// the holders it had when last whole ([`World::last_holder_of_some_colony`]).
+    pub(crate) fn pick_safe_victim(&mut self, mut ids: Vec<HostId>) -> Option<HostId> {
+        while !ids.is_empty() {
+            let i = self.rng.random_range(0..ids.len());
+            if !self.last_holder_of_some_colony(ids[i]) {
+                return Some(ids[i]);
+            }
+            ids.remove(i);
+        }
+        None
+    }
+
     /// One of `ids`, at random.
     pub(crate) fn pick_of(&mut self, ids: &[HostId]) -> Option<HostId> {
         if ids.is_empty() {
@@ -278,6 +291,7 @@ impl World {
         }
         slot.down = true;
         let gen = slot.gen;
+        self.last_killed.insert(host, now);
         self.active.take();
         self.crashed.insert((host, gen));
         self.workload.host_gone(host, now);

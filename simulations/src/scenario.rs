@@ -323,7 +323,9 @@ pub enum FaultSpec {
     },
     /// Kill random hosts over a window, never more than `max_down` (default N-1)
     /// replicas' worth down at once (a storage node counts for two, [`slots`]); each comes
-    /// back after a delay.
+    /// back after a delay, empty. Never the last of a colony's holders to survive since
+    /// a check last found it whole: a host back empty holds nothing, so "down at once"
+    /// alone would let every holder die in one recovery window.
     ///
     /// [`slots`]: colony::core::placement::slots
     RandomKills {

@@ -128,6 +128,12 @@ pub struct World {
     pub(crate) hand_off_next: BTreeMap<usize, Time>,
     /// When the last `hand_off_kills` kill happened.
     pub(crate) hand_off_killed_at: Time,
+    /// Per colony: the last check that found it whole (one primary, the target
+    /// population) and the hosts that held it then (the primary and its in-sync
+    /// members). See [`World::last_holder_of_some_colony`].
+    pub(crate) whole: Vec<(Time, Vec<HostId>)>,
+    /// The latest kill of each host.
+    pub(crate) last_killed: BTreeMap<HostId, Time>,
 }
 
 /// The node configuration a scenario implies.
@@ -202,6 +208,8 @@ impl World {
                 .any(|f| matches!(f, crate::scenario::FaultSpec::HandOffKills { .. })),
             hand_off_next: BTreeMap::new(),
             hand_off_killed_at: 0,
+            whole: vec![(0, Vec::new()); sc.cluster.colonies as usize],
+            last_killed: BTreeMap::new(),
         };
         for i in 0..sc.cluster.hosts {
             let info = layout::host_info(&sc.cluster, i + 1, None, None);
@@ -404,6 +412,20 @@ impl World {
         }
     }
 
+    /// Whether killing `host` now would kill the last holder of some colony that every
+    /// other holder has died since the colony was last whole: all its holders dead in
+    /// one recovery window, which the design reports as `data_lost`. Random faults that
+    /// promise to keep data (never more than N-1 down) skip such a victim: hosts come
+    /// back empty, so "down at once" alone does not keep that promise.
+    pub(crate) fn last_holder_of_some_colony(&self, host: HostId) -> bool {
+        self.whole.iter().any(|(at, holders)| {
+            holders.contains(&host)
+                && holders
+                    .iter()
+                    .all(|h| *h == host || self.last_killed.get(h).is_some_and(|k| k > at))
+        })
+    }
+
     fn on_event(&mut self, e: &Event) {
         self.log.record(e);
         if self.watch_hand_offs {
@@ -532,6 +554,7 @@ impl World {
             &mut self.view_cache,
         );
         let target = self.checker.target(&live, colonies);
+        note_whole_colonies(&mut self.whole, now, &view, target);
         let mut cx = CheckCtx {
             now,
             live: &live,
@@ -796,9 +819,75 @@ impl World {
     }
 }
 
+/// Remembers, for each colony the check finds whole, when and on which hosts.
+fn note_whole_colonies(
+    whole: &mut [(Time, Vec<HostId>)],
+    now: Time,
+    view: &ClusterView,
+    target: u32,
+) {
+    for (c, cv) in view.colonies.iter().enumerate() {
+        let (Some(entry), Some(l)) = (whole.get_mut(c), cv.leader()) else {
+            continue;
+        };
+        if !cv.healthy(target) {
+            continue;
+        }
+        entry.0 = now;
+        let holders = || {
+            std::iter::once(l.host).chain(
+                l.members
+                    .iter()
+                    .filter(|m| m.in_sync && m.host != l.host)
+                    .map(|m| m.host),
+            )
+        };
+        if !entry.1.iter().copied().eq(holders()) {
+            entry.1.clear();
+            entry.1.extend(holders());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A random kill spares the host that is the last of a colony's holders (as the
+    /// last check that found it whole saw them) to survive since: the others died after
+    /// that check. Deaths before it do not count, nor does a host holding nothing.
+    #[test]
+    fn the_last_surviving_holder_of_a_colony_is_no_random_victim() {
+        let sc = Scenario::find("random-kills").expect("scenario");
+        let mut w = World::new(&sc, 1, RunOptions::default());
+        w.run_until(60_000);
+        assert!(w
+            .whole
+            .iter()
+            .all(|(at, holders)| *at > 0 && holders.len() == 3));
+        let (at, holders) = w.whole[0].clone();
+        let [a, b, c] = holders[..] else {
+            panic!("three holders");
+        };
+        let other = (1..=sc.cluster.hosts)
+            .find(|h| !holders.contains(h))
+            .expect("a host outside colony 0");
+        for h in [a, b, c] {
+            w.last_killed.remove(&h);
+        }
+        w.whole.truncate(1);
+        assert!(!w.last_holder_of_some_colony(c));
+        w.last_killed.insert(a, at + 1);
+        assert!(!w.last_holder_of_some_colony(c), "{b} still holds it");
+        w.last_killed.insert(b, at - 1);
+        assert!(
+            !w.last_holder_of_some_colony(c),
+            "{b} died before it was whole"
+        );
+        w.last_killed.insert(b, at + 2);
+        assert!(w.last_holder_of_some_colony(c), "{a} and {b} died since");
+        assert!(!w.last_holder_of_some_colony(other));
+    }
 
     /// The checks' view, rebuilt from the hosts whose replicas changed, is the view read
     /// from every replica, at every check of a run with kills and restarts.
