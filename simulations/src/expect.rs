@@ -1,8 +1,8 @@
 //! A scenario's own expectations (its `[expect]` table), judged on a finished run: the
 //! events it must show and in what order, how many promotions, losses, acknowledged
-//! writes and migrations, how many hosts were killed right after a hand-off, whether squeezed hosts shed replicas, how much the logging
-//! nodes logged, and whether storage nodes held every colony alone and gave the
-//! primaries back.
+//! writes and migrations, how many hosts were killed right after a hand-off, whether
+//! squeezed hosts shed replicas, how much the logging nodes logged, and whether storage
+//! nodes held every colony alone and gave the primaries back.
 
 use crate::faults::HAND_OFF_KILL;
 use crate::scenario::ExpectSpec;

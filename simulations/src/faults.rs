@@ -5,9 +5,10 @@
 //! (seeded) among the running hosts when it fires, never a logging node (only
 //! `logger_restart` picks loggers) and never a storage node (unless a `random_kills`
 //! says `storage = true`). Random and hand-off kills also spare the last surviving
-//! holder of a colony since it was last whole ([`World::last_holder_of_some_colony`]). Windows of random kills and rolling restarts
-//! reschedule themselves step by step. Every action that changes the cluster is recorded
-//! as a fault, which starts the clock of the recovery check.
+//! holder of a colony since it was last whole ([`World::last_holder_of_some_colony`]).
+//! Windows of random kills and rolling restarts reschedule themselves step by step.
+//! Every action that changes the cluster is recorded as a fault, which starts the clock
+//! of the recovery check.
 
 use crate::hosts::HostSlot;
 use crate::network::Partition;
