@@ -240,8 +240,6 @@ pub struct CheckSpec {
     pub recovery_bound_s: f64,
     /// The cluster must be fully formed within this long after the start.
     pub formation_bound_s: f64,
-    /// Whether a `data_lost` event is acceptable in this scenario.
-    pub data_lost_allowed: bool,
     /// How long two writable primaries (different epochs) may coexist on quorum sides.
     pub dual_primary_window_ms: u64,
     /// How long a placement violation may persist while the cluster is quiet.
@@ -258,7 +256,6 @@ impl Default for CheckSpec {
             check_every_ms: 1_000,
             recovery_bound_s: 60.0,
             formation_bound_s: 60.0,
-            data_lost_allowed: false,
             dual_primary_window_ms: 5_000,
             placement_grace_s: 30.0,
             quiet_check_every_s: 10.0,

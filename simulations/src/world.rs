@@ -29,11 +29,10 @@ use crate::workload::{Outcome, Workload};
 use colony::core::cell::Reply;
 use colony::core::colony::ColonyConfig;
 use colony::core::events::{Event, EventKind};
-use colony::core::membership::MembershipConfig;
 use colony::core::messages::{Msg, ReqId};
 use colony::core::node::{Input, NodeConfig, NodeState, Out, Timer};
 use colony::core::placement::PlacementConfig;
-use colony::core::types::{colony_of, HostId};
+use colony::core::types::{colony_of, ColonyId, HostId, Role};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -151,9 +150,8 @@ pub fn node_config(sc: &Scenario) -> NodeConfig {
             },
             ..ColonyConfig::default()
         },
-        membership: MembershipConfig::for_cluster_size(c.hosts + c.loggers + c.storage),
         expect_hosts: c.expect_hosts,
-        ..NodeConfig::default()
+        ..NodeConfig::for_cluster_size(c.hosts + c.loggers + c.storage)
     }
 }
 
@@ -426,6 +424,23 @@ impl World {
         })
     }
 
+    /// The running hosts other than `except` that hold `colony` with every
+    /// acknowledged write: its primary or an in-sync secondary. The design allows
+    /// `data_lost` only when there is none (every holder died in one recovery window);
+    /// the checker asks the hosts themselves, not the directory that led to the verdict.
+    fn holders_of(&self, colony: ColonyId, except: HostId) -> Vec<HostId> {
+        live_hosts(&self.hosts)
+            .iter()
+            .map(|h| h.node)
+            .filter(|n| n.id() != except)
+            .filter(|n| {
+                n.replica(colony)
+                    .is_some_and(|r| r.role == Role::Primary || r.is_synced())
+            })
+            .map(|n| n.id())
+            .collect()
+    }
+
     fn on_event(&mut self, e: &Event) {
         self.log.record(e);
         if self.watch_hand_offs {
@@ -448,12 +463,13 @@ impl World {
                     e.host
                 );
             }
-            if !self.sc.checks.data_lost_allowed {
+            let survivors = self.holders_of(*colony, e.host);
+            if !survivors.is_empty() {
                 self.fail(Violation {
                     t: self.now,
                     invariant: "no acknowledged write lost",
                     what: format!(
-                        "data_lost for colony {colony} (host {} recreated it at epoch {epoch}; last holders {last_holders:?}) in a scenario that never kills every holder",
+                        "data_lost for colony {colony} (host {} recreated it at epoch {epoch}; last holders {last_holders:?}) while host(s) {survivors:?} still held it (primary or in-sync secondary): not every holder died",
                         e.host
                     ),
                 });
@@ -887,6 +903,56 @@ mod tests {
         w.last_killed.insert(b, at + 2);
         assert!(w.last_holder_of_some_colony(c), "{a} and {b} died since");
         assert!(!w.last_holder_of_some_colony(other));
+    }
+
+    /// A `data_lost` reported while a running host still holds the colony in sync is a
+    /// violation that names that host; one reported after every holder died is not.
+    #[test]
+    fn a_data_lost_verdict_is_judged_by_the_hosts_that_still_hold_the_colony() {
+        let sc = Scenario::find("random-kills").expect("scenario");
+        let mut w = World::new(&sc, 1, RunOptions::default());
+        w.run_until(60_000);
+        assert!(w.failure().is_none());
+        let colony = 5;
+        let holders = w.holders_of(colony, HostId::MAX);
+        assert_eq!(holders.len(), sc.cluster.replicas as usize, "{holders:?}");
+        let verdict = |host: HostId| Event {
+            t: 60_000,
+            host,
+            kind: EventKind::DataLost {
+                colony,
+                epoch: Default::default(),
+                last_holders: holders.clone(),
+            },
+        };
+        // Every holder but the reporter died: justified.
+        for &h in &holders[1..] {
+            w.kill(h);
+        }
+        assert_eq!(w.holders_of(colony, holders[0]), Vec::<HostId>::new());
+        w.on_event(&verdict(holders[0]));
+        assert!(
+            w.failure().is_none(),
+            "{:?}",
+            w.failure().map(|f| &f.violation)
+        );
+        // Reported by a host that holds nothing while the first holder lives: a
+        // violation naming it.
+        let bystander = live_hosts(&w.hosts)
+            .iter()
+            .map(|h| h.node.id())
+            .find(|h| !holders.contains(h))
+            .expect("a host without the colony");
+        w.on_event(&verdict(bystander));
+        let f = w.failure().expect("a holder is alive");
+        assert_eq!(f.violation.invariant, "no acknowledged write lost");
+        assert!(
+            f.violation
+                .what
+                .contains(&format!("host(s) [{}]", holders[0])),
+            "{}",
+            f.violation.what
+        );
     }
 
     /// The checks' view, rebuilt from the hosts whose replicas changed, is the view read

@@ -106,10 +106,23 @@ fn an_impossible_recovery_bound_is_caught() {
 }
 
 #[test]
-fn losing_every_holder_is_a_violation_unless_allowed_then_it_is_counted() {
+fn losing_every_holder_is_reported_and_counted_not_a_violation() {
     // N = 2 on 7 hosts: killing three hosts at once wipes the colonies they shared,
     // and the four survivors keep cluster quorum, so they recreate and report them.
-    let faults = r#"
+    // Every holder of those colonies died: the design allows it, and the checker
+    // (which asks the hosts whether any still holds the colony) lets it pass.
+    let sc = Scenario::parse(
+        r#"
+        name = "wipe"
+        duration_s = 100
+        settle_s = 40
+        [cluster]
+        hosts = 7
+        colonies = 64
+        replicas = 2
+        [workload]
+        rate = 80
+        keys = 300
         [[faults]]
         kind = "kill"
         at_s = 60
@@ -122,37 +135,14 @@ fn losing_every_holder_is_a_violation_unless_allowed_then_it_is_counted() {
         kind = "kill"
         at_s = 60
         host = 4
-    "#;
-    let base = |allowed: bool| {
-        Scenario::parse(&format!(
-            r#"
-            name = "wipe"
-            duration_s = 100
-            settle_s = 40
-            [cluster]
-            hosts = 7
-            colonies = 64
-            replicas = 2
-            [workload]
-            rate = 80
-            keys = 300
-            [checks]
-            data_lost_allowed = {allowed}
-            {faults}
-            "#
-        ))
-        .expect("valid scenario")
-    };
-    let strict = run_scenario(&base(false), 1);
-    let f = strict.failure.expect("data_lost must be a violation here");
-    assert_eq!(f.violation.invariant, "no acknowledged write lost");
-    assert!(f.violation.what.contains("data_lost"));
-
-    let lenient = run_scenario(&base(true), 1);
-    assert!(lenient.failure.is_none(), "{}", lenient.failure_report());
-    assert!(lenient.data_lost_events > 0);
+        "#,
+    )
+    .expect("valid scenario");
+    let r = run_scenario(&sc, 1);
+    assert!(r.failure.is_none(), "{}", r.failure_report());
+    assert!(r.data_lost_events > 0);
     assert!(
-        lenient.writes_lost > 0,
+        r.writes_lost > 0,
         "acknowledged writes in the wiped colonies are counted as lost-and-reported"
     );
 }

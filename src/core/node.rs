@@ -154,6 +154,28 @@ impl Default for NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// Timings for a cluster of about `n` hosts:
+    /// [`MembershipConfig::for_cluster_size`], and a placement turn every 2 s below 512
+    /// hosts, every 4 s from 512 on. A turn weighs only optional moves (drift toward
+    /// spare resources, rule fixes; a lost replica is re-cloned without waiting for it),
+    /// and in a large cluster each turn stands for more hosts' worth of moves: a
+    /// thousand hosts' ten thousand primaries weighing theirs every 2 s was a quarter
+    /// of the work of a quiet cluster, for a drift that hysteresis holds back anyway.
+    pub fn for_cluster_size(n: u32) -> Self {
+        let base = NodeConfig::default();
+        NodeConfig {
+            membership: MembershipConfig::for_cluster_size(n),
+            placement_every_ticks: if n < 512 {
+                base.placement_every_ticks
+            } else {
+                2 * base.placement_every_ticks
+            },
+            ..base
+        }
+    }
+}
+
 /// What drives a node.
 #[derive(Clone, Debug)]
 pub enum Input {
@@ -764,6 +786,13 @@ impl Node {
                 self.maybe_form(now, out);
             }
             Msg::Dir(entry) => self.merge_entry(entry, out),
+            Msg::DigestRoots { dir, hosts } => {
+                if dir != self.dir.colonies.root() || hosts != self.dir.hosts.root() {
+                    // The ranges go back: the exchange goes on from the sender's side
+                    // as if this host had started it.
+                    out.sends.push((from, self.digest()));
+                }
+            }
             Msg::Digest { dir, hosts } => {
                 let dir_ranges = self.dir.colonies.differing(&dir);
                 let host_ranges = self.dir.hosts.differing(&hosts);
@@ -1014,7 +1043,13 @@ impl Node {
                 let live = self.membership.live();
                 if !live.is_empty() {
                     let peer = live[self.rng.random_range(0..live.len())];
-                    out.sends.push((peer, self.digest()));
+                    out.sends.push((
+                        peer,
+                        Msg::DigestRoots {
+                            dir: self.dir.colonies.root(),
+                            hosts: self.dir.hosts.root(),
+                        },
+                    ));
                 }
                 out.timers
                     .push((self.cfg.anti_entropy_ms, Timer::AntiEntropy));
@@ -1904,16 +1939,18 @@ impl Node {
         }
         let colonies = self.colonies_to_tick();
         for &c in &colonies {
+            let Some(r) = self.replicas.get(&c) else {
+                continue;
+            };
             // A secondary's tick does nothing unless its value log failed: no step (a
             // replicated write puts a secondary here at every tick it arrives).
-            if !self
-                .replicas
-                .get(&c)
-                .is_some_and(ColonyReplica::tick_is_idle)
-            {
+            let quiet = if r.tick_is_idle() {
+                r.is_quiet()
+            } else {
                 self.with_colony(now, c, out, |r, env| r.tick(env));
-            }
-            if self.replicas.get(&c).is_some_and(ColonyReplica::is_quiet) {
+                self.replicas.get(&c).is_some_and(ColonyReplica::is_quiet)
+            };
+            if quiet {
                 self.attention.remove(&c);
             }
         }
@@ -2583,6 +2620,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A host that lost directory entries and a host record (nothing announces them
+    /// again: the cluster is settled) gets them back through anti-entropy, which starts
+    /// with the two roots only: every table ends equal everywhere.
+    #[test]
+    fn a_host_that_missed_updates_converges_through_the_roots_exchange() {
+        let mut c = five();
+        let missing: Vec<ColonyId> = vec![1, 7, 15];
+        {
+            let n = c.nodes.get_mut(&3).expect("host 3");
+            for &colony in &missing {
+                assert!(n.dir.colonies.remove(colony).is_some());
+            }
+            assert!(n.dir.hosts.remove(1).is_some());
+        }
+        let roots = |c: &Cluster, h: HostId| {
+            let d = c.nodes[&h].directory();
+            (d.colonies.root(), d.hosts.root())
+        };
+        assert_ne!(roots(&c, 3), roots(&c, 0));
+        c.run_for(10_000);
+        for colony in missing {
+            assert!(c.nodes[&3].directory().entry(colony).is_some());
+        }
+        assert!(c.nodes[&3].directory().hosts.get(1).is_some());
+        for h in 1..5 {
+            assert_eq!(roots(&c, h), roots(&c, 0), "host {h}");
+        }
+    }
+
+    #[test]
+    fn config_for_a_cluster_size_slows_placement_turns_only_when_large() {
+        assert_eq!(NodeConfig::for_cluster_size(5), NodeConfig::default());
+        assert_eq!(NodeConfig::for_cluster_size(511).placement_every_ticks, 8);
+        let big = NodeConfig::for_cluster_size(1000);
+        assert_eq!(big.placement_every_ticks, 16);
+        assert_eq!(big.membership, MembershipConfig::for_cluster_size(1000));
     }
 
     #[test]
