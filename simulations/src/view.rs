@@ -94,6 +94,9 @@ pub struct SecondaryView {
     pub host: HostId,
     pub epoch: Epoch,
     pub primary: HostId,
+    /// Whether it holds the colony's data (its snapshot arrived), whatever its
+    /// primary counts it for.
+    pub synced: bool,
     /// Whether it and the leader can talk both ways (no partition between them).
     pub reachable: bool,
     /// What its copy counts for ([`placement::slots`] of its host).
@@ -113,7 +116,9 @@ impl ColonyView {
     }
 
     /// Replicas that count, each weighed by its host's slots: the leader and its
-    /// caught-up members that really follow it and that the network lets it reach.
+    /// caught-up members that really follow it, hold its data and that the network
+    /// lets it reach. (A member its primary counts in sync while it waits, empty, for
+    /// a snapshot does not count.)
     pub fn population(&self) -> u32 {
         let Some(l) = self.leader() else {
             return 0;
@@ -124,7 +129,11 @@ impl ColonyView {
             .filter(|m| m.in_sync && m.host != l.host)
             .filter_map(|m| {
                 self.secondaries.iter().find(|s| {
-                    s.host == m.host && s.epoch == l.epoch && s.primary == l.host && s.reachable
+                    s.host == m.host
+                        && s.epoch == l.epoch
+                        && s.primary == l.host
+                        && s.synced
+                        && s.reachable
                 })
             })
             .map(|s| s.slots)
@@ -170,7 +179,11 @@ impl ColonyView {
             .iter()
             .map(|s| {
                 let mark = storage_mark(s.slots);
-                format!("{}{mark}(follows {} @{})", s.host, s.primary, s.epoch)
+                let empty = if s.synced { "" } else { ", empty" };
+                format!(
+                    "{}{mark}(follows {} @{}{empty})",
+                    s.host, s.primary, s.epoch
+                )
             })
             .collect();
         format!("{}; secondaries {}", prim.join("; "), sec.join(","))
@@ -245,6 +258,7 @@ impl ViewCache {
                             host: me,
                             epoch: r.epoch,
                             primary: r.primary,
+                            synced: r.is_synced(),
                             reachable: true,
                             slots,
                         },
@@ -288,6 +302,7 @@ impl ClusterView {
                         host: me,
                         epoch: r.epoch,
                         primary: r.primary,
+                        synced: r.is_synced(),
                         reachable: true,
                         slots,
                     }),
@@ -379,6 +394,7 @@ mod tests {
             host,
             epoch: EPOCH,
             primary: 1,
+            synced: true,
             reachable: true,
             slots,
         }
@@ -415,5 +431,20 @@ mod tests {
         };
         assert_eq!(astray.population(), 1);
         assert!(astray.describe().contains("9[x2](follows 5 @4.1)"));
+        // A member its primary counts in sync that holds no data yet does not count
+        // either (storage-two seed 1045 at 78e7475 passed as healthy with one).
+        let empty = ColonyView {
+            primaries: vec![primary(1, 1, &[(9, true), (2, true)])],
+            secondaries: vec![
+                follower(9, 2),
+                SecondaryView {
+                    synced: false,
+                    ..follower(2, 1)
+                },
+            ],
+        };
+        assert_eq!(empty.population(), 3);
+        assert!(!empty.healthy(4));
+        assert!(empty.describe().contains("2(follows 1 @4.1, empty)"));
     }
 }

@@ -551,7 +551,7 @@ impl ColonyReplica {
         use super::types::mix64;
         let mut h = mix64(self.epoch.term ^ u64::from(self.epoch.by) << 32);
         h = mix64(h ^ u64::from(self.primary) ^ u64::from(self.role == Role::Primary) << 40);
-        h = mix64(h ^ u64::from(self.serving()));
+        h = mix64(h ^ u64::from(self.serving()) ^ u64::from(self.synced) << 1);
         for m in &self.members {
             let sync = u64::from(m.streaming()) | u64::from(m.counts()) << 1;
             h = mix64(h ^ u64::from(m.host) ^ sync << 32);
@@ -1066,7 +1066,14 @@ impl ColonyReplica {
         match body {
             ColonyMsg::Ack { seq } => self.on_ack(env, from, seq),
             ColonyMsg::Resync { have } => {
-                if self.members.iter().any(|m| m.host == from) {
+                let sync = self.members.iter().find(|m| m.host == from).map(|m| m.sync);
+                if let Some(MemberSync::Offered { .. }) = sync {
+                    // The host answers the offer (`CloneAccept`, `AlreadyHeld`) with
+                    // what it holds when the offer arrives. A Resync ahead of that
+                    // answer (links are FIFO) was sent before: it speaks of a copy the
+                    // host may have dropped since, as an old primary retired in the
+                    // tick that offered it the colony again has.
+                } else if sync.is_some() {
                     self.catch_up(env, from, have);
                 } else {
                     env.send(
@@ -1085,12 +1092,21 @@ impl ColonyReplica {
                 let Some(m) = self.members.iter_mut().find(|m| m.host == from) else {
                     return;
                 };
-                if !matches!(m.sync, MemberSync::Offered { .. }) {
-                    return;
-                }
+                let counted = match m.sync {
+                    MemberSync::Offered { .. } => false,
+                    // Its snapshot is on the way.
+                    MemberSync::Cloning { .. } => return,
+                    // The host holds an empty replica waiting for a snapshot, whatever
+                    // we counted it for: it counts no more, and gets one.
+                    MemberSync::CatchingUp { .. } | MemberSync::InSync => true,
+                };
                 m.sync = MemberSync::Cloning { since, at: now };
                 m.acked = 0;
-                self.announce_members(env);
+                if counted {
+                    self.announce(env);
+                } else {
+                    self.announce_members(env);
+                }
                 self.send_snapshot(env, from);
             }
             ColonyMsg::AlreadyHeld { have } => {
@@ -2750,6 +2766,82 @@ mod tests {
             t.deliver(0, false);
         }
         seen
+    }
+
+    /// The new primary of a hand-off drops the old one (`Drop`) and, in the same tick,
+    /// offers it the colony again (a primary on a storage node brings an ordinary host
+    /// in). The old copy's Resync, sent before either arrived, reaches the primary
+    /// after the offer went out. It must not count the host in sync: the host dropped
+    /// that copy and waits, empty, for a snapshot. (At 78e7475 `storage-two` seed 1045
+    /// met this: the colony stopped taking writes, and was lost with its storage node.)
+    #[test]
+    fn a_resync_sent_before_an_offer_arrived_does_not_count_the_host_in_sync() {
+        let mut t = Trio::new();
+        for i in 1..=3 {
+            t.write(i);
+        }
+        settle(&mut t);
+        t.step(1, |r, env| r.resync(env));
+        t.step(P, |r, env| {
+            r.members.retain(|m| m.host != 1);
+            let epoch = r.epoch;
+            let reason = "primary handed off".into();
+            env.send(1, 0, epoch, ColonyMsg::Drop { reason });
+            r.offer_clone(env, 1);
+        });
+        let mut from_p = || {
+            t.links
+                .get_mut(&(P, 1))
+                .and_then(|q| q.pop_front())
+                .unwrap()
+        };
+        let (epoch, drop) = from_p();
+        let (_, offer) = from_p();
+        assert!(matches!(offer, ColonyMsg::CloneOffer { .. }), "{offer:?}");
+        t.step(1, |r, env| r.on_msg(env, P, epoch, drop));
+        assert_eq!(t.removed, vec![1], "host 1 dropped its copy");
+        // The offer finds no replica on host 1: the node makes an empty one, which
+        // accepts (`Node::on_clone_offer`).
+        t.reps.insert(1, ColonyReplica::syncing(0, epoch, P));
+        t.step(1, |_, env| env.send(P, 0, epoch, ColonyMsg::CloneAccept));
+        let seen = settle_seeing(&mut t);
+        assert!(seen.contains(&"snapshot"), "{seen:?}");
+        let p = &t.reps[&P];
+        assert!(t.reps[&1].synced, "host 1 got its snapshot");
+        assert_eq!(t.reps[&1].cells, p.cells);
+        assert!(p
+            .members
+            .iter()
+            .any(|m| m.host == 1 && m.sync == MemberSync::InSync));
+    }
+
+    /// A host counted in sync that answers `CloneAccept` holds an empty replica that
+    /// waits for a snapshot, however its copy went: it stops counting until it has
+    /// one, and gets one.
+    #[test]
+    fn a_clone_accept_from_a_counted_member_brings_a_snapshot() {
+        let mut t = Trio::new();
+        for i in 1..=3 {
+            t.write(i);
+        }
+        settle(&mut t);
+        let epoch = t.reps[&P].epoch;
+        t.reps.insert(1, ColonyReplica::syncing(0, epoch, P));
+        t.step(1, |_, env| env.send(P, 0, epoch, ColonyMsg::CloneAccept));
+        t.deliver(0, false);
+        let sync_of_1 = |t: &Trio| {
+            let p = &t.reps[&P];
+            p.members.iter().find(|m| m.host == 1).map(|m| m.sync)
+        };
+        assert!(
+            matches!(sync_of_1(&t), Some(MemberSync::Cloning { .. })),
+            "{:?}",
+            sync_of_1(&t)
+        );
+        settle(&mut t);
+        assert!(t.reps[&1].synced);
+        assert_eq!(t.reps[&1].cells, t.reps[&P].cells);
+        assert_eq!(sync_of_1(&t), Some(MemberSync::InSync));
     }
 
     #[test]
