@@ -190,6 +190,9 @@ pub const RANGE: u32 = 64;
 pub struct LwwTable<V: Stamped> {
     slots: Vec<Option<V>>,
     digests: Vec<u64>,
+    /// The XOR of every range digest (of every entry's hash): equal roots mean equal
+    /// tables (but for a 2^-64 chance), so a converged pair compares one number.
+    root: u64,
 }
 
 impl<V: Stamped> Default for LwwTable<V> {
@@ -197,6 +200,7 @@ impl<V: Stamped> Default for LwwTable<V> {
         LwwTable {
             slots: Vec::new(),
             digests: Vec::new(),
+            root: 0,
         }
     }
 }
@@ -234,10 +238,16 @@ impl<V: Stamped> LwwTable<V> {
         let range = k / RANGE as usize;
         match &self.slots[k] {
             Some(old) if old.stamp() >= v.stamp() => return false,
-            Some(old) => self.digests[range] ^= entry_hash(old),
+            Some(old) => {
+                let h = entry_hash(old);
+                self.digests[range] ^= h;
+                self.root ^= h;
+            }
             None => {}
         }
-        self.digests[range] ^= entry_hash(&v);
+        let h = entry_hash(&v);
+        self.digests[range] ^= h;
+        self.root ^= h;
         self.slots[k] = Some(v);
         true
     }
@@ -245,13 +255,20 @@ impl<V: Stamped> LwwTable<V> {
     /// Remove an entry outright (a host that left for good).
     pub fn remove(&mut self, key: u32) -> Option<V> {
         let old = self.slots.get_mut(key as usize)?.take()?;
-        self.digests[key as usize / RANGE as usize] ^= entry_hash(&old);
+        let h = entry_hash(&old);
+        self.digests[key as usize / RANGE as usize] ^= h;
+        self.root ^= h;
         Some(old)
     }
 
     /// One digest per range of [`RANGE`] keys.
     pub fn digests(&self) -> &[u64] {
         &self.digests
+    }
+
+    /// The digest of the whole table (the XOR of [`Self::digests`]).
+    pub fn root(&self) -> u64 {
+        self.root
     }
 
     /// The ranges whose digest differs from `theirs` (missing ranges count as 0).
@@ -433,15 +450,44 @@ mod tests {
             b.merge(entry(c, 1, 0, c % 7));
         }
         assert!(a.differing(b.digests()).is_empty());
+        assert_eq!(a.root(), b.root());
         b.merge(entry(130, 2, 0, 3));
         b.merge(entry(900, 1, 4, 6));
+        assert_ne!(a.root(), b.root());
         let ranges = a.differing(b.digests());
         assert_eq!(ranges, vec![130 / RANGE, 900 / RANGE]);
         for e in b.entries_in(&ranges) {
             a.merge(e);
         }
         assert!(a.differing(b.digests()).is_empty());
+        assert_eq!(a.root(), b.root());
         assert_eq!(a, b);
+    }
+
+    /// The root is the XOR of the range digests whatever the merges and removals that
+    /// led there, and tells apart tables that differ in one stamp or one entry.
+    #[test]
+    fn the_root_sums_up_the_ranges_through_merges_and_removals() {
+        let mut a = LwwTable::default();
+        assert_eq!(a.root(), 0);
+        for c in 0..500 {
+            a.merge(entry(c, 1, 0, c % 5));
+        }
+        a.merge(entry(7, 2, 1, 3));
+        a.merge(entry(7, 1, 9, 4)); // older: ignored
+        a.remove(300);
+        a.remove(301);
+        a.merge(entry(301, 3, 0, 1));
+        let xor = a.digests().iter().fold(0, |acc, d| acc ^ d);
+        assert_eq!(a.root(), xor);
+        let mut b = a.clone();
+        b.merge(entry(7, 2, 2, 3));
+        assert_ne!(a.root(), b.root());
+        let mut c = a.clone();
+        c.remove(0);
+        assert_ne!(a.root(), c.root());
+        c.merge(entry(0, 1, 0, 0));
+        assert_eq!(a.root(), c.root());
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub enum Msg {
     HostRecord(HostRecord),
     /// A colony's placement changed: pushed by its primary to every host.
     Dir(DirEntry),
+    /// Anti-entropy, sent every `anti_entropy_ms` to one random peer: the roots of the
+    /// directory and the host table ([`super::directory::LwwTable::root`]). A peer whose roots differ
+    /// answers with its [`Msg::Digest`]; a converged pair (almost every pair, almost
+    /// always) exchanges two numbers and stops there.
+    DigestRoots { dir: u64, hosts: u64 },
     /// Anti-entropy: range digests of the directory and the host table.
     Digest { dir: Vec<u64>, hosts: Vec<u64> },
     /// Anti-entropy, the answer to a [`Msg::Digest`]: the ranges that differed and the
@@ -213,6 +218,7 @@ impl Msg {
             Msg::Swim(_) => "swim",
             Msg::HostRecord(_) => "host_record",
             Msg::Dir(_) => "dir",
+            Msg::DigestRoots { .. } => "digest_roots",
             Msg::Digest { .. } => "digest",
             Msg::DigestStamps { .. } => "digest_stamps",
             Msg::DigestEntries { .. } => "digest_entries",

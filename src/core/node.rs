@@ -786,6 +786,13 @@ impl Node {
                 self.maybe_form(now, out);
             }
             Msg::Dir(entry) => self.merge_entry(entry, out),
+            Msg::DigestRoots { dir, hosts } => {
+                if dir != self.dir.colonies.root() || hosts != self.dir.hosts.root() {
+                    // The ranges go back: the exchange goes on from the sender's side
+                    // as if this host had started it.
+                    out.sends.push((from, self.digest()));
+                }
+            }
             Msg::Digest { dir, hosts } => {
                 let dir_ranges = self.dir.colonies.differing(&dir);
                 let host_ranges = self.dir.hosts.differing(&hosts);
@@ -1036,7 +1043,13 @@ impl Node {
                 let live = self.membership.live();
                 if !live.is_empty() {
                     let peer = live[self.rng.random_range(0..live.len())];
-                    out.sends.push((peer, self.digest()));
+                    out.sends.push((
+                        peer,
+                        Msg::DigestRoots {
+                            dir: self.dir.colonies.root(),
+                            hosts: self.dir.hosts.root(),
+                        },
+                    ));
                 }
                 out.timers
                     .push((self.cfg.anti_entropy_ms, Timer::AntiEntropy));
@@ -2606,6 +2619,35 @@ mod tests {
                     "host {h}'s directory for colony {colony}"
                 );
             }
+        }
+    }
+
+    /// A host that lost directory entries and a host record (nothing announces them
+    /// again: the cluster is settled) gets them back through anti-entropy, which starts
+    /// with the two roots only: every table ends equal everywhere.
+    #[test]
+    fn a_host_that_missed_updates_converges_through_the_roots_exchange() {
+        let mut c = five();
+        let missing: Vec<ColonyId> = vec![1, 7, 15];
+        {
+            let n = c.nodes.get_mut(&3).expect("host 3");
+            for &colony in &missing {
+                assert!(n.dir.colonies.remove(colony).is_some());
+            }
+            assert!(n.dir.hosts.remove(1).is_some());
+        }
+        let roots = |c: &Cluster, h: HostId| {
+            let d = c.nodes[&h].directory();
+            (d.colonies.root(), d.hosts.root())
+        };
+        assert_ne!(roots(&c, 3), roots(&c, 0));
+        c.run_for(10_000);
+        for colony in missing {
+            assert!(c.nodes[&3].directory().entry(colony).is_some());
+        }
+        assert!(c.nodes[&3].directory().hosts.get(1).is_some());
+        for h in 1..5 {
+            assert_eq!(roots(&c, h), roots(&c, 0), "host {h}");
         }
     }
 
