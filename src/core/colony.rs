@@ -1066,24 +1066,22 @@ impl ColonyReplica {
         match body {
             ColonyMsg::Ack { seq } => self.on_ack(env, from, seq),
             ColonyMsg::Resync { have } => {
-                let sync = self.members.iter().find(|m| m.host == from).map(|m| m.sync);
-                if let Some(MemberSync::Offered { .. }) = sync {
+                match self.members.iter().find(|m| m.host == from).map(|m| m.sync) {
                     // The host answers the offer (`CloneAccept`, `AlreadyHeld`) with
                     // what it holds when the offer arrives. A Resync ahead of that
                     // answer (links are FIFO) was sent before: it speaks of a copy the
                     // host may have dropped since, as an old primary retired in the
                     // tick that offered it the colony again has.
-                } else if sync.is_some() {
-                    self.catch_up(env, from, have);
-                } else {
-                    env.send(
+                    Some(MemberSync::Offered { .. }) => {}
+                    Some(_) => self.catch_up(env, from, have),
+                    None => env.send(
                         from,
                         self.colony,
                         self.epoch,
                         ColonyMsg::Drop {
                             reason: "not in the replica set".into(),
                         },
-                    );
+                    ),
                 }
             }
             ColonyMsg::CloneAccept => {
@@ -2452,6 +2450,16 @@ mod tests {
             }
         }
 
+        /// A trio that took `n` writes, every message delivered.
+        fn written(n: u64) -> Self {
+            let mut t = Trio::new();
+            for i in 1..=n {
+                t.write(i);
+            }
+            settle(&mut t);
+            t
+        }
+
         fn step(&mut self, host: HostId, f: impl FnOnce(&mut ColonyReplica, &mut Env)) {
             let mut fx = Effects::default();
             let dead = &self.dead;
@@ -2776,11 +2784,7 @@ mod tests {
     /// met this: the colony stopped taking writes, and was lost with its storage node.)
     #[test]
     fn a_resync_sent_before_an_offer_arrived_does_not_count_the_host_in_sync() {
-        let mut t = Trio::new();
-        for i in 1..=3 {
-            t.write(i);
-        }
-        settle(&mut t);
+        let mut t = Trio::written(3);
         t.step(1, |r, env| r.resync(env));
         t.step(P, |r, env| {
             r.members.retain(|m| m.host != 1);
@@ -2820,11 +2824,7 @@ mod tests {
     /// one, and gets one.
     #[test]
     fn a_clone_accept_from_a_counted_member_brings_a_snapshot() {
-        let mut t = Trio::new();
-        for i in 1..=3 {
-            t.write(i);
-        }
-        settle(&mut t);
+        let mut t = Trio::written(3);
         let epoch = t.reps[&P].epoch;
         t.reps.insert(1, ColonyReplica::syncing(0, epoch, P));
         t.step(1, |_, env| env.send(P, 0, epoch, ColonyMsg::CloneAccept));
@@ -2846,11 +2846,7 @@ mod tests {
 
     #[test]
     fn a_replica_offered_what_it_holds_gets_only_the_tail() {
-        let mut t = Trio::new();
-        for i in 1..=3 {
-            t.write(i);
-        }
-        settle(&mut t);
+        let mut t = Trio::written(3);
         // The primary stops counting secondary 1 (say its Drop was lost), writes on,
         // then offers it the colony again.
         t.reps.get_mut(&P).unwrap().members.retain(|m| m.host != 1);
