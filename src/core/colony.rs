@@ -58,6 +58,17 @@ pub struct ColonyConfig {
     /// Expired cells removed per tick.
     pub expiry_batch: usize,
     pub placement: PlacementConfig,
+    /// After a migration finished (or primacy came here by a hand-off), how long the
+    /// colony makes no optional move (drift toward spare resources). Hysteresis keeps a
+    /// move from being undone by the next turn on the same numbers; this keeps a
+    /// colony from chasing the numbers its own move, and its neighbours' moves, are
+    /// still changing. A rule violation is fixed at once whatever it says.
+    #[serde(default = "default_move_cooldown_ms")]
+    pub move_cooldown_ms: u64,
+}
+
+fn default_move_cooldown_ms() -> u64 {
+    10_000
 }
 
 impl Default for ColonyConfig {
@@ -75,6 +86,7 @@ impl Default for ColonyConfig {
             refusal_backoff_ms: 10_000,
             expiry_batch: 256,
             placement: PlacementConfig::default(),
+            move_cooldown_ms: default_move_cooldown_ms(),
         }
     }
 }
@@ -359,6 +371,9 @@ pub struct ColonyReplica {
     dir_version: u64,
     election: Election,
     moving: Option<Move>,
+    /// When the colony last moved (a migration finished, or primacy came here by a
+    /// hand-off): optional moves wait [`ColonyConfig::move_cooldown_ms`] after it.
+    moved_at: Option<Tick>,
     hand_off: Option<HandOff>,
     /// The old primary of the hand-off that made this one, kept as a secondary until
     /// the others know this primary ([`Self::retire_when_told`]).
@@ -405,6 +420,7 @@ impl ColonyReplica {
             dir_version: 0,
             election: Election::default(),
             moving: None,
+            moved_at: None,
             hand_off: None,
             retiring: None,
             refused: BTreeMap::new(),
@@ -1214,6 +1230,7 @@ impl ColonyReplica {
                 }
                 self.peers = members;
                 self.promote(env, "hand_off");
+                self.moved_at = Some(env.now);
                 if let Some(old) = then_drop {
                     self.retiring = Some(old);
                     self.retire_when_told(env);
@@ -1567,6 +1584,7 @@ impl ColonyReplica {
 
     fn finish_move(&mut self, env: &mut Env, mv: Move) {
         self.moving = None;
+        self.moved_at = Some(env.now);
         match mv.role {
             Role::Secondary => {
                 self.members.retain(|m| m.host != mv.from);
@@ -2158,6 +2176,13 @@ impl ColonyReplica {
                 env.optimise || (floor.is_none() && env.topo.contains(m.from))
             };
             if let Some((m, floor)) = found.filter(allowed) {
+                let cooling = self
+                    .moved_at
+                    .is_some_and(|t| env.now < t + env.cfg.move_cooldown_ms);
+                if floor.is_some() && cooling {
+                    // (No memo: the next turn after the cooldown weighs it again.)
+                    return;
+                }
                 self.moving = Some(Move {
                     from: m.from,
                     to: m.to,
@@ -2411,6 +2436,8 @@ mod tests {
         dead: BTreeSet<HostId>,
         /// Hosts whose replica asked to be removed.
         removed: Vec<HostId>,
+        /// Whether a step is the colony's placement turn.
+        turn: bool,
     }
 
     impl Trio {
@@ -2447,6 +2474,7 @@ mod tests {
                 now: 0,
                 dead: BTreeSet::new(),
                 removed: Vec::new(),
+                turn: false,
             }
         }
 
@@ -2477,7 +2505,7 @@ mod tests {
                 alive: &alive,
                 quorum: true,
                 target: 3,
-                placement_turn: false,
+                placement_turn: self.turn,
                 optimise: true,
                 loggers: &[],
                 tail_bytes: self.cfg.log_tail_bytes,
@@ -2842,6 +2870,84 @@ mod tests {
         assert!(t.reps[&1].synced);
         assert_eq!(t.reps[&1].cells, t.reps[&P].cells);
         assert_eq!(sync_of_1(&t), Some(MemberSync::InSync));
+    }
+
+    /// The clone offers the primary has sent, in order.
+    fn offers_from_p(t: &Trio) -> Vec<HostId> {
+        let offered = |(&(from, to), q): (&(HostId, HostId), &VecDeque<(Epoch, ColonyMsg)>)| {
+            let offer = q
+                .iter()
+                .any(|(_, m)| matches!(m, ColonyMsg::CloneOffer { .. }));
+            (from == P && offer).then_some(to)
+        };
+        t.links.iter().filter_map(offered).collect()
+    }
+
+    /// Both secondaries sit on busy hosts and two idle hosts are free (each host in a
+    /// box and zone of its own). The colony moves one secondary at its placement turn;
+    /// the other waits until `move_cooldown_ms` after that move has passed, however
+    /// many turns come in between.
+    #[test]
+    fn an_optional_move_waits_out_the_cooldown_after_the_last() {
+        use crate::core::topology::HostView;
+        use crate::core::types::{HostInfo, Load, Resources};
+        let mut t = Trio::written(1);
+        for (id, cpu) in [(P, 1.0), (1, 7.5), (2, 7.5), (3, 0.0), (4, 0.0)] {
+            t.topo.upsert(HostView {
+                info: HostInfo {
+                    id,
+                    box_name: format!("b{id}").into(),
+                    zone: format!("z{id}").into(),
+                    capacity: Resources {
+                        cpu: 8.0,
+                        memory: 8 << 30,
+                    },
+                    role: HostRole::Normal,
+                },
+                load: Load {
+                    cpu,
+                    memory: 1 << 30,
+                },
+                replicas: 1,
+                primaries: 0,
+                state: HostState::Alive,
+            });
+        }
+        t.turn = true;
+        t.step(P, |r, env| r.tick(env));
+        let first = offers_from_p(&t);
+        assert_eq!(first.len(), 1, "one move at a time: {first:?}");
+        let to = first[0];
+        assert!([3, 4].contains(&to), "toward an idle host, not {to}");
+        // The idle host takes it (as `Node::on_clone_offer` does) and catches up.
+        t.links.get_mut(&(P, to)).unwrap().clear();
+        let epoch = t.reps[&P].epoch;
+        t.reps.insert(to, ColonyReplica::syncing(0, epoch, P));
+        t.step(to, |_, env| env.send(P, 0, epoch, ColonyMsg::CloneAccept));
+        settle(&mut t);
+        let hosts =
+            |t: &Trio| -> Vec<HostId> { t.reps[&P].members.iter().map(|m| m.host).collect() };
+        assert!(hosts(&t).contains(&to), "{:?}", hosts(&t));
+        assert_eq!(
+            hosts(&t).len(),
+            2,
+            "the old secondary dropped: {:?}",
+            hosts(&t)
+        );
+        // Turns within the cooldown make no move; the first after it does.
+        for _ in 0..4 {
+            t.now += 2_000;
+            t.step(P, |r, env| r.tick(env));
+            assert!(offers_from_p(&t).is_empty(), "moved again at {} ms", t.now);
+        }
+        t.now += t.cfg.move_cooldown_ms;
+        t.step(P, |r, env| r.tick(env));
+        let second = offers_from_p(&t);
+        assert_eq!(
+            second,
+            vec![7 - to],
+            "the other idle host, after the cooldown"
+        );
     }
 
     #[test]
