@@ -4,7 +4,8 @@
 //! secondaries and answers the client once the required secondaries acknowledged it.
 //! It also looks after its population: it clones onto the best host when below target,
 //! drops the worst replica when above, migrates a replica when another host is better
-//! by more than the hysteresis margin, and hands primacy off before its host leaves.
+//! by more than the hysteresis margin (and not within `move_cooldown_ms` of its last
+//! move), and hands primacy off before its host leaves.
 //!
 //! A secondary applies mutations in order and acknowledges cumulatively; on a gap or a
 //! new epoch it asks for the tail or a snapshot. When its primary's host is declared
