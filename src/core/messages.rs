@@ -51,9 +51,9 @@ pub enum Msg {
     /// A colony's placement changed: pushed by its primary to every host.
     Dir(DirEntry),
     /// Anti-entropy, sent every `anti_entropy_ms` to one random peer: the roots of the
-    /// directory and the host table ([`super::directory::LwwTable::root`]). A peer whose roots differ
-    /// answers with its [`Msg::Digest`]; a converged pair (almost every pair, almost
-    /// always) exchanges two numbers and stops there.
+    /// directory and the host table ([`super::directory::LwwTable::root`]). A peer
+    /// whose roots differ answers with its [`Msg::Digest`]; a converged pair (almost
+    /// every pair, almost always) exchanges two numbers and stops there.
     DigestRoots { dir: u64, hosts: u64 },
     /// Anti-entropy: range digests of the directory and the host table.
     Digest { dir: Vec<u64>, hosts: Vec<u64> },
