@@ -11,7 +11,8 @@
 //!    window (a deposed primary that has not heard yet).
 //! 3. Placement: the leader's replica set never has two replicas on one host, nor two on
 //!    one box when another box could take one — judged while quiet, after a grace.
-//! 4. Recovery: see [`crate::recovery`].
+//! 4. Recovery: see [`crate::recovery`] (the whole cluster) and [`crate::stall`] (each
+//!    colony, counted from the last fault that concerned it).
 //! 5. Directories: every live host's entry for every colony names the leader and its
 //!    epoch, by the end.
 
@@ -20,6 +21,7 @@ use crate::ledger::KeyLedger;
 use crate::queue::Time;
 use crate::recovery::Recovery;
 use crate::scenario::{ms, CheckSpec};
+use crate::stall::Stalls;
 use crate::view::{find, topology_of, ClusterView, LiveHost};
 use colony::core::placement::{feasible_population, placement_violation, PlacementConfig};
 use colony::core::types::{colony_of, ColonyId};
@@ -31,6 +33,16 @@ pub struct Violation {
     pub t: Time,
     pub invariant: &'static str,
     pub what: String,
+}
+
+impl Violation {
+    fn recovery(t: Time, what: String) -> Self {
+        Violation {
+            t,
+            invariant: "recovery",
+            what,
+        }
+    }
 }
 
 impl std::fmt::Display for Violation {
@@ -79,6 +91,7 @@ pub struct Checker {
     suspects: Vec<Suspect>,
     last_scan: Option<Time>,
     pub recovery: Recovery,
+    pub stalls: Stalls,
     pub writes_lost: u64,
     pub placement_violations: u64,
     pub ledger_scans: u64,
@@ -94,9 +107,15 @@ pub struct Checker {
 type ShapeKey = (u32, colony::core::types::HostRole, u64, bool);
 
 impl Checker {
-    pub fn new(spec: CheckSpec, replicas: u32, placement_cfg: PlacementConfig) -> Self {
+    pub fn new(
+        spec: CheckSpec,
+        replicas: u32,
+        colonies: u32,
+        placement_cfg: PlacementConfig,
+    ) -> Self {
         Checker {
             recovery: Recovery::new(ms(spec.recovery_bound_s), ms(spec.formation_bound_s)),
+            stalls: Stalls::new(colonies, ms(spec.recovery_bound_s)),
             spec,
             replicas,
             placement_cfg,
@@ -158,7 +177,7 @@ impl Checker {
     /// The periodic check. `target` is min(N, feasible) for the live hosts.
     pub fn check(&mut self, cx: &mut CheckCtx, target: u32) -> Result<(), Violation> {
         self.check_primaries(cx)?;
-        let healthy = cx.view.colonies.iter().all(|c| c.healthy(target));
+        let healthy = self.check_colonies(cx, target)?;
         match self.recovery.observe(cx.now, healthy) {
             Ok(done) => {
                 for (what, s) in done {
@@ -166,17 +185,14 @@ impl Checker {
                 }
             }
             Err(o) => {
-                return Err(Violation {
-                    t: cx.now,
-                    invariant: "recovery",
-                    what: format!(
-                        "not every colony is back to {target} in-sync replicas under one primary {:.0} s after {} (at {:.1} s); {}",
-                        o.bound as f64 / 1000.0,
-                        o.fault,
-                        o.at as f64 / 1000.0,
-                        unhealthy_report(cx.view, target)
-                    ),
-                })
+                let what = format!(
+                    "not every colony is back to {target} in-sync replicas under one primary {:.0} s after {} (at {:.1} s); {}",
+                    o.bound as f64 / 1000.0,
+                    o.fault,
+                    o.at as f64 / 1000.0,
+                    unhealthy_report(cx.view, target)
+                );
+                return Err(Violation::recovery(cx.now, what));
             }
         }
         let quiet = cx.calm
@@ -194,6 +210,31 @@ impl Checker {
         }
         self.judge_suspects(cx)?;
         Ok(())
+    }
+
+    /// Invariant 4 per colony ([`Stalls`]): whether every colony is healthy.
+    fn check_colonies(&mut self, cx: &CheckCtx, target: u32) -> Result<bool, Violation> {
+        let formed = self.recovery.formed_at().is_some();
+        let mut healthy = true;
+        for (c, cv) in cx.view.colonies.iter().enumerate() {
+            let ok = cv.healthy(target);
+            healthy &= ok;
+            if !formed {
+                continue;
+            }
+            if let Err(s) = self.stalls.observe(cx.now, c as ColonyId, ok) {
+                let what = format!(
+                    "colony {c} not back to {target} in-sync replicas under one primary since {:.1} s, {:.0} s after the last fault that concerned it (at {:.1} s); population {}: {}",
+                    s.since as f64 / 1000.0,
+                    ms(self.spec.recovery_bound_s) as f64 / 1000.0,
+                    s.fault_at as f64 / 1000.0,
+                    cv.population(),
+                    cv.describe()
+                );
+                return Err(Violation::recovery(cx.now, what));
+            }
+        }
+        Ok(healthy)
     }
 
     /// Invariant 2.
@@ -406,4 +447,78 @@ pub fn unhealthy_report(view: &ClusterView, target: u32) -> String {
         .collect();
     let total = view.colonies.iter().filter(|c| !c.healthy(target)).count();
     format!("{total} unhealthy, e.g. {}", bad.join(" | "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Sink;
+    use crate::view::{ColonyView, PrimaryView};
+    use colony::core::types::Epoch;
+
+    fn led(host: u32) -> ColonyView {
+        ColonyView {
+            primaries: vec![PrimaryView {
+                host,
+                epoch: Epoch { term: 1, by: host },
+                writable: true,
+                quorum: true,
+                members: Vec::new().into(),
+                slots: 1,
+            }],
+            secondaries: Vec::new(),
+        }
+    }
+
+    /// One colony stays without a primary while kills of hosts that hold only the
+    /// other one go on every 20 s: the cluster-wide bound, restarted by each kill,
+    /// never fires; the colony's own bound does.
+    #[test]
+    fn a_colony_stalled_through_kills_elsewhere_is_a_violation() {
+        let spec = CheckSpec {
+            recovery_bound_s: 60.0,
+            ..CheckSpec::default()
+        };
+        let mut checker = Checker::new(spec, 1, 2, PlacementConfig::default());
+        let log = EventLog::new(Sink::None);
+        let mut view = ClusterView {
+            colonies: vec![led(1), led(2)],
+        };
+        let check = |checker: &mut Checker, view: &ClusterView, now: Time| {
+            let mut cx = CheckCtx {
+                now,
+                live: &[],
+                view,
+                keys: &mut [],
+                log: &log,
+                colonies: 2,
+                calm: true,
+                last: false,
+            };
+            checker.check(&mut cx, 1)
+        };
+        check(&mut checker, &view, 1_000).expect("formed and healthy");
+        // Colony 0 loses its primary at 10 s (its host is killed).
+        checker.stalls.fault_on(0, 10_000);
+        checker.recovery.fault(10_000, "kill host 1", true);
+        view.colonies[0].primaries.clear();
+        let mut t = 11_000;
+        let verdict = loop {
+            if t % 20_000 == 0 {
+                checker.stalls.fault_on(1, t);
+                checker.recovery.fault(t, "kill a host of colony 1", true);
+            }
+            if let Err(v) = check(&mut checker, &view, t) {
+                break v;
+            }
+            t += 1_000;
+            assert!(t < 200_000, "never flagged");
+        };
+        assert_eq!(verdict.t, 72_000, "{verdict}");
+        assert!(verdict.what.starts_with("colony 0 "), "{verdict}");
+        assert!(
+            checker.recovery.within_bound(t),
+            "the cluster-wide bound held"
+        );
+    }
 }

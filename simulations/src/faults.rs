@@ -264,13 +264,13 @@ impl World {
                 self.kill(h);
                 match restart_after {
                     Some(d) => {
-                        self.note_fault(
+                        self.note_local_fault(
                             format!("kill host {h} (restart in {:.1} s)", d as f64 / 1000.0),
                             true,
                         );
                         self.schedule(now + d, Action::Revive(h));
                     }
-                    None => self.note_fault(format!("kill host {h}"), true),
+                    None => self.note_local_fault(format!("kill host {h}"), true),
                 }
             }
             Action::KillBox {
@@ -300,7 +300,7 @@ impl World {
                         self.schedule(now + d, Action::Revive(*h));
                     }
                 }
-                self.note_fault(format!("kill box {name} (hosts {victims:?})"), true);
+                self.note_local_fault(format!("kill box {name} (hosts {victims:?})"), true);
             }
             Action::Revive(h) => {
                 if self.slot(h).is_some_and(|s| s.node.is_none() && !s.gone) {
@@ -313,7 +313,7 @@ impl World {
                         ),
                         _ => format!("restart host {h}"),
                     };
-                    self.note_fault(what, false);
+                    self.note_local_fault(what, false);
                 }
             }
             Action::LoggerRestart { host, down } => self.logger_restart(host, down),
@@ -478,7 +478,7 @@ impl World {
                 "host"
             };
             self.kill(h);
-            self.note_fault(
+            self.note_local_fault(
                 format!(
                     "kill {what} {h} (random; restart in {:.1} s)",
                     d as f64 / 1000.0
@@ -549,7 +549,7 @@ impl World {
         }
         self.kill(host);
         self.hand_off_killed_at = self.now;
-        self.note_fault(
+        self.note_local_fault(
             format!(
                 "kill host {host} {after} ms {HAND_OFF_KILL} (restart in {:.1} s)",
                 restart_after as f64 / 1000.0

@@ -291,6 +291,20 @@ impl World {
         }
         slot.down = true;
         let gen = slot.gen;
+        // The colonies this kill concerns: those the host held (syncing copies
+        // included) and those whose primary, at the last check, was bringing it in.
+        for r in node.replicas() {
+            self.checker.stalls.fault_on(r.colony, now);
+        }
+        for (c, cv) in self.view.colonies.iter().enumerate() {
+            if cv
+                .primaries
+                .iter()
+                .any(|p| p.members.iter().any(|m| m.host == host))
+            {
+                self.checker.stalls.fault_on(c as ColonyId, now);
+            }
+        }
         self.last_killed.insert(host, now);
         self.active.take();
         self.crashed.insert((host, gen));

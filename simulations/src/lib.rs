@@ -13,7 +13,8 @@
 //!   disks and the check of their logs.
 //! - [`workload`]: the clients; [`ledger`]: what acknowledged writes demand.
 //! - [`view`]: the cluster as the checker sees it; [`checker`]: the invariants;
-//!   [`recovery`]: recovery times and bounds; [`events`]: the event stream.
+//!   [`recovery`]: recovery times and bounds; [`stall`]: each colony's own bound;
+//!   [`events`]: the event stream.
 //! - [`summary`]: results and the summary table; [`expect`]: scenario expectations;
 //!   [`plot`]: the SVG figure; [`batch`]: many seeds in parallel.
 
@@ -33,6 +34,7 @@ pub mod recovery;
 pub mod resources;
 pub mod scenario;
 pub mod shutdown;
+pub mod stall;
 pub mod summary;
 pub mod view;
 pub mod workload;

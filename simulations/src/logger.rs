@@ -158,7 +158,7 @@ impl World {
         };
         let appends = self.slot(h).map_or(0, |s| s.log.len());
         self.kill(h);
-        self.note_fault(
+        self.note_local_fault(
             format!(
                 "kill logger {h} ({appends} appends on its disk; restart in {:.1} s)",
                 down as f64 / 1000.0

@@ -236,7 +236,8 @@ impl Default for WorkloadSpec {
 pub struct CheckSpec {
     pub check_every_ms: u64,
     /// After a fault with no other fault for this long, every colony must be back to
-    /// min(N, feasible) in-sync replicas within this long.
+    /// min(N, feasible) in-sync replicas within this long; and each colony within this
+    /// long of the last fault that concerned it ([`crate::stall`]).
     pub recovery_bound_s: f64,
     /// The cluster must be fully formed within this long after the start.
     pub formation_bound_s: f64,

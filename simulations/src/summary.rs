@@ -81,6 +81,9 @@ pub struct RunResult {
     pub clones: u64,
     pub migrations: u64,
     pub recovery_s: Vec<f64>,
+    /// The longest stretch one colony spent below the target population (or without
+    /// a single primary) after formation, in s ([`crate::stall`]).
+    pub colony_below_target_max_s: f64,
     pub formation_s: Option<f64>,
     pub placement_violations: u64,
     pub sim_seconds: f64,
@@ -178,6 +181,7 @@ pub fn percentile(v: &[f64], p: f64) -> f64 {
 pub struct Extra {
     pub promotions_by_reason: BTreeMap<String, u64>,
     pub recoveries: u64,
+    pub colony_below_target_max_s: f64,
     pub formation_max_s: f64,
     pub client: ClientStats,
     pub sim_seconds: f64,
@@ -210,6 +214,8 @@ impl Summary {
                 *x.promotions_by_reason.entry(k.clone()).or_insert(0) += v;
             }
             x.formation_max_s = x.formation_max_s.max(r.formation_s.unwrap_or(0.0));
+            x.colony_below_target_max_s =
+                x.colony_below_target_max_s.max(r.colony_below_target_max_s);
             x.client.issued += r.client.issued;
             x.client.writes_acked += r.client.writes_acked;
             x.client.writes_refused += r.client.writes_refused;
@@ -297,6 +303,10 @@ impl Summary {
                     "{:.1} s / {:.1} s  ({} recoveries)",
                     self.recovery_p50_s, self.recovery_p99_s, x.recoveries
                 ),
+            ),
+            (
+                "longest colony below target",
+                format!("{:.1} s", x.colony_below_target_max_s),
             ),
             (
                 "cluster formed within",

@@ -117,7 +117,7 @@ pub struct World {
     items: u64,
     /// The checks' view of the cluster, rebuilt in place at each check from the hosts
     /// whose replicas changed ([`ClusterView::rebuild`]).
-    view: ClusterView,
+    pub(crate) view: ClusterView,
     view_cache: ViewCache,
     /// See [`World::active_slice`].
     pub(crate) active: std::cell::OnceCell<Vec<HostId>>,
@@ -166,6 +166,7 @@ impl World {
             checker: Checker::new(
                 sc.checks.clone(),
                 sc.cluster.replicas,
+                sc.cluster.colonies,
                 cfg.colony.placement.clone(),
             ),
             workload: Workload::new(sc.workload.clone()),
@@ -669,9 +670,17 @@ impl World {
         self.agenda.push(self.now + 1_000, Item::Sample);
     }
 
-    /// Record an injected fault (`disruptive`: it may take replicas away, so its
-    /// recovery time is measured).
+    /// Record an injected fault that concerns every colony (`disruptive`: it may take
+    /// replicas away, so its recovery time is measured).
     pub(crate) fn note_fault(&mut self, what: String, disruptive: bool) {
+        self.checker.stalls.fault_on_all(self.now);
+        self.note_local_fault(what, disruptive);
+    }
+
+    /// Record a fault that concerns only the colonies it touched: a kill ([`World::kill`]
+    /// told each of them already) or a restart (the host comes back empty and holds
+    /// nothing yet).
+    pub(crate) fn note_local_fault(&mut self, what: String, disruptive: bool) {
         if self.verbose {
             println!("[{:>8.1}s] {what}", self.now as f64 / 1000.0);
         }
@@ -802,6 +811,7 @@ impl World {
             clones: log.count("colony_cloned"),
             migrations: log.count("colony_migrated"),
             recovery_s: self.checker.recovery.samples.clone(),
+            colony_below_target_max_s: self.checker.stalls.longest as f64 / 1000.0,
             formation_s: self.checker.recovery.formed_at().map(|t| t as f64 / 1000.0),
             placement_violations: self.checker.placement_violations,
             sim_seconds: self.now as f64 / 1000.0,
