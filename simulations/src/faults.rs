@@ -56,6 +56,7 @@ pub enum Action {
         zones: Vec<String>,
         hosts: Vec<HostId>,
         oneway: bool,
+        cut_from: Vec<HostId>,
         heal_after: Option<Time>,
     },
     Heal,
@@ -166,6 +167,7 @@ pub fn plan(w: &mut World) {
                 zones,
                 hosts,
                 oneway,
+                cut_from,
                 heal_after_s,
             } => (
                 *at_s,
@@ -173,6 +175,7 @@ pub fn plan(w: &mut World) {
                     zones: zones.clone(),
                     hosts: hosts.clone(),
                     oneway: *oneway,
+                    cut_from: cut_from.clone(),
                     heal_after: heal_after_s.map(ms),
                 },
             ),
@@ -342,6 +345,7 @@ impl World {
                 zones,
                 hosts,
                 oneway,
+                cut_from,
                 heal_after,
             } => {
                 let mut side: std::collections::BTreeSet<HostId> = hosts.iter().copied().collect();
@@ -350,11 +354,17 @@ impl World {
                         side.insert(s.info.id);
                     }
                 }
+                let only: std::collections::BTreeSet<HostId> = cut_from.into_iter().collect();
                 self.note_fault(
                     format!(
-                        "partition {}{:?} (zones {zones:?}) from the rest",
+                        "partition {}{:?} (zones {zones:?}) from {}",
                         if oneway { "one-way: " } else { "" },
-                        side
+                        side,
+                        if only.is_empty() {
+                            "the rest".to_owned()
+                        } else {
+                            format!("{only:?} only")
+                        }
                     ),
                     true,
                 );
@@ -362,6 +372,7 @@ impl World {
                     zones,
                     hosts: side,
                     oneway,
+                    only,
                 });
                 if let Some(d) = heal_after {
                     self.schedule(now + d, Action::Heal);

@@ -14,24 +14,29 @@ use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// One side of a cut: these hosts cannot talk to the rest (or, one-way, cannot send to
-/// the rest).
+/// One side of a cut: these hosts cannot talk to the rest, or to the hosts of `only`
+/// (or, one-way, cannot send to them).
 #[derive(Clone, Debug)]
 pub struct Partition {
     /// Zones whose hosts are on the cut side, including hosts that join later.
     pub zones: Vec<String>,
     pub hosts: BTreeSet<HostId>,
     pub oneway: bool,
+    /// The other side, when it is not everyone else: a partial partition.
+    pub only: BTreeSet<HostId>,
 }
 
 impl Partition {
     fn blocks(&self, from: HostId, to: HostId) -> bool {
-        let (a, b) = (self.hosts.contains(&from), self.hosts.contains(&to));
-        if self.oneway {
-            a && !b
-        } else {
-            a != b
-        }
+        let cut = |h: HostId| self.hosts.contains(&h);
+        let other = |h: HostId| {
+            if self.only.is_empty() {
+                !cut(h)
+            } else {
+                self.only.contains(&h) && !cut(h)
+            }
+        };
+        (cut(from) && other(to)) || (!self.oneway && other(from) && cut(to))
     }
 }
 
@@ -215,6 +220,7 @@ mod tests {
             zones: vec![],
             hosts: [1].into_iter().collect(),
             oneway: true,
+            only: BTreeSet::new(),
         });
         assert!(net.send(0, 1, 2, "dir", &mut rng).is_none());
         assert!(net.send(0, 2, 1, "dir", &mut rng).is_some());
@@ -223,11 +229,30 @@ mod tests {
             zones: vec!["z0".into()],
             hosts: [1].into_iter().collect(),
             oneway: false,
+            only: BTreeSet::new(),
         });
         net.host_added(3, "z0");
         assert!(net.send(0, 2, 1, "dir", &mut rng).is_none());
         assert!(net.send(0, 3, 1, "dir", &mut rng).is_some());
         assert!(net.send(0, 3, 2, "dir", &mut rng).is_none());
+    }
+
+    #[test]
+    fn a_partial_partition_cuts_only_the_links_it_names() {
+        let mut net = Network::new(NetworkSpec::default());
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        net.partition(Partition {
+            zones: vec![],
+            hosts: [1].into_iter().collect(),
+            oneway: false,
+            only: [2].into_iter().collect(),
+        });
+        assert!(!net.connected(1, 2));
+        assert!(net.send(0, 1, 2, "dir", &mut rng).is_none());
+        assert!(net.send(0, 2, 1, "dir", &mut rng).is_none());
+        for (a, b) in [(1, 3), (3, 1), (2, 3), (3, 2)] {
+            assert!(net.send(0, a, b, "dir", &mut rng).is_some(), "{a} -> {b}");
+        }
     }
 
     #[test]

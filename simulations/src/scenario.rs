@@ -395,6 +395,11 @@ pub enum FaultSpec {
         /// Only messages from the cut side to the rest are lost.
         #[serde(default)]
         oneway: bool,
+        /// Cut the side from these hosts only, not from everyone: a partial partition
+        /// (a broken link, a firewall rule), where both ends still reach every other
+        /// host and membership, probing indirectly, sees everyone alive.
+        #[serde(default)]
+        cut_from: Vec<HostId>,
         #[serde(default)]
         heal_after_s: Option<f64>,
     },

@@ -3,7 +3,8 @@
 //!
 //! A colony's *leader* is its live primary with the highest epoch; its *population* is
 //! the leader plus the members the leader counts as caught up that really hold a
-//! secondary replica following the leader at its epoch, each weighed by the
+//! secondary replica following the leader at its epoch, with the data, and that the
+//! network lets it reach (or that hold everything it has), each weighed by the
 //! [`slots`] of its host (a storage node's copy counts for two, as in the core). A
 //! colony is *healthy* when it has exactly one live primary and a population of at
 //! least the target.
@@ -97,7 +98,12 @@ pub struct SecondaryView {
     /// Whether it holds the colony's data (its snapshot arrived), whatever its
     /// primary counts it for.
     pub synced: bool,
-    /// Whether it and the leader can talk both ways (no partition between them).
+    /// Whether the leader can count on it: they can talk both ways (no partition
+    /// between them); or only their own link is cut (a partial partition: the
+    /// secondary still reaches most live hosts) and it holds everything the leader has
+    /// (the same last version). A quiet colony's copy across a broken link lacks
+    /// nothing and could be elected; one that fell behind must be replaced
+    /// ([`colony::core::colony::ColonyConfig::ack_timeout_ms`]).
     pub reachable: bool,
     /// What its copy counts for ([`placement::slots`] of its host).
     pub slots: u32,
@@ -310,17 +316,32 @@ impl ClusterView {
             }
         }
         let mut view = ClusterView { colonies: cv };
-        view.set_reach(reach);
+        view.set_reach(live, reach);
         view
     }
 
-    /// Whether each secondary and its colony's leader can talk.
-    fn set_reach(&mut self, reach: &dyn Fn(HostId, HostId) -> bool) {
-        for c in &mut self.colonies {
-            if let Some(l) = c.leader().map(|l| l.host) {
-                for s in &mut c.secondaries {
-                    s.reachable = reach(l, s.host);
-                }
+    /// Whether each secondary and its colony's leader can talk, or only their link is
+    /// cut and the secondary holds everything the leader has (looked up on the hosts
+    /// only across a cut link).
+    fn set_reach(&mut self, live: &[LiveHost], reach: &dyn Fn(HostId, HostId) -> bool) {
+        let reaches_most = |h: HostId| {
+            let reached = live.iter().filter(|x| x.id() == h || reach(h, x.id()));
+            reached.count() * 2 > live.len()
+        };
+        for (c, cv) in self.colonies.iter_mut().enumerate() {
+            let Some(l) = cv.leader().map(|l| l.host) else {
+                continue;
+            };
+            let last_on = |h: HostId| {
+                find(live, h)
+                    .and_then(|x| x.node.replica(c as ColonyId))
+                    .map(|r| r.last)
+            };
+            for s in &mut cv.secondaries {
+                s.reachable = reach(l, s.host) || {
+                    let theirs = last_on(s.host);
+                    theirs.is_some() && theirs == last_on(l) && reaches_most(s.host)
+                };
             }
         }
     }
@@ -355,7 +376,7 @@ impl ClusterView {
                 }
             }
         }
-        self.set_reach(reach);
+        self.set_reach(live, reach);
     }
 
     pub fn colony(&self, c: ColonyId) -> &ColonyView {

@@ -189,6 +189,21 @@ fn oneway_partition() {
     run("oneway-partition", ok);
 }
 
+/// The link between two live hosts breaks (both still reach everyone else, so no one
+/// is declared dead): no failover, nothing lost; the checker's per-colony bound fails
+/// the run unless the colonies across the link stop waiting for the copy they cannot
+/// reach.
+#[test]
+fn partial_partition() {
+    run("partial-partition", |r| {
+        nothing_lost(r)?;
+        match r.promotions_by_reason.get("failover") {
+            Some(n) => Err(format!("{n} failovers (want 0: everyone stayed alive)")),
+            None => Ok(()),
+        }
+    });
+}
+
 #[test]
 fn slow_lossy() {
     run("slow-lossy", ok);
@@ -309,6 +324,7 @@ fn every_scenario_is_tested() {
         "join-leave",
         "logger",
         "oneway-partition",
+        "partial-partition",
         "quick-restarts",
         "random-kills",
         "rolling-restart",

@@ -5,7 +5,10 @@
 //! It also looks after its population: it clones onto the best host when below target,
 //! drops the worst replica when above, migrates a replica when another host is better
 //! by more than the hysteresis margin (and not within `move_cooldown_ms` of its last
-//! move), and hands primacy off before its host leaves.
+//! move), and hands primacy off before its host leaves. A secondary that leaves a write
+//! unacknowledged for `ack_timeout_ms` while another acknowledged it (a broken link
+//! that membership, probing indirectly, does not see) is taken out of the set and told
+//! through the others, so writes go on and a replica is cloned elsewhere.
 //!
 //! A secondary applies mutations in order and acknowledges cumulatively; on a gap or a
 //! new epoch it asks for the tail or a snapshot. When its primary's host is declared
@@ -66,10 +69,22 @@ pub struct ColonyConfig {
     /// still changing. A rule violation is fixed at once whatever it says.
     #[serde(default = "default_move_cooldown_ms")]
     pub move_cooldown_ms: u64,
+    /// How long a counted secondary may leave a write unacknowledged while another
+    /// secondary acknowledged it, before the primary takes it out of the set
+    /// ([`ColonyReplica::evict_laggards`]): a broken link between two hosts that
+    /// membership, probing indirectly, still sees alive would otherwise hold every
+    /// write of their colonies for as long as it lasts. Below the clients' request
+    /// timeout, so the write that found the broken link still succeeds, late.
+    #[serde(default = "default_ack_timeout_ms")]
+    pub ack_timeout_ms: u64,
 }
 
 fn default_move_cooldown_ms() -> u64 {
     10_000
+}
+
+fn default_ack_timeout_ms() -> u64 {
+    4_000
 }
 
 impl Default for ColonyConfig {
@@ -88,6 +103,7 @@ impl Default for ColonyConfig {
             expiry_batch: 256,
             placement: PlacementConfig::default(),
             move_cooldown_ms: default_move_cooldown_ms(),
+            ack_timeout_ms: default_ack_timeout_ms(),
         }
     }
 }
@@ -243,6 +259,8 @@ impl Member {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Pending {
     seq: Seq,
+    /// When it was written (see [`ColonyConfig::ack_timeout_ms`]).
+    at: Tick,
     to: Option<ReplyTo>,
     reply: Reply,
 }
@@ -725,6 +743,7 @@ impl ColonyReplica {
         }
         self.pending.push_back(Pending {
             seq: m.version.seq,
+            at: env.now,
             to,
             reply,
         });
@@ -1223,6 +1242,19 @@ impl ColonyReplica {
                 self.ack(env);
             }
             ColonyMsg::Drop { reason } if from == self.primary => self.dropped(env, reason),
+            ColonyMsg::Evict { host } if from == self.primary => {
+                // Our primary took `host` out of the set and may not reach it: pass it on.
+                self.peers.retain(|p| p.host != host);
+                env.send(
+                    host,
+                    self.colony,
+                    self.epoch,
+                    ColonyMsg::Evicted { by: from },
+                );
+            }
+            ColonyMsg::Evicted { by } if by == self.primary && epoch == self.epoch => {
+                self.dropped(env, "evicted: left writes unacknowledged".into())
+            }
             ColonyMsg::HandOff {
                 members, then_drop, ..
             } => {
@@ -2027,6 +2059,7 @@ impl ColonyReplica {
         if !self.pending.is_empty() {
             // Writes held while this side had no quorum.
             self.try_complete(env);
+            self.evict_laggards(env);
         }
         if env.placement_turn {
             self.sweep_expired(env);
@@ -2355,6 +2388,70 @@ impl ColonyReplica {
                 self.abandon_hand_off(env);
             }
         }
+    }
+
+    /// Take out of the set every counted secondary that has left the oldest pending
+    /// write unacknowledged for [`ColonyConfig::ack_timeout_ms`] while another
+    /// acknowledged it: membership sees its host alive (probing indirectly), but this
+    /// primary cannot reach it or it cannot reach us (a broken link, a partial
+    /// partition). The writes then complete with the others, and the colony, below its
+    /// population, clones a replica elsewhere (the evicted host is refused for a
+    /// while). The evicted copy is told directly and, since the broken link may be
+    /// ours, through every member that acknowledged the write (it reached us, so it is
+    /// reachable): it drops its copy rather than stand in an election, alone, with a
+    /// copy that lacks what was acknowledged without it.
+    ///
+    /// When every counted secondary lags, nothing is evicted: the fault is more likely
+    /// this primary's, and the writes wait (as they do with a single secondary).
+    fn evict_laggards(&mut self, env: &mut Env) {
+        let Some(oldest) = self.pending.front() else {
+            return;
+        };
+        if env.now.saturating_sub(oldest.at) < env.cfg.ack_timeout_ms {
+            return;
+        }
+        let seq = oldest.seq;
+        let (keeping_up, lagging): (Vec<&Member>, Vec<&Member>) = self
+            .members
+            .iter()
+            .filter(|m| m.counts())
+            .partition(|m| m.acked >= seq);
+        if keeping_up.is_empty() || lagging.is_empty() {
+            return;
+        }
+        let relays: Vec<HostId> = keeping_up.iter().map(|m| m.host).collect();
+        let lagging: Vec<HostId> = lagging.iter().map(|m| m.host).collect();
+        for h in lagging {
+            tracing::warn!(
+                colony = self.colony,
+                host = h,
+                seq,
+                "a secondary left a write unacknowledged too long; taken out of the set"
+            );
+            self.members.retain(|m| m.host != h);
+            self.refused.insert(h, env.now + env.cfg.refusal_backoff_ms);
+            if self.moving.is_some_and(|m| m.from == h || m.to == h) {
+                self.moving = None;
+            }
+            env.send(
+                h,
+                self.colony,
+                self.epoch,
+                ColonyMsg::Drop {
+                    reason: "left writes unacknowledged".into(),
+                },
+            );
+            for &r in &relays {
+                env.send(r, self.colony, self.epoch, ColonyMsg::Evict { host: h });
+            }
+        }
+        if let Some(HandOff::Draining { to, .. }) = self.hand_off {
+            if !self.members.iter().any(|m| m.host == to) {
+                self.hand_off = None;
+            }
+        }
+        self.announce(env);
+        self.try_complete(env);
     }
 
     /// A new replica is offered or receiving its snapshot.
@@ -2793,6 +2890,73 @@ mod tests {
         while t.links.values().any(|q| !q.is_empty()) {
             t.deliver(0, false);
         }
+    }
+
+    /// Deliver everything except what crosses the (cut) links between `a` and `b`,
+    /// which is lost.
+    fn settle_cut(t: &mut Trio, a: HostId, b: HostId) {
+        loop {
+            for (&(from, to), q) in t.links.iter_mut() {
+                if (from, to) == (a, b) || (from, to) == (b, a) {
+                    q.clear();
+                }
+            }
+            if t.links.values().all(|q| q.is_empty()) {
+                return;
+            }
+            t.deliver(0, false);
+        }
+    }
+
+    /// The link between the primary and secondary 2 breaks; membership still sees
+    /// both alive. The write waits `ack_timeout_ms` for 2, then 2 is taken out of the
+    /// set, the write is acknowledged with 1's ack, and 2 hears of it through 1 (the
+    /// direct `Drop` is lost on the cut link) and drops its copy.
+    #[test]
+    fn a_secondary_that_stops_acknowledging_is_evicted_and_told_through_another() {
+        let mut t = Trio::written(1);
+        let acked = t.acked.len();
+        t.write(2);
+        settle_cut(&mut t, P, 2);
+        assert_eq!(t.acked.len(), acked, "the write waits for 2");
+        t.now += t.cfg.ack_timeout_ms - 1;
+        t.step(P, |r, env| r.tick(env));
+        assert_eq!(t.reps[&P].members.len(), 2, "not before the timeout");
+        t.now += 1;
+        t.step(P, |r, env| r.tick(env));
+        let p = &t.reps[&P];
+        assert_eq!(p.members.iter().map(|m| m.host).collect::<Vec<_>>(), [1]);
+        assert!(p.pending.is_empty(), "acknowledged without 2");
+        assert_eq!(t.acked.len(), acked + 1);
+        assert!(
+            p.refused.contains_key(&2),
+            "not offered the colony again at once"
+        );
+        let to_1: Vec<&str> = t.links[&(P, 1)].iter().map(|(_, m)| m.kind()).collect();
+        assert!(to_1.contains(&"evict"), "{to_1:?}");
+        settle_cut(&mut t, P, 2);
+        assert_eq!(t.removed, [2], "2 dropped its copy");
+        assert!(
+            t.reps[&1].peers.iter().all(|p| p.host != 2),
+            "1 no longer elects with 2"
+        );
+    }
+
+    /// When every secondary lags, the fault is more likely the primary's own: nobody
+    /// is evicted and the write waits.
+    #[test]
+    fn nobody_is_evicted_when_every_secondary_lags() {
+        let mut t = Trio::written(1);
+        t.write(2);
+        for q in t.links.values_mut() {
+            q.clear();
+        }
+        t.now += 10 * t.cfg.ack_timeout_ms;
+        t.step(P, |r, env| r.tick(env));
+        let p = &t.reps[&P];
+        assert_eq!(p.members.len(), 2);
+        assert_eq!(p.pending.len(), 1);
+        assert!(t.links.values().flatten().all(|(_, m)| m.kind() != "evict"));
     }
 
     /// Like [`settle`]; the kinds of the messages delivered.

@@ -177,6 +177,11 @@ pub enum ColonyMsg {
     Claim,
     /// Primary -> replica: you are no longer part of the set.
     Drop { reason: String },
+    /// Primary -> a member that acknowledged a write: `host` left it unacknowledged too
+    /// long and is out of the set; tell it (our link to it may be the broken one).
+    Evict { host: HostId },
+    /// Member -> evicted host: primary `by` took you out of the set at this epoch.
+    Evicted { by: HostId },
     /// Secondary -> other secondaries: the primary is dead; this is how far I got.
     Offer { have: Version, rank: u32 },
     /// Primary -> chosen secondary: take primacy at `epoch.next(you)`; then drop `then_drop`.
@@ -251,6 +256,8 @@ impl ColonyMsg {
             ColonyMsg::AlreadyHeld { .. } => "already_held",
             ColonyMsg::CloneRefuse { .. } => "clone_refuse",
             ColonyMsg::Drop { .. } => "drop",
+            ColonyMsg::Evict { .. } => "evict",
+            ColonyMsg::Evicted { .. } => "evicted",
             ColonyMsg::Gone => "gone",
             ColonyMsg::Disowned => "disowned",
             ColonyMsg::Claim => "claim",
