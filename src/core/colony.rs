@@ -2635,7 +2635,7 @@ mod tests {
                 ttl_ms: None,
                 cond: SetCond::Always,
             };
-            self.step(P, |r, env| r.client(env, ReplyTo { host: P, req: i }, cmd));
+            self.step(P, |r, env| r.client(env, ReplyTo::new(P, i), cmd));
         }
 
         /// Deliver (or drop) the head of the `n`-th non-empty link.
@@ -3160,7 +3160,7 @@ mod tests {
         let k = |s: &str| Key::from(s);
         // We delete k1 after the split.
         let del = Command::Del { key: k("k1") };
-        t.step(P, |r, env| r.client(env, ReplyTo { host: P, req: 99 }, del));
+        t.step(P, |r, env| r.client(env, ReplyTo::new(P, 99), del));
         settle(&mut t);
         assert!(t.reps[&P].cells.get(b"k1").is_none());
         // The other side (an older epoch that shares our first two writes) deleted k0

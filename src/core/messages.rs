@@ -21,6 +21,21 @@ pub struct ReplyTo {
     /// The host where the client is connected.
     pub host: HostId,
     pub req: ReqId,
+    /// The host that relayed the request around a link to the primary that seemed
+    /// broken: the answer goes back through it ([`Msg::RelayReply`]).
+    #[serde(default)]
+    pub via: Option<HostId>,
+}
+
+impl ReplyTo {
+    /// The answer goes straight to `host`.
+    pub fn new(host: HostId, req: ReqId) -> Self {
+        ReplyTo {
+            host,
+            req,
+            via: None,
+        }
+    }
 }
 
 /// One numbered mutation of a colony.
@@ -87,6 +102,8 @@ pub enum Msg {
     },
     /// The answer to a forwarded command.
     ForwardReply { req: ReqId, reply: Reply },
+    /// The answer to a relayed command, to the relay: pass it on to `to.host`.
+    RelayReply { to: ReplyTo, reply: Reply },
     /// A graceful leave is complete: the sender holds no replicas and goes.
     Left,
     /// Primary -> logging node: mutations of `colony` that are acknowledged (committed),
@@ -230,6 +247,7 @@ impl Msg {
             Msg::Formation { .. } => "formation",
             Msg::Forward { .. } => "forward",
             Msg::ForwardReply { .. } => "forward_reply",
+            Msg::RelayReply { .. } => "relay_reply",
             Msg::Left => "left",
             Msg::Log { .. } => "log",
             Msg::LogSnapshot { .. } => "log_snapshot",

@@ -1,5 +1,7 @@
 //! One host, as a deterministic state machine: membership, the directory, the host
-//! table, quorum, client routing, and the colony replicas held here.
+//! table, quorum, client routing (around a broken link to a primary, through a third
+//! host, when a stalled request's primary does not answer a ping), and the colony
+//! replicas held here.
 //!
 //! [`Node::handle`] takes the time and one [`Input`] and writes messages, timers,
 //! events and client replies into [`Out`]. The simulator calls it for thousands of
@@ -81,6 +83,16 @@ pub struct NodeConfig {
     /// quorum (and so refute the verdict) before it accepts it and goes undead.
     #[serde(default = "default_defunct_confirm_ms")]
     pub defunct_confirm_ms: u64,
+    /// A client request forwarded to a primary that has not answered for this long is
+    /// sent again through another host (reads and plain SETs, which may run twice), and
+    /// that primary is reached through a relay for `relay_for_ms`: a broken link
+    /// between two hosts that both still reach everyone else (membership keeps both
+    /// alive) would otherwise time out every request between them.
+    #[serde(default = "default_relay_after_ms")]
+    pub relay_after_ms: u64,
+    /// See `relay_after_ms`.
+    #[serde(default = "default_relay_for_ms")]
+    pub relay_for_ms: u64,
     /// Form the cluster together: the host started without seeds waits until it sees
     /// this many ordinary hosts alive with their records (or `formation_timeout_ms`
     /// passed), then lays every colony out over them at once
@@ -107,6 +119,14 @@ fn default_formation_settle_ms() -> u64 {
 
 fn default_formation_timeout_ms() -> u64 {
     60_000
+}
+
+fn default_relay_after_ms() -> u64 {
+    1_000
+}
+
+fn default_relay_for_ms() -> u64 {
+    10_000
 }
 
 fn default_confirm_retry_ms() -> u64 {
@@ -147,6 +167,8 @@ impl Default for NodeConfig {
             log_sink: LogSinkConfig::default(),
             confirm_retry_ms: default_confirm_retry_ms(),
             defunct_confirm_ms: default_defunct_confirm_ms(),
+            relay_after_ms: default_relay_after_ms(),
+            relay_for_ms: default_relay_for_ms(),
             expect_hosts: None,
             formation_timeout_ms: default_formation_timeout_ms(),
             formation_settle_ms: default_formation_settle_ms(),
@@ -256,6 +278,18 @@ pub enum NodeState {
     Left,
 }
 
+/// Whether running `cmd` twice is running it once: reads, plain SETs and RESTOREs.
+fn repeatable(cmd: &Command) -> bool {
+    !cmd.is_write()
+        || matches!(
+            cmd,
+            Command::Set {
+                cond: super::cell::SetCond::Always,
+                ..
+            } | Command::Restore { .. }
+        )
+}
+
 #[derive(Clone, Debug)]
 struct ClientReq {
     cmd: Command,
@@ -265,6 +299,13 @@ struct ClientReq {
     /// is declared dead, the request is re-routed or answered at once instead of
     /// waiting for its deadline.
     sent_to: Option<HostId>,
+    /// When it was last sent on (see `NodeConfig::relay_after_ms`).
+    sent_at: Tick,
+    /// The relay it went through last, if any: when that host is declared dead, the
+    /// request is re-routed or answered like one sent to a dead primary.
+    via: Option<HostId>,
+    /// Whether it was relayed (or found its primary's link broken) once already.
+    relayed: bool,
     /// A write that reached a host declared dead before it answered: it may have been
     /// applied there (and replicated to the next primary), so a final refusal would be
     /// a lie; the client hears `Timeout` (may or may not have happened) instead.
@@ -391,6 +432,11 @@ pub struct Node {
     stabilize_at: Tick,
     stabilize_armed: bool,
     clients: BTreeMap<ReqId, ClientReq>,
+    /// Primaries reached through a relay until the time given (their link from here
+    /// seemed broken: `NodeConfig::relay_after_ms`).
+    relay_until: BTreeMap<HostId, Tick>,
+    /// When a primary with a stalled request was last pinged (see `relay_stalled`).
+    pinged: BTreeMap<HostId, Tick>,
     target: u32,
     /// The topology generation `target` was computed at.
     target_gen: Option<u64>,
@@ -456,6 +502,8 @@ impl Node {
             stabilize_at: 0,
             stabilize_armed: false,
             clients: BTreeMap::new(),
+            relay_until: BTreeMap::new(),
+            pinged: BTreeMap::new(),
             target: cfg.colony.replicas,
             target_gen: None,
             ticks: 0,
@@ -710,6 +758,9 @@ impl Node {
                         colony,
                         deadline: now + self.cfg.request_timeout_ms,
                         sent_to: None,
+                        sent_at: now,
+                        via: None,
+                        relayed: false,
                         maybe_applied: false,
                     },
                 );
@@ -870,9 +921,12 @@ impl Node {
                 hops,
             }),
             Msg::ForwardReply { req, reply } => self.client_reply(now, req, reply, out),
+            Msg::RelayReply { to, reply } => self.deliver_reply(now, to, reply, out),
             Msg::Left => self.on_left(now, from, out),
             Msg::Ping { t } => out.sends.push((from, Msg::Pong { t })),
             Msg::Pong { t } => {
+                // A round trip: the link to it works (again).
+                self.relay_until.remove(&from);
                 let c = self.contact.entry(from).or_insert(0);
                 let before = *c;
                 *c = before.max(t);
@@ -1227,6 +1281,9 @@ impl Node {
             self.with_colony(now, c, out, |r, env| r.on_host_down(env, h));
         }
         self.requests_lost_with(h, out);
+        // Whatever its link was, the next incarnation's is another.
+        self.relay_until.remove(&h);
+        self.pinged.remove(&h);
         for colony in orphans {
             out.timers
                 .push((self.cfg.orphan_grace_ms, Timer::OrphanCheck(colony)));
@@ -1933,6 +1990,9 @@ impl Node {
     fn tick(&mut self, now: Tick, out: &mut Out) {
         self.ticks += 1;
         self.expire_requests(now, out);
+        if !self.clients.is_empty() || !self.relay_until.is_empty() {
+            self.relay_stalled(now, out);
+        }
         self.publish_record(now, false, out);
         if !self.replicas.is_empty() {
             self.refresh_target();
@@ -2223,10 +2283,7 @@ impl Node {
         let Some(c) = self.clients.get(&req) else {
             return;
         };
-        let to = ReplyTo {
-            host: self.info.id,
-            req,
-        };
+        let to = ReplyTo::new(self.info.id, req);
         let (colony, cmd) = (c.colony, c.cmd.clone());
         self.route(now, colony, to, cmd, 0, out);
     }
@@ -2261,13 +2318,28 @@ impl Node {
             .filter(|p| *p != me && self.membership.is_alive(*p));
         match next {
             Some(p) if hops < 4 => {
+                let mut to = to;
+                let mut hop = p;
                 if to.host == me {
+                    let relay = self
+                        .relay_until
+                        .get(&p)
+                        .is_some_and(|&until| now < until)
+                        .then(|| self.pick_relay(p))
+                        .flatten();
+                    if let Some(r) = relay {
+                        to.via = Some(r);
+                        hop = r;
+                    }
                     if let Some(c) = self.clients.get_mut(&to.req) {
                         c.sent_to = Some(p);
+                        c.sent_at = now;
+                        c.via = relay;
+                        c.relayed |= relay.is_some();
                     }
                 }
                 out.sends.push((
-                    p,
+                    hop,
                     Msg::Forward {
                         to,
                         colony,
@@ -2288,7 +2360,7 @@ impl Node {
         let lost: Vec<ReqId> = self
             .clients
             .iter()
-            .filter(|(_, c)| c.sent_to == Some(dead))
+            .filter(|(_, c)| c.sent_to == Some(dead) || c.via == Some(dead))
             .map(|(r, _)| *r)
             .collect();
         for req in lost {
@@ -2296,16 +2368,9 @@ impl Node {
                 continue;
             };
             c.sent_to = None;
+            c.via = None;
             c.maybe_applied |= c.cmd.is_write();
-            let repeatable = !c.cmd.is_write()
-                || matches!(
-                    c.cmd,
-                    Command::Set {
-                        cond: super::cell::SetCond::Always,
-                        ..
-                    } | Command::Restore { .. }
-                );
-            if repeatable {
+            if repeatable(&c.cmd) {
                 out.timers
                     .push((self.cfg.retry_ms, Timer::ClientRetry(req)));
             } else {
@@ -2316,11 +2381,87 @@ impl Node {
     }
 
     fn deliver_reply(&mut self, now: Tick, to: ReplyTo, reply: Reply, out: &mut Out) {
-        if to.host == self.info.id {
+        let me = self.info.id;
+        if to.host == me {
             self.client_reply(now, to.req, reply, out);
+        } else if let Some(relay) = to.via.filter(|&r| r != me) {
+            let to = ReplyTo { via: None, ..to };
+            out.sends.push((relay, Msg::RelayReply { to, reply }));
         } else {
             out.sends
                 .push((to.host, Msg::ForwardReply { req: to.req, reply }));
+        }
+    }
+
+    /// A live host other than this one and `primary` to relay through (seeded choice).
+    fn pick_relay(&mut self, primary: HostId) -> Option<HostId> {
+        let me = self.info.id;
+        let live = self.membership.live();
+        let n = live.iter().filter(|&&h| h != me && h != primary).count();
+        if n == 0 {
+            return None;
+        }
+        let k = self.rng.random_range(0..n);
+        live.iter()
+            .copied()
+            .filter(|&h| h != me && h != primary)
+            .nth(k)
+    }
+
+    /// Local requests forwarded straight to their primary and not answered: after
+    /// half of `relay_after_ms` the primary is pinged; if it has not answered a ping
+    /// sent since the request by `relay_after_ms`, the link is taken for broken (a
+    /// primary that answers pings is only slow: a write waiting for its acks). It is
+    /// then reached through a relay for a while ([`NodeConfig::relay_after_ms`]), and
+    /// the requests that may run twice (reads, plain SETs) go again now, through one.
+    /// The first answer wins; any other write waits for its own.
+    fn relay_stalled(&mut self, now: Tick, out: &mut Out) {
+        let after = self.cfg.relay_after_ms;
+        let mut ping = BTreeSet::new();
+        let mut stalled = Vec::new();
+        for (&req, c) in &self.clients {
+            let Some(p) = c.sent_to else {
+                continue;
+            };
+            let waited = now.saturating_sub(c.sent_at);
+            if c.relayed || c.via.is_some() || waited < after / 2 {
+                continue;
+            }
+            if self.contact.get(&p).is_some_and(|&t| t >= c.sent_at) {
+                // It answered a ping sent after the request: the link works.
+                continue;
+            }
+            if waited < after {
+                if self.pinged.get(&p).is_none_or(|&t| t < c.sent_at) {
+                    ping.insert(p);
+                }
+            } else {
+                stalled.push((req, p));
+            }
+        }
+        // The primaries reached through a relay are pinged too: the first pong ends it.
+        for &p in self.relay_until.keys() {
+            if self.pinged.get(&p).is_none_or(|&t| now >= t + after) {
+                ping.insert(p);
+            }
+        }
+        for p in ping {
+            self.pinged.insert(p, now);
+            out.sends.push((p, Msg::Ping { t: now }));
+        }
+        for (req, p) in stalled {
+            self.relay_until.insert(p, now + self.cfg.relay_for_ms);
+            let Some(c) = self.clients.get_mut(&req) else {
+                continue;
+            };
+            c.relayed = true;
+            if repeatable(&c.cmd) {
+                self.route_client(now, req, out);
+            }
+        }
+        self.relay_until.retain(|_, until| *until > now);
+        if self.clients.is_empty() && self.relay_until.is_empty() {
+            self.pinged.clear();
         }
     }
 
@@ -3385,6 +3526,38 @@ mod tests {
         let r = c.client(0, Command::Get { key: "m".into() });
         c.run_for(2_000);
         assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"2".into())));
+    }
+
+    /// The link between a client's host and the primary breaks; both still reach
+    /// everyone else, so membership keeps both alive. The read goes again through a
+    /// third host after `relay_after_ms` and its answer comes back the same way; the
+    /// next write goes around the link from the start.
+    #[test]
+    fn a_request_across_a_broken_link_goes_around_it() {
+        let mut c = five();
+        let key = "around";
+        let w = c.client(0, set(key, "v1"));
+        c.run_for(2_000);
+        assert_eq!(c.replies.get(&w), Some(&Reply::Ok));
+        let colony = colony_of(key.as_bytes(), c.cfg.colonies);
+        let p = c.primaries(colony)[0];
+        let set_hosts = c.nodes[&p].replica(colony).unwrap().set_hosts();
+        let e = (0..5)
+            .find(|h| *h != p && !set_hosts.contains(h))
+            .expect("a host outside the set");
+        c.cut.insert((e, p));
+        c.cut.insert((p, e));
+        let r = c.client(e, Command::Get { key: key.into() });
+        c.run_for(2_000);
+        assert_eq!(c.replies.get(&r), Some(&Reply::Bulk(b"v1".into())));
+        let w = c.client(e, set(key, "v2"));
+        c.run_for(1_000);
+        assert_eq!(
+            c.replies.get(&w),
+            Some(&Reply::Ok),
+            "no wait: relayed at once"
+        );
+        assert!(c.nodes.values().all(|n| n.is_alive(e) && n.is_alive(p)));
     }
 
     #[test]
