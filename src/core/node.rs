@@ -83,11 +83,12 @@ pub struct NodeConfig {
     /// quorum (and so refute the verdict) before it accepts it and goes undead.
     #[serde(default = "default_defunct_confirm_ms")]
     pub defunct_confirm_ms: u64,
-    /// A client request forwarded to a primary that has not answered for this long is
-    /// sent again through another host (reads and plain SETs, which may run twice), and
-    /// that primary is reached through a relay for `relay_for_ms`: a broken link
-    /// between two hosts that both still reach everyone else (membership keeps both
-    /// alive) would otherwise time out every request between them.
+    /// A client request forwarded to a primary that has not answered for this long,
+    /// nor answered a ping sent half-way, is sent again through another host (reads
+    /// and plain SETs, which may run twice), and that primary is reached through a
+    /// relay for up to `relay_for_ms` (until it answers a ping): a broken link between
+    /// two hosts that both still reach everyone else (membership keeps both alive)
+    /// would otherwise time out every request between them.
     #[serde(default = "default_relay_after_ms")]
     pub relay_after_ms: u64,
     /// See `relay_after_ms`.
