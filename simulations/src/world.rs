@@ -915,6 +915,50 @@ mod tests {
         assert!(!w.last_holder_of_some_colony(other));
     }
 
+    /// Across a link cut on its own (a partial partition), a secondary still counts
+    /// toward its colony's population if it holds everything its leader has; cut off
+    /// from most hosts (a full partition), it does not.
+    #[test]
+    fn a_copy_across_a_cut_link_counts_only_while_current_and_not_cut_off() {
+        use crate::network::Partition;
+        let sc = Scenario::find("steady").expect("scenario");
+        let mut w = World::new(&sc, 1, RunOptions::default());
+        w.run_until(30_000);
+        let colonies = sc.cluster.colonies;
+        let live = live_hosts(&w.hosts);
+        let whole = ClusterView::build(&live, colonies, &|_, _| true);
+        // A colony at full population whose first secondary holds what its leader has.
+        let (c, leader, s) = (0..colonies)
+            .find_map(|c| {
+                let cv = whole.colony(c);
+                let l = cv.leader()?;
+                let s = cv.secondaries.first()?.host;
+                let last = |h| crate::view::find(&live, h)?.node.replica(c).map(|r| r.last);
+                (cv.population() == 3 && last(s) == last(l.host)).then_some((c, l.host, s))
+            })
+            .expect("a colony at rest");
+        let population = |net: &Network| {
+            ClusterView::build(&live, colonies, &|a, b| net.connected(a, b))
+                .colony(c)
+                .population()
+        };
+        w.net.partition(Partition {
+            zones: vec![],
+            hosts: [s].into_iter().collect(),
+            oneway: false,
+            only: [leader].into_iter().collect(),
+        });
+        assert_eq!(population(&w.net), 3, "current, and reaches the others");
+        w.net.heal();
+        w.net.partition(Partition {
+            zones: vec![],
+            hosts: [s].into_iter().collect(),
+            oneway: false,
+            only: BTreeSet::new(),
+        });
+        assert_eq!(population(&w.net), 2, "cut off from everyone");
+    }
+
     /// A `data_lost` reported while a running host still holds the colony in sync is a
     /// violation that names that host; one reported after every holder died is not.
     #[test]
