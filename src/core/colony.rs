@@ -1244,7 +1244,7 @@ impl ColonyReplica {
             ColonyMsg::Drop { reason } if from == self.primary => self.dropped(env, reason),
             ColonyMsg::Evict { host } if from == self.primary => {
                 // Our primary took `host` out of the set and may not reach it: pass it on.
-                self.peers.retain(|p| p.host != host);
+                // (The `Members` that follows takes it out of our peers.)
                 env.send(
                     host,
                     self.colony,

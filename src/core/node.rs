@@ -2397,16 +2397,14 @@ impl Node {
     /// A live host other than this one and `primary` to relay through (seeded choice).
     fn pick_relay(&mut self, primary: HostId) -> Option<HostId> {
         let me = self.info.id;
-        let live = self.membership.live();
-        let n = live.iter().filter(|&&h| h != me && h != primary).count();
-        if n == 0 {
-            return None;
-        }
-        let k = self.rng.random_range(0..n);
-        live.iter()
+        let others: Vec<HostId> = self
+            .membership
+            .live()
+            .iter()
             .copied()
             .filter(|&h| h != me && h != primary)
-            .nth(k)
+            .collect();
+        (!others.is_empty()).then(|| others[self.rng.random_range(0..others.len())])
     }
 
     /// Local requests forwarded straight to their primary and not answered: after
@@ -2425,7 +2423,7 @@ impl Node {
                 continue;
             };
             let waited = now.saturating_sub(c.sent_at);
-            if c.relayed || c.via.is_some() || waited < after / 2 {
+            if c.relayed || waited < after / 2 {
                 continue;
             }
             if self.contact.get(&p).is_some_and(|&t| t >= c.sent_at) {
