@@ -210,15 +210,31 @@ impl MembershipConfig {
     /// |-----------|--------------|---------------|----------|
     /// | < 64      | 3 s          | 200 ms × 3    | 10 s     |
     /// | 64..512   | 3 s × ⌊log10 n⌋ | 300 ms × 3 | 15 s     |
-    /// | ≥ 512     | 3 s × ⌊log10 n⌋ | 1 s × 2    | 30 s     |
+    /// | ≥ 512     | 3 s × ⌊log10 n⌋ | 1 s × 2    | 30 s × (⌈log2 n⌉ − 4) |
     ///
     /// (At 512 hosts and more, updates still reach every member in a few seconds
     /// riding on probes and acks; a gossip timer every 500 ms on each of a thousand
     /// hosts was a quarter of their timer work.)
+    ///
+    /// A periodic announce is answered with a feed of about 230 members, each decoded
+    /// and checked against the member table: at a thousand hosts announcing every 30 s
+    /// those feeds were 13 million member updates in 25 minutes, twice all the other
+    /// SWIM traffic together, to repair views that gossip already keeps whole. From 512
+    /// hosts the period grows like memberlist's full-state push-pull (Consul, Serf:
+    /// 30 s × (⌈log2 n − log2 32⌉ + 1)): 150 s at 512 hosts, 180 s at 1,000.
+    ///
+    /// From 64 hosts packets may hold 8 bytes per member plus a header (1,856 bytes at
+    /// 200 hosts, 8,256 at 1,000; never below the default 1,400), so that the feed
+    /// answering a joiner's announce lists every member: packets travel over the
+    /// hosts' TCP links, not UDP datagrams, and with 1,400 bytes a joiner learnt about
+    /// 230 members from its join and the rest one probe or periodic announce at a time
+    /// (a thousand-host simulation still had hosts unaware of some members minutes
+    /// after formation, refusing writes for the colonies those led).
     pub fn for_cluster_size(n: u32) -> Self {
         let base = MembershipConfig::default();
         let digits = u64::from(n.max(1).ilog10()).max(1);
         let suspect_to_down_ms = base.suspect_to_down_ms * digits;
+        let max_packet_size = full_feed_packet_size(n).max(base.max_packet_size);
         if n < 64 {
             base
         } else if n < 512 {
@@ -227,6 +243,7 @@ impl MembershipConfig {
                 gossip_period_ms: 300,
                 gossip_fanout: 3,
                 announce_period_ms: 15_000,
+                max_packet_size,
                 ..base
             }
         } else {
@@ -234,7 +251,8 @@ impl MembershipConfig {
                 suspect_to_down_ms,
                 gossip_period_ms: 1000,
                 gossip_fanout: 2,
-                announce_period_ms: 30_000,
+                announce_period_ms: 30_000 * (u64::from(ceil_log2(n)) - 4),
+                max_packet_size,
                 ..base
             }
         }
@@ -273,6 +291,22 @@ impl MembershipConfig {
             ),
             periodic_gossip: periodic(self.gossip_period_ms, self.gossip_fanout),
         }
+    }
+}
+
+/// A packet that holds a feed of every member of a cluster of `n` (a member encodes
+/// in at most 8 bytes below 2^21 hosts and incarnations below 2^14; the rest is room
+/// for the header).
+fn full_feed_packet_size(n: u32) -> usize {
+    (n as usize).saturating_mul(8).saturating_add(256)
+}
+
+/// ⌈log2 n⌉ (0 for n ≤ 1).
+fn ceil_log2(n: u32) -> u32 {
+    if n <= 1 {
+        0
+    } else {
+        u32::BITS - (n - 1).leading_zeros()
     }
 }
 
@@ -1733,6 +1767,37 @@ mod tests {
         );
     }
 
+    /// A host that joins a formed cluster learns every member from the feed that answers
+    /// its announce: the packet size of a large cluster's config holds them all. With
+    /// 1,400-byte packets the feed holds about 200 of 300 and the rest come one probe or
+    /// periodic announce at a time (in a 1,000-host simulation, a minute or more after
+    /// formation some hosts still did not know some members, and refused writes for
+    /// the colonies those led).
+    #[test]
+    fn a_newcomer_learns_every_member_from_the_answer_to_its_join() {
+        let n = 300;
+        let knows_all_after_join = |cfg: MembershipConfig| {
+            let mut sim = Sim::new(cfg, 5);
+            for host in 0..n {
+                sim.boot(host, 0, Some(n + 1));
+                sim.run_until(sim.now + 10);
+            }
+            assert!(sim.run_until_cond(120_000, Sim::converged).is_some());
+            sim.boot(n, 0, Some(n + 1));
+            // Two probe periods: the announce, its feed, and nothing periodic.
+            sim.run_until(sim.now + 2_000);
+            sim.m(n).live_members().len() as u32 == n
+        };
+        let cfg = MembershipConfig::for_cluster_size(n + 1);
+        assert!(cfg.max_packet_size > 1_400);
+        assert!(knows_all_after_join(cfg.clone()));
+        let small = MembershipConfig {
+            max_packet_size: 1_400,
+            ..cfg
+        };
+        assert!(!knows_all_after_join(small));
+    }
+
     #[test]
     fn two_hundred_members_for_a_minute() {
         let n = 200;
@@ -1807,6 +1872,33 @@ mod tests {
         assert_eq!(big.probe_period_ms, 1000);
         assert_eq!(big.suspect_to_down_ms, 9000);
         assert_eq!(big.gossip_fanout, 2);
+        assert_eq!(big.announce_period_ms, 180_000);
+        assert_eq!(big.max_packet_size, 8_256);
+        assert_eq!(
+            MembershipConfig::for_cluster_size(100).max_packet_size,
+            1_400
+        );
+        assert_eq!(
+            MembershipConfig::for_cluster_size(200).max_packet_size,
+            1_856
+        );
+        assert_eq!(
+            MembershipConfig::for_cluster_size(512).announce_period_ms,
+            150_000
+        );
+        assert_eq!(
+            MembershipConfig::for_cluster_size(511).announce_period_ms,
+            15_000
+        );
+        assert_eq!(
+            MembershipConfig::for_cluster_size(u32::MAX).announce_period_ms,
+            840_000
+        );
+        assert_eq!((ceil_log2(0), ceil_log2(1), ceil_log2(2)), (0, 0, 1));
+        assert_eq!(
+            (ceil_log2(1000), ceil_log2(1024), ceil_log2(1025)),
+            (10, 10, 11)
+        );
         assert_eq!(max_transmissions_for(5).get(), 6);
         assert_eq!(max_transmissions_for(200).get(), 10);
         assert_eq!(max_transmissions_for(1000).get(), 12);

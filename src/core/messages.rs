@@ -70,8 +70,14 @@ pub enum Msg {
     /// whose roots differ answers with its [`Msg::Digest`]; a converged pair (almost
     /// every pair, almost always) exchanges two numbers and stops there.
     DigestRoots { dir: u64, hosts: u64 },
-    /// Anti-entropy: range digests of the directory and the host table.
-    Digest { dir: Vec<u64>, hosts: Vec<u64> },
+    /// Anti-entropy: range digests of the directory and the host table; `None` for a
+    /// table whose root matched the [`Msg::DigestRoots`] this answers (most often only
+    /// one of the two differs: host records change every few seconds somewhere in a
+    /// large cluster, directory entries far less often).
+    Digest {
+        dir: Option<Vec<u64>>,
+        hosts: Option<Vec<u64>>,
+    },
     /// Anti-entropy, the answer to a [`Msg::Digest`]: the ranges that differed and the
     /// key and stamp of each of the answerer's entries in them.
     DigestStamps {

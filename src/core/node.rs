@@ -179,21 +179,30 @@ impl Default for NodeConfig {
 
 impl NodeConfig {
     /// Timings for a cluster of about `n` hosts:
-    /// [`MembershipConfig::for_cluster_size`], and a placement turn every 2 s below 512
-    /// hosts, every 4 s from 512 on. A turn weighs only optional moves (drift toward
-    /// spare resources, rule fixes; a lost replica is re-cloned without waiting for it),
-    /// and in a large cluster each turn stands for more hosts' worth of moves: a
-    /// thousand hosts' ten thousand primaries weighing theirs every 2 s was a quarter
-    /// of the work of a quiet cluster, for a drift that hysteresis holds back anyway.
+    /// [`MembershipConfig::for_cluster_size`]; below 512 hosts the defaults (a tick
+    /// every 250 ms, a placement turn every 2 s); from 512 on a tick every 500 ms and a
+    /// placement turn every 4 s (every 8 ticks). A turn weighs only optional moves
+    /// (drift toward spare resources, rule fixes; a lost replica is re-cloned without
+    /// waiting for it), and in a large cluster each turn stands for more hosts' worth
+    /// of moves: a thousand hosts' ten thousand primaries weighing theirs every 2 s was
+    /// a quarter of the work of a quiet cluster, for a drift that hysteresis holds back
+    /// anyway. The tick itself, four times a second on each of a thousand hosts, was
+    /// the largest single item of such a cluster's work while most found nothing to do;
+    /// what it drives is measured in seconds (acknowledgement and request timeouts,
+    /// relaying after 1 s, clone and hand-off watchdogs), so 500 ms more of reaction
+    /// at worst is small beside a failure detection of ten.
     pub fn for_cluster_size(n: u32) -> Self {
         let base = NodeConfig::default();
+        if n < 512 {
+            return NodeConfig {
+                membership: MembershipConfig::for_cluster_size(n),
+                ..base
+            };
+        }
         NodeConfig {
             membership: MembershipConfig::for_cluster_size(n),
-            placement_every_ticks: if n < 512 {
-                base.placement_every_ticks
-            } else {
-                2 * base.placement_every_ticks
-            },
+            tick_ms: 2 * base.tick_ms,
+            placement_every_ticks: base.placement_every_ticks,
             ..base
         }
     }
@@ -810,7 +819,7 @@ impl Node {
         }
         for s in &seeds {
             self.membership.join(*s, &mut mo);
-            out.sends.push((*s, self.digest()));
+            out.sends.push((*s, self.digest(true, true)));
         }
         self.drain_membership(now, mo, out);
         self.publish_record(now, true, out);
@@ -839,15 +848,21 @@ impl Node {
             }
             Msg::Dir(entry) => self.merge_entry(entry, out),
             Msg::DigestRoots { dir, hosts } => {
-                if dir != self.dir.colonies.root() || hosts != self.dir.hosts.root() {
+                let dir = dir != self.dir.colonies.root();
+                let hosts = hosts != self.dir.hosts.root();
+                if dir || hosts {
                     // The ranges go back: the exchange goes on from the sender's side
                     // as if this host had started it.
-                    out.sends.push((from, self.digest()));
+                    out.sends.push((from, self.digest(dir, hosts)));
                 }
             }
             Msg::Digest { dir, hosts } => {
-                let dir_ranges = self.dir.colonies.differing(&dir);
-                let host_ranges = self.dir.hosts.differing(&hosts);
+                let dir_ranges = dir
+                    .map(|d| self.dir.colonies.differing(&d))
+                    .unwrap_or_default();
+                let host_ranges = hosts
+                    .map(|h| self.dir.hosts.differing(&h))
+                    .unwrap_or_default();
                 if !dir_ranges.is_empty() || !host_ranges.is_empty() {
                     out.sends.push((
                         from,
@@ -1231,7 +1246,7 @@ impl Node {
                     out.sends.push((h, Msg::HostRecord(mine.clone())));
                 }
                 if self.digest_on_up(h) {
-                    out.sends.push((h, self.digest()));
+                    out.sends.push((h, self.digest(true, true)));
                 }
                 self.membership_changed(now, h, true, out);
                 self.maybe_form(now, out);
@@ -1545,10 +1560,11 @@ impl Node {
 
     // ----- directory and host table ------------------------------------------------
 
-    fn digest(&self) -> Msg {
+    /// The range digests of the tables named.
+    fn digest(&self, dir: bool, hosts: bool) -> Msg {
         Msg::Digest {
-            dir: self.dir.colonies.digests().to_vec(),
-            hosts: self.dir.hosts.digests().to_vec(),
+            dir: dir.then(|| self.dir.colonies.digests().to_vec()),
+            hosts: hosts.then(|| self.dir.hosts.digests().to_vec()),
         }
     }
 
@@ -2791,12 +2807,39 @@ mod tests {
         }
     }
 
+    /// The answer to a roots message carries the range digests of the tables whose
+    /// roots differ, and only those.
     #[test]
-    fn config_for_a_cluster_size_slows_placement_turns_only_when_large() {
+    fn a_digest_carries_only_the_tables_whose_roots_differ() {
+        let mut c = five();
+        let now = c.now;
+        let n = c.nodes.get_mut(&3).expect("host 3");
+        let (dir, hosts) = (n.dir.colonies.root(), n.dir.hosts.root());
+        let mut answer = |dir: u64, hosts: u64| {
+            let mut out = Out::default();
+            let msg = Msg::DigestRoots { dir, hosts };
+            n.handle(now, Input::Message { from: 0, msg }, &mut out);
+            out.sends
+                .into_iter()
+                .filter_map(|(to, m)| match m {
+                    Msg::Digest { dir, hosts } => Some((to, dir.is_some(), hosts.is_some())),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(answer(dir, hosts), vec![]);
+        assert_eq!(answer(dir, hosts ^ 1), vec![(0, false, true)]);
+        assert_eq!(answer(dir ^ 1, hosts), vec![(0, true, false)]);
+        assert_eq!(answer(dir ^ 1, hosts ^ 1), vec![(0, true, true)]);
+    }
+
+    #[test]
+    fn config_for_a_cluster_size_slows_ticks_and_placement_turns_only_when_large() {
         assert_eq!(NodeConfig::for_cluster_size(5), NodeConfig::default());
-        assert_eq!(NodeConfig::for_cluster_size(511).placement_every_ticks, 8);
+        let small = NodeConfig::for_cluster_size(511);
+        assert_eq!((small.tick_ms, small.placement_every_ticks), (250, 8));
         let big = NodeConfig::for_cluster_size(1000);
-        assert_eq!(big.placement_every_ticks, 16);
+        assert_eq!((big.tick_ms, big.placement_every_ticks), (500, 8));
         assert_eq!(big.membership, MembershipConfig::for_cluster_size(1000));
     }
 
