@@ -403,11 +403,19 @@ impl NodeArgs {
 /// Failure detection for a real network: TCP between hosts on one LAN answers a probe in
 /// well under a millisecond, so a host can be declared dead about a second after it
 /// stops answering (see the failover figures in the README).
+///
+/// Membership packets go over the hosts' TCP links, so they need not fit a datagram:
+/// 64 KiB lets the feed that answers a joiner's announce list every member of a
+/// cluster of up to about 8,000 hosts (with 1,400 bytes, about 200; a joiner of a
+/// larger cluster would learn the rest one probe at a time, and meanwhile refuse the
+/// writes of colonies led by hosts it does not know). Every host of a cluster must use
+/// the same size.
 pub fn fast_detection() -> crate::core::membership::MembershipConfig {
     crate::core::membership::MembershipConfig {
         probe_period_ms: 300,
         probe_rtt_ms: 200,
         suspect_to_down_ms: 700,
+        max_packet_size: 64 * 1024,
         ..Default::default()
     }
 }
@@ -446,6 +454,20 @@ mod tests {
         Resources {
             cpu: 2.0,
             memory: 1 << 30,
+        }
+    }
+
+    /// A real node's membership packets hold a feed of every member of a large cluster
+    /// (what the simulator's config for that size needs), not a datagram's worth.
+    #[test]
+    fn a_real_node_s_packets_hold_a_feed_of_thousands_of_members() {
+        use crate::core::membership::MembershipConfig;
+        let real = fast_detection().max_packet_size;
+        for n in [100, 1_000, 8_000] {
+            assert!(
+                real >= MembershipConfig::for_cluster_size(n).max_packet_size,
+                "{n}"
+            );
         }
     }
 
