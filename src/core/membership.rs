@@ -223,9 +223,9 @@ impl MembershipConfig {
     /// hosts the period grows like memberlist's full-state push-pull (Consul, Serf:
     /// 30 s × (⌈log2 n − log2 32⌉ + 1)): 150 s at 512 hosts, 180 s at 1,000.
     ///
-    /// From 64 hosts packets may hold 8 bytes per member plus a header (1,856 bytes at
-    /// 200 hosts, 8,256 at 1,000; never below the default 1,400), so that the feed
-    /// answering a joiner's announce lists every member: packets travel over the
+    /// From 64 hosts packets may hold [`MEMBER_BYTES_MAX`] bytes per member plus a header
+    /// (4,056 bytes at 200 hosts, 19,256 at 1,000; never below the default 1,400), so
+    /// that the feed answering a joiner's announce lists every member: packets travel over the
     /// hosts' TCP links, not UDP datagrams, and with 1,400 bytes a joiner learnt about
     /// 230 members from its join and the rest one probe or periodic announce at a time
     /// (a thousand-host simulation still had hosts unaware of some members minutes
@@ -294,11 +294,23 @@ impl MembershipConfig {
     }
 }
 
-/// A packet that holds a feed of every member of a cluster of `n` (a member encodes
-/// in at most 8 bytes below 2^21 hosts and incarnations below 2^14; the rest is room
-/// for the header).
+/// The most bytes one member takes in a packet, whatever its values: its identity's
+/// three `u32` (at most 5 bytes each as postcard varints; a real node's incarnations
+/// are timestamps and take all 5), foca's `u16` incarnation (at most 3) and its state
+/// (1).
+pub const MEMBER_BYTES_MAX: usize = 3 * 5 + 3 + 1;
+
+/// Room for a packet's header: two identities, foca's incarnation, the message and the
+/// count of updates (under 60 bytes).
+pub const HEADER_BYTES_MAX: usize = 256;
+
+/// A packet that holds a feed of every member of a cluster of `n`, at most 256 KiB
+/// (13,000 members).
 fn full_feed_packet_size(n: u32) -> usize {
-    (n as usize).saturating_mul(8).saturating_add(256)
+    (n as usize)
+        .saturating_mul(MEMBER_BYTES_MAX)
+        .saturating_add(HEADER_BYTES_MAX)
+        .min(256 * 1024)
 }
 
 /// ⌈log2 n⌉ (0 for n ≤ 1).
@@ -1862,6 +1874,27 @@ mod tests {
         assert_eq!(alarms, 0);
     }
 
+    /// [`MEMBER_BYTES_MAX`] bounds a member's encoding whatever its values.
+    #[test]
+    fn a_member_never_encodes_in_more_than_the_bound() {
+        let mut codec = PostcardCodec;
+        let mut widest = 0;
+        for v in [0, 1, 127, 128, 16_383, 16_384, 1 << 28, u32::MAX] {
+            for state in [State::Alive, State::Suspect, State::Down] {
+                let id = HostIdentity {
+                    host: v,
+                    incarnation: v,
+                    since: v,
+                };
+                let member = Member::new(id, u16::try_from(v).unwrap_or(u16::MAX), state);
+                let mut buf = Vec::new();
+                codec.encode_member(&member, &mut buf).expect("encodes");
+                widest = widest.max(buf.len());
+            }
+        }
+        assert_eq!(widest, MEMBER_BYTES_MAX);
+    }
+
     #[test]
     fn config_scaling_and_clamping() {
         assert_eq!(
@@ -1873,14 +1906,18 @@ mod tests {
         assert_eq!(big.suspect_to_down_ms, 9000);
         assert_eq!(big.gossip_fanout, 2);
         assert_eq!(big.announce_period_ms, 180_000);
-        assert_eq!(big.max_packet_size, 8_256);
+        assert_eq!(big.max_packet_size, 19_256);
         assert_eq!(
-            MembershipConfig::for_cluster_size(100).max_packet_size,
+            MembershipConfig::for_cluster_size(63).max_packet_size,
             1_400
         );
         assert_eq!(
             MembershipConfig::for_cluster_size(200).max_packet_size,
-            1_856
+            4_056
+        );
+        assert_eq!(
+            MembershipConfig::for_cluster_size(u32::MAX).max_packet_size,
+            256 * 1024
         );
         assert_eq!(
             MembershipConfig::for_cluster_size(512).announce_period_ms,

@@ -2831,6 +2831,34 @@ mod tests {
         assert_eq!(answer(dir, hosts ^ 1), vec![(0, false, true)]);
         assert_eq!(answer(dir ^ 1, hosts), vec![(0, true, false)]);
         assert_eq!(answer(dir ^ 1, hosts ^ 1), vec![(0, true, true)]);
+        // A table left out is skipped, not taken for an empty one: digests equal to
+        // this host's in the other table leave nothing to compare.
+        let digests = n.dir.hosts.digests().to_vec();
+        let mut out = Out::default();
+        let msg = Msg::Digest {
+            dir: None,
+            hosts: Some(digests),
+        };
+        n.handle(now, Input::Message { from: 0, msg }, &mut out);
+        assert!(
+            !out.sends
+                .iter()
+                .any(|(_, m)| matches!(m, Msg::DigestStamps { .. })),
+            "{:?}",
+            out.sends
+        );
+        let mut out = Out::default();
+        let msg = Msg::Digest {
+            dir: Some(Vec::new()),
+            hosts: None,
+        };
+        n.handle(now, Input::Message { from: 0, msg }, &mut out);
+        assert!(
+            out.sends
+                .iter()
+                .any(|(_, m)| matches!(m, Msg::DigestStamps { dir, .. } if !dir.is_empty())),
+            "an empty table's digests differ from a full one's"
+        );
     }
 
     #[test]

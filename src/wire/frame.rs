@@ -21,8 +21,11 @@ use tokio_util::codec::{Decoder, Encoder};
 /// `Msg::Formation` (a cluster formed together from one layout), and keys placed by
 /// hash slot (`colony_of` = the colony owning CRC16(key) mod 16384, as Redis Cluster),
 /// so hosts of version 4 would route keys elsewhere; 6: a hash cell's fields and values
-/// as msgpack `bin` (they were arrays of integers; keys and values are `Blob`s).
-pub const PROTOCOL_VERSION: u32 = 6;
+/// as msgpack `bin` (they were arrays of integers; keys and values are `Blob`s); 7:
+/// `Msg::Digest` carries an optional list per table (only the tables whose roots
+/// differ), and membership packets of up to 64 KiB (version 6 refused those over 1,400
+/// bytes).
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// The default limit on a frame body (a colony snapshot travels as one frame).
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024 * 1024;
