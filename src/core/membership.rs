@@ -223,13 +223,14 @@ impl MembershipConfig {
     /// hosts the period grows like memberlist's full-state push-pull (Consul, Serf:
     /// 30 s × (⌈log2 n − log2 32⌉ + 1)): 150 s at 512 hosts, 180 s at 1,000.
     ///
-    /// From 64 hosts packets may hold [`MEMBER_BYTES_MAX`] bytes per member plus a header
-    /// (4,056 bytes at 200 hosts, 19,256 at 1,000; never below the default 1,400), so
-    /// that the feed answering a joiner's announce lists every member: packets travel over the
-    /// hosts' TCP links, not UDP datagrams, and with 1,400 bytes a joiner learnt about
-    /// 230 members from its join and the rest one probe or periodic announce at a time
-    /// (a thousand-host simulation still had hosts unaware of some members minutes
-    /// after formation, refusing writes for the colonies those led).
+    /// From 64 hosts packets may hold [`MEMBER_BYTES_MAX`] bytes per member plus a
+    /// header (4,056 bytes at 200 hosts, 19,256 at 1,000; never below the default
+    /// 1,400), so that the feed answering a joiner's announce lists every member:
+    /// packets travel over the hosts' TCP links, not UDP datagrams, and with 1,400
+    /// bytes a joiner learnt about 230 members from its join and the rest one probe or
+    /// periodic announce at a time (a thousand-host simulation still had hosts unaware
+    /// of some members minutes after formation, refusing writes for the colonies those
+    /// led).
     pub fn for_cluster_size(n: u32) -> Self {
         let base = MembershipConfig::default();
         let digits = u64::from(n.max(1).ilog10()).max(1);
@@ -1905,32 +1906,22 @@ mod tests {
         assert_eq!(big.probe_period_ms, 1000);
         assert_eq!(big.suspect_to_down_ms, 9000);
         assert_eq!(big.gossip_fanout, 2);
-        assert_eq!(big.announce_period_ms, 180_000);
-        assert_eq!(big.max_packet_size, 19_256);
-        assert_eq!(
-            MembershipConfig::for_cluster_size(63).max_packet_size,
-            1_400
-        );
-        assert_eq!(
-            MembershipConfig::for_cluster_size(200).max_packet_size,
-            4_056
-        );
-        assert_eq!(
-            MembershipConfig::for_cluster_size(u32::MAX).max_packet_size,
-            256 * 1024
-        );
-        assert_eq!(
-            MembershipConfig::for_cluster_size(512).announce_period_ms,
-            150_000
-        );
-        assert_eq!(
-            MembershipConfig::for_cluster_size(511).announce_period_ms,
-            15_000
-        );
-        assert_eq!(
-            MembershipConfig::for_cluster_size(u32::MAX).announce_period_ms,
-            840_000
-        );
+        // (hosts, packet size, announce period)
+        for (n, packet, announce) in [
+            (63, 1_400, 10_000),
+            (200, 4_056, 15_000),
+            (511, 9_965, 15_000),
+            (512, 9_984, 150_000),
+            (1_000, 19_256, 180_000),
+            (u32::MAX, 256 * 1024, 840_000),
+        ] {
+            let c = MembershipConfig::for_cluster_size(n);
+            assert_eq!(
+                (c.max_packet_size, c.announce_period_ms),
+                (packet, announce),
+                "{n}"
+            );
+        }
         assert_eq!((ceil_log2(0), ceil_log2(1), ceil_log2(2)), (0, 0, 1));
         assert_eq!(
             (ceil_log2(1000), ceil_log2(1024), ceil_log2(1025)),

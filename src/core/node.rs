@@ -193,16 +193,13 @@ impl NodeConfig {
     /// at worst is small beside a failure detection of ten.
     pub fn for_cluster_size(n: u32) -> Self {
         let base = NodeConfig::default();
-        if n < 512 {
-            return NodeConfig {
-                membership: MembershipConfig::for_cluster_size(n),
-                ..base
-            };
-        }
         NodeConfig {
             membership: MembershipConfig::for_cluster_size(n),
-            tick_ms: 2 * base.tick_ms,
-            placement_every_ticks: base.placement_every_ticks,
+            tick_ms: if n < 512 {
+                base.tick_ms
+            } else {
+                2 * base.tick_ms
+            },
             ..base
         }
     }
