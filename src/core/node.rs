@@ -2810,13 +2810,17 @@ mod tests {
     fn a_digest_carries_only_the_tables_whose_roots_differ() {
         let mut c = five();
         let now = c.now;
+        let d = c.nodes[&3].directory();
+        let (dir, hosts) = (d.colonies.root(), d.hosts.root());
+        let host_digests = d.hosts.digests().to_vec();
         let n = c.nodes.get_mut(&3).expect("host 3");
-        let (dir, hosts) = (n.dir.colonies.root(), n.dir.hosts.root());
-        let mut answer = |dir: u64, hosts: u64| {
+        let mut sends = |msg: Msg| {
             let mut out = Out::default();
-            let msg = Msg::DigestRoots { dir, hosts };
             n.handle(now, Input::Message { from: 0, msg }, &mut out);
             out.sends
+        };
+        let mut answer = |dir: u64, hosts: u64| {
+            sends(Msg::DigestRoots { dir, hosts })
                 .into_iter()
                 .filter_map(|(to, m)| match m {
                     Msg::Digest { dir, hosts } => Some((to, dir.is_some(), hosts.is_some())),
@@ -2830,29 +2834,21 @@ mod tests {
         assert_eq!(answer(dir ^ 1, hosts ^ 1), vec![(0, true, true)]);
         // A table left out is skipped, not taken for an empty one: digests equal to
         // this host's in the other table leave nothing to compare.
-        let digests = n.dir.hosts.digests().to_vec();
-        let mut out = Out::default();
-        let msg = Msg::Digest {
+        let out = sends(Msg::Digest {
             dir: None,
-            hosts: Some(digests),
-        };
-        n.handle(now, Input::Message { from: 0, msg }, &mut out);
+            hosts: Some(host_digests),
+        });
         assert!(
-            !out.sends
-                .iter()
+            !out.iter()
                 .any(|(_, m)| matches!(m, Msg::DigestStamps { .. })),
-            "{:?}",
-            out.sends
+            "{out:?}"
         );
-        let mut out = Out::default();
-        let msg = Msg::Digest {
+        let out = sends(Msg::Digest {
             dir: Some(Vec::new()),
             hosts: None,
-        };
-        n.handle(now, Input::Message { from: 0, msg }, &mut out);
+        });
         assert!(
-            out.sends
-                .iter()
+            out.iter()
                 .any(|(_, m)| matches!(m, Msg::DigestStamps { dir, .. } if !dir.is_empty())),
             "an empty table's digests differ from a full one's"
         );
