@@ -62,8 +62,6 @@ pub struct NodeConfig {
     pub leave_timeout_ms: u64,
     /// How long a fenced (undead) primary waits to merge into the current one.
     pub merge_timeout_ms: u64,
-    /// Peers a changed host record is pushed to directly.
-    pub record_fanout: usize,
     /// The most bytes the tails of mutations of all the replicas held here keep
     /// together (see `ColonyConfig::log_tail_bytes`): each replica's bound is this
     /// shared among them, at most `log_tail_bytes` and at least [`MIN_TAIL_BYTES`]. A
@@ -163,7 +161,6 @@ impl Default for NodeConfig {
             busy_retry_ms: 400,
             leave_timeout_ms: 60_000,
             merge_timeout_ms: 30_000,
-            record_fanout: 3,
             tail_budget_bytes: default_tail_budget_bytes(),
             log_sink: LogSinkConfig::default(),
             confirm_retry_ms: default_confirm_retry_ms(),
@@ -190,15 +187,26 @@ impl NodeConfig {
     /// the largest single item of such a cluster's work while most found nothing to do;
     /// what it drives is measured in seconds (acknowledgement and request timeouts,
     /// relaying after 1 s, clone and hand-off watchdogs), so 500 ms more of reaction
-    /// at worst is small beside a failure detection of ten.
+    /// at worst is small beside a failure detection of ten. From 512 hosts, too,
+    /// anti-entropy runs every 4 s instead of every second: every change of a
+    /// directory entry or a host record goes to every live host when it is made, so
+    /// anti-entropy only repairs what a host missed (a restart, a cut link), and a
+    /// thousand hosts sending roots every second was a sixth of such a cluster's
+    /// messages.
     pub fn for_cluster_size(n: u32) -> Self {
         let base = NodeConfig::default();
+        let large = n >= 512;
         NodeConfig {
             membership: MembershipConfig::for_cluster_size(n),
-            tick_ms: if n < 512 {
-                base.tick_ms
-            } else {
+            tick_ms: if large {
                 2 * base.tick_ms
+            } else {
+                base.tick_ms
+            },
+            anti_entropy_ms: if large {
+                4 * base.anti_entropy_ms
+            } else {
+                base.anti_entropy_ms
             },
             ..base
         }
@@ -1779,21 +1787,13 @@ impl Node {
         };
         self.dir.hosts.merge(rec.clone());
         self.topo.upsert_ref(&view);
-        let live = self.membership.live();
-        let everyone = force
-            || self
-                .published
-                .as_ref()
-                .is_some_and(|o| o.state != view.state);
-        if everyone {
-            for h in live {
-                out.sends.push((*h, Msg::HostRecord(rec.clone())));
-            }
-        } else {
-            for _ in 0..self.cfg.record_fanout.min(live.len()) {
-                let h = live[self.rng.random_range(0..live.len())];
-                out.sends.push((h, Msg::HostRecord(rec.clone())));
-            }
+        // To every live host, like a directory entry (see `announce`): a record pushed
+        // to three peers reached the rest through anti-entropy, seconds later, and
+        // placement decided on stale loads in the meantime. On the scale benchmark
+        // (1,000 hosts, a record published about once a second somewhere) the hour
+        // made 822 migrations instead of 1,260, in 10% less time.
+        for h in self.membership.live() {
+            out.sends.push((*h, Msg::HostRecord(rec.clone())));
         }
         self.published = Some(view);
     }
@@ -2828,6 +2828,43 @@ mod tests {
         agree(&c);
     }
 
+    /// A host whose load changed publishes its record to every live host at its next
+    /// tick, not to a few that anti-entropy would have to relay it from: with
+    /// anti-entropy switched off, every other host sees the new load.
+    #[test]
+    fn every_host_learns_a_changed_host_record_without_anti_entropy() {
+        let mut c = Cluster::new(NodeConfig {
+            anti_entropy_ms: 24 * 3_600_000,
+            ..cfg()
+        });
+        c.start(0, vec![]);
+        for h in 1..5 {
+            c.start(h, vec![0]);
+        }
+        c.run_for(60_000);
+        let busy = Load {
+            cpu: 6.5,
+            memory: 12 << 30,
+        };
+        let seen = |c: &Cluster, h: HostId| {
+            c.nodes[&h]
+                .directory()
+                .hosts
+                .get(2)
+                .map(|r| (r.view.load.cpu, r.view.load.memory))
+        };
+        assert!((0..5).all(|h| h == 2 || seen(&c, h) != Some((busy.cpu, busy.memory))));
+        c.load(2, busy);
+        c.run_for(2_000);
+        for h in [0, 1, 3, 4] {
+            assert_eq!(
+                seen(&c, h),
+                Some((busy.cpu, busy.memory)),
+                "host {h}'s record of host 2"
+            );
+        }
+    }
+
     /// A host that lost directory entries and a host record (nothing announces them
     /// again: the cluster is settled) gets them back through anti-entropy, which starts
     /// with the two roots only: every table ends equal everywhere.
@@ -2908,12 +2945,22 @@ mod tests {
     }
 
     #[test]
-    fn config_for_a_cluster_size_slows_ticks_and_placement_turns_only_when_large() {
+    fn config_for_a_cluster_size_slows_ticks_and_anti_entropy_only_when_large() {
         assert_eq!(NodeConfig::for_cluster_size(5), NodeConfig::default());
         let small = NodeConfig::for_cluster_size(511);
-        assert_eq!((small.tick_ms, small.placement_every_ticks), (250, 8));
+        assert_eq!(
+            (
+                small.tick_ms,
+                small.placement_every_ticks,
+                small.anti_entropy_ms
+            ),
+            (250, 8, 1_000)
+        );
         let big = NodeConfig::for_cluster_size(1000);
-        assert_eq!((big.tick_ms, big.placement_every_ticks), (500, 8));
+        assert_eq!(
+            (big.tick_ms, big.placement_every_ticks, big.anti_entropy_ms),
+            (500, 8, 4_000)
+        );
         assert_eq!(big.membership, MembershipConfig::for_cluster_size(1000));
     }
 

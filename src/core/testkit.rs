@@ -129,6 +129,11 @@ impl Cluster {
         req
     }
 
+    /// Report `load` as `host`'s measured load.
+    pub fn load(&mut self, host: HostId, load: super::types::Load) {
+        self.push(0, host, Input::Load(load));
+    }
+
     pub fn leave(&mut self, host: HostId) {
         self.push(0, host, Input::Leave);
     }
