@@ -2744,7 +2744,12 @@ mod tests {
 
     /// Five hosts, host 0 creates the cluster, the others join; settle.
     fn five() -> Cluster {
-        let mut c = Cluster::new(cfg());
+        five_with(cfg())
+    }
+
+    /// [`five`] with `config`.
+    fn five_with(config: NodeConfig) -> Cluster {
+        let mut c = Cluster::new(config);
         c.start(0, vec![]);
         for h in 1..5 {
             c.start(h, vec![0]);
@@ -2782,15 +2787,10 @@ mod tests {
     /// cluster settles and again after a death re-clones the lost copies elsewhere.
     #[test]
     fn every_host_learns_each_new_set_of_secondaries_without_anti_entropy() {
-        let mut c = Cluster::new(NodeConfig {
+        let mut c = five_with(NodeConfig {
             anti_entropy_ms: 24 * 3_600_000,
             ..cfg()
         });
-        c.start(0, vec![]);
-        for h in 1..5 {
-            c.start(h, vec![0]);
-        }
-        c.run_for(60_000);
         let agree = |c: &Cluster| {
             let mut sets_seen = 0;
             for colony in 0..c.cfg.colonies {
@@ -2833,15 +2833,10 @@ mod tests {
     /// anti-entropy switched off, every other host sees the new load.
     #[test]
     fn every_host_learns_a_changed_host_record_without_anti_entropy() {
-        let mut c = Cluster::new(NodeConfig {
+        let mut c = five_with(NodeConfig {
             anti_entropy_ms: 24 * 3_600_000,
             ..cfg()
         });
-        c.start(0, vec![]);
-        for h in 1..5 {
-            c.start(h, vec![0]);
-        }
-        c.run_for(60_000);
         let busy = Load {
             cpu: 6.5,
             memory: 12 << 30,
