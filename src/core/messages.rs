@@ -61,7 +61,7 @@ pub struct MemberInfo {
 pub enum Msg {
     /// A SWIM packet (foca's own encoding).
     Swim(Vec<u8>),
-    /// A host's record changed (load, state): pushed to a few peers.
+    /// A host's record changed (load, state): pushed to every live host.
     HostRecord(HostRecord),
     /// A colony's placement changed: pushed by its primary to every host.
     Dir(DirEntry),
