@@ -62,6 +62,10 @@ pub struct NodeConfig {
     pub leave_timeout_ms: u64,
     /// How long a fenced (undead) primary waits to merge into the current one.
     pub merge_timeout_ms: u64,
+    /// A record whose only change is its load is published at most this often (see
+    /// `Node::publish_record`).
+    #[serde(default = "default_record_load_every_ms")]
+    pub record_load_every_ms: u64,
     /// The most bytes the tails of mutations of all the replicas held here keep
     /// together (see `ColonyConfig::log_tail_bytes`): each replica's bound is this
     /// shared among them, at most `log_tail_bytes` and at least [`MIN_TAIL_BYTES`]. A
@@ -128,6 +132,10 @@ fn default_relay_for_ms() -> u64 {
     10_000
 }
 
+fn default_record_load_every_ms() -> u64 {
+    1_000
+}
+
 fn default_confirm_retry_ms() -> u64 {
     500
 }
@@ -161,6 +169,7 @@ impl Default for NodeConfig {
             busy_retry_ms: 400,
             leave_timeout_ms: 60_000,
             merge_timeout_ms: 30_000,
+            record_load_every_ms: default_record_load_every_ms(),
             tail_budget_bytes: default_tail_budget_bytes(),
             log_sink: LogSinkConfig::default(),
             confirm_retry_ms: default_confirm_retry_ms(),
@@ -192,7 +201,8 @@ impl NodeConfig {
     /// directory entry or a host record goes to every live host when it is made, so
     /// anti-entropy only repairs what a host missed (a restart, a cut link), and a
     /// thousand hosts sending roots every second was a sixth of such a cluster's
-    /// messages.
+    /// messages. A record whose only change is its load goes out at most every 5 s
+    /// there (every second below): each goes to every host.
     pub fn for_cluster_size(n: u32) -> Self {
         let base = NodeConfig::default();
         let large = n >= 512;
@@ -207,6 +217,11 @@ impl NodeConfig {
                 4 * base.anti_entropy_ms
             } else {
                 base.anti_entropy_ms
+            },
+            record_load_every_ms: if large {
+                5 * base.record_load_every_ms
+            } else {
+                base.record_load_every_ms
             },
             ..base
         }
@@ -414,6 +429,8 @@ pub struct Node {
     load: Load,
     record_version: u64,
     published: Option<HostView>,
+    /// When `published` was.
+    published_at: Tick,
     state: NodeState,
     leave_started: Tick,
     left: BTreeSet<HostId>,
@@ -502,6 +519,7 @@ impl Node {
             load: Load::default(),
             record_version: 0,
             published: None,
+            published_at: 0,
             state: NodeState::Active,
             leave_started: 0,
             left: BTreeSet::new(),
@@ -1757,8 +1775,11 @@ impl Node {
         }
     }
 
-    /// Publish this host's record if it changed enough to matter (or `force`).
-    fn publish_record(&mut self, _now: Tick, force: bool, out: &mut Out) {
+    /// Publish this host's record if it changed enough to matter (or `force`): a
+    /// change of state or of the replicas held at once, a load that moved by more than
+    /// 5% of capacity no sooner than `record_load_every_ms` after the last record (the
+    /// record goes to every live host; a jittery load must not make that a stream).
+    fn publish_record(&mut self, now: Tick, force: bool, out: &mut Out) {
         let changed = match &self.published {
             None => true,
             Some(old) => {
@@ -1768,16 +1789,19 @@ impl Node {
                 let load = self.load;
                 let dm = old.load.memory.abs_diff(load.memory) as f64;
                 let dc = (old.load.cpu - load.cpu).abs();
+                let load_moved = (cap.memory > 0 && dm / cap.memory as f64 > 0.05)
+                    || (cap.cpu > 0.0 && dc / cap.cpu > 0.05);
                 old.state != self.host_state()
                     || old.replicas != self.replicas.len() as u32
                     || old.primaries != self.led.len() as u32
-                    || (cap.memory > 0 && dm / cap.memory as f64 > 0.05)
-                    || (cap.cpu > 0.0 && dc / cap.cpu > 0.05)
+                    || (load_moved
+                        && now.saturating_sub(self.published_at) >= self.cfg.record_load_every_ms)
             }
         };
         if !changed && !force {
             return;
         }
+        self.published_at = now;
         let view = self.my_view();
         self.record_version += 1;
         let rec = HostRecord {
@@ -2860,6 +2884,44 @@ mod tests {
         }
     }
 
+    /// A load that keeps moving is published at most every `record_load_every_ms`:
+    /// each record goes to every host, and a jittery load must not make that a stream.
+    #[test]
+    fn a_moving_load_is_published_at_most_once_per_period() {
+        let mut c = five_with(NodeConfig {
+            anti_entropy_ms: 24 * 3_600_000,
+            record_load_every_ms: 5_000,
+            ..cfg()
+        });
+        let seen = |c: &Cluster| -> BTreeSet<u64> {
+            [0, 1, 3, 4]
+                .iter()
+                .filter_map(|h| c.nodes[h].directory().hosts.get(2))
+                .map(|r| r.view.load.memory)
+                .collect()
+        };
+        c.load(
+            2,
+            Load {
+                cpu: 6.5,
+                memory: 12 << 30,
+            },
+        );
+        c.run_for(1_000);
+        assert_eq!(seen(&c), BTreeSet::from([12 << 30]));
+        c.load(
+            2,
+            Load {
+                cpu: 1.0,
+                memory: 2 << 30,
+            },
+        );
+        c.run_for(2_000);
+        assert_eq!(seen(&c), BTreeSet::from([12 << 30]), "too soon");
+        c.run_for(4_000);
+        assert_eq!(seen(&c), BTreeSet::from([2 << 30]));
+    }
+
     /// A host that lost directory entries and a host record (nothing announces them
     /// again: the cluster is settled) gets them back through anti-entropy, which starts
     /// with the two roots only: every table ends equal everywhere.
@@ -2955,6 +3017,10 @@ mod tests {
         assert_eq!(
             (big.tick_ms, big.placement_every_ticks, big.anti_entropy_ms),
             (500, 8, 4_000)
+        );
+        assert_eq!(
+            (small.record_load_every_ms, big.record_load_every_ms),
+            (1_000, 5_000)
         );
         assert_eq!(big.membership, MembershipConfig::for_cluster_size(1000));
     }
