@@ -1,15 +1,30 @@
 //! The simulator's agenda: a priority queue of items ordered by (virtual time, insertion
 //! sequence), so that two items due at the same millisecond always run in the order they
 //! were scheduled and a run is exactly reproducible.
+//!
+//! Almost every item is due within a few seconds (a message's latency, a tick, a probe),
+//! so the agenda is a *timing wheel*: one FIFO bucket per millisecond of the next
+//! [`WHEEL_MS`], with a bitmap of the buckets that hold anything, and a binary heap only
+//! for the few items due later (checks, faults, long timers). Pushing is O(1) and
+//! popping is a bit scan, where a heap of a hundred thousand pending items cost a
+//! cache-missing sift on every pop (7% of the scale benchmark).
+//!
+//! The order is exactly the heap's: a bucket holds one millisecond, in push order
+//! (push order is sequence order); a later item waits in the heap until its millisecond
+//! enters the wheel, and is moved into its bucket then, before anything can be pushed
+//! there directly, so it keeps its place ahead of them.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Virtual time in milliseconds.
 pub type Time = u64;
 
-/// The heap holds small keys; the items wait in a slab, so sifting the heap moves 24
-/// bytes per entry whatever the item's size.
+/// Milliseconds the wheel spans (a power of two).
+pub const WHEEL_MS: u64 = 4096;
+const WORDS: usize = (WHEEL_MS / 64) as usize;
+
+/// An item beyond the wheel: the heap holds small keys; the items wait in a slab.
 #[derive(PartialEq, Eq)]
 struct Key {
     at: Time,
@@ -32,7 +47,14 @@ impl Ord for Key {
 
 /// A deterministic time-ordered queue.
 pub struct Agenda<T> {
-    heap: BinaryHeap<Key>,
+    /// The wheel's first millisecond: nothing earlier is pending, and every pending item
+    /// due before `cursor + WHEEL_MS` is in its bucket.
+    cursor: Time,
+    buckets: Vec<VecDeque<u32>>,
+    /// Bit `i` set when bucket `i` is not empty.
+    occupied: [u64; WORDS],
+    in_wheel: usize,
+    later: BinaryHeap<Key>,
     items: Vec<Option<T>>,
     free: Vec<u32>,
     seq: u64,
@@ -41,7 +63,11 @@ pub struct Agenda<T> {
 impl<T> Default for Agenda<T> {
     fn default() -> Self {
         Agenda {
-            heap: BinaryHeap::new(),
+            cursor: 0,
+            buckets: (0..WHEEL_MS).map(|_| VecDeque::new()).collect(),
+            occupied: [0; WORDS],
+            in_wheel: 0,
+            later: BinaryHeap::new(),
             items: Vec::new(),
             free: Vec::new(),
             seq: 0,
@@ -50,7 +76,11 @@ impl<T> Default for Agenda<T> {
 }
 
 impl<T> Agenda<T> {
+    /// Schedule `item` at `at`, which must not be before the last item popped (an
+    /// earlier time is taken as that one).
     pub fn push(&mut self, at: Time, item: T) {
+        debug_assert!(at >= self.cursor, "an item scheduled in the past");
+        let at = at.max(self.cursor);
         self.seq += 1;
         let slot = match self.free.pop() {
             Some(i) => {
@@ -62,30 +92,87 @@ impl<T> Agenda<T> {
                 (self.items.len() - 1) as u32
             }
         };
-        self.heap.push(Key {
-            at,
-            seq: self.seq,
-            slot,
-        });
+        if at < self.cursor + WHEEL_MS {
+            self.put_in_bucket(at, slot);
+        } else {
+            self.later.push(Key {
+                at,
+                seq: self.seq,
+                slot,
+            });
+        }
+    }
+
+    fn put_in_bucket(&mut self, at: Time, slot: u32) {
+        let b = (at % WHEEL_MS) as usize;
+        self.buckets[b].push_back(slot);
+        self.occupied[b / 64] |= 1 << (b % 64);
+        self.in_wheel += 1;
+    }
+
+    /// The first occupied bucket at or after the cursor, as a time.
+    fn next_in_wheel(&self) -> Option<Time> {
+        if self.in_wheel == 0 {
+            return None;
+        }
+        let start = (self.cursor % WHEEL_MS) as usize;
+        // From the cursor's bucket to the end of the wheel, then from its start.
+        let (w0, bit0) = (start / 64, start % 64);
+        let first = self.occupied[w0] & (!0u64 << bit0);
+        let found = if first != 0 {
+            Some(w0 * 64 + first.trailing_zeros() as usize)
+        } else {
+            (w0 + 1..WORDS)
+                .chain(0..=w0)
+                .find(|&w| self.occupied[w] != 0)
+                .map(|w| w * 64 + self.occupied[w].trailing_zeros() as usize)
+        };
+        let b = found? as u64;
+        let offset = (b + WHEEL_MS - start as u64) % WHEEL_MS;
+        Some(self.cursor + offset)
+    }
+
+    /// Move the wheel's start to `to`, bringing in the later items it now spans.
+    fn advance(&mut self, to: Time) {
+        debug_assert!(to >= self.cursor);
+        self.cursor = to;
+        let horizon = to + WHEEL_MS;
+        while self.later.peek().is_some_and(|k| k.at < horizon) {
+            let k = self.later.pop().expect("peeked");
+            self.put_in_bucket(k.at, k.slot);
+        }
     }
 
     /// The earliest item, if it is due at or before `until`.
     pub fn pop_until(&mut self, until: Time) -> Option<(Time, T)> {
-        if self.heap.peek()?.at > until {
+        let at = match self.next_in_wheel() {
+            Some(t) => t,
+            // The wheel is empty: jump to the first later item.
+            None => self.later.peek()?.at,
+        };
+        if at > until {
             return None;
         }
-        let k = self.heap.pop()?;
-        self.free.push(k.slot);
-        let item = self.items[k.slot as usize].take()?;
-        Some((k.at, item))
+        if at != self.cursor {
+            self.advance(at);
+        }
+        let b = (at % WHEEL_MS) as usize;
+        let slot = self.buckets[b].pop_front()?;
+        if self.buckets[b].is_empty() {
+            self.occupied[b / 64] &= !(1 << (b % 64));
+        }
+        self.in_wheel -= 1;
+        self.free.push(slot);
+        let item = self.items[slot as usize].take()?;
+        Some((at, item))
     }
 
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.in_wheel + self.later.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.len() == 0
     }
 }
 
@@ -113,5 +200,43 @@ mod tests {
         a.push(20, 1);
         assert!(a.pop_until(10).is_none());
         assert_eq!(a.len(), 1);
+    }
+
+    /// Against a plain sorted model: random pushes (near, far beyond the wheel, at the
+    /// current time) and pops up to random horizons give the same (time, item) order.
+    #[test]
+    fn same_order_as_a_sorted_model_across_the_wheel_and_beyond() {
+        use rand::{RngExt, SeedableRng};
+        for seed in 0..20 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut a = Agenda::default();
+            let mut model: Vec<(Time, u64, u64)> = Vec::new();
+            let (mut now, mut seq) = (0u64, 0u64);
+            for _ in 0..20_000 {
+                if rng.random_bool(0.55) {
+                    let delay = match rng.random_range(0..10) {
+                        0 => 0,
+                        1 => rng.random_range(WHEEL_MS - 2..WHEEL_MS + 2),
+                        2 => rng.random_range(WHEEL_MS..10 * WHEEL_MS),
+                        _ => rng.random_range(0..300),
+                    };
+                    seq += 1;
+                    a.push(now + delay, seq);
+                    model.push((now + delay, seq, seq));
+                } else {
+                    let until = now + rng.random_range(0..3 * WHEEL_MS);
+                    let got = a.pop_until(until);
+                    model.sort();
+                    let want = (model.first().is_some_and(|m| m.0 <= until))
+                        .then(|| model.remove(0))
+                        .map(|(t, _, x)| (t, x));
+                    assert_eq!(got, want, "seed {seed}");
+                    if let Some((t, _)) = got {
+                        now = t;
+                    }
+                }
+                assert_eq!(a.len(), model.len());
+            }
+        }
     }
 }
