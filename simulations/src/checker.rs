@@ -455,18 +455,19 @@ mod tests {
     use crate::events::Sink;
     use crate::view::{ColonyView, PrimaryView};
     use colony::core::types::Epoch;
+    use smallvec::{smallvec, SmallVec};
 
     fn led(host: u32) -> ColonyView {
         ColonyView {
-            primaries: vec![PrimaryView {
+            primaries: smallvec![PrimaryView {
                 host,
                 epoch: Epoch { term: 1, by: host },
                 writable: true,
                 quorum: true,
-                members: Vec::new().into(),
+                members: SmallVec::new(),
                 slots: 1,
             }],
-            secondaries: Vec::new(),
+            secondaries: SmallVec::new(),
         }
     }
 

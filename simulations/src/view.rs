@@ -16,8 +16,8 @@ use colony::core::node::{Node, NodeState};
 use colony::core::placement;
 use colony::core::topology::{HostState, HostView, Topology};
 use colony::core::types::{ColonyId, Epoch, HostId, HostRole, Load, Role};
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 /// A host that is up (not killed, not gone), with the load it last reported.
 pub struct LiveHost<'a> {
@@ -84,8 +84,9 @@ pub struct PrimaryView {
     pub writable: bool,
     /// Whether its host has quorum.
     pub quorum: bool,
-    /// Shared with the checker's cache of the host's replicas ([`ViewCache`]).
-    pub members: Rc<[MemberInfo]>,
+    /// Inline (a replica set rarely has more than four members): the checker copies
+    /// every primary's view into its colony's at every check.
+    pub members: SmallVec<[MemberInfo; 4]>,
     /// What its copy counts for ([`placement::slots`] of its host).
     pub slots: u32,
 }
@@ -111,8 +112,8 @@ pub struct SecondaryView {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ColonyView {
-    pub primaries: Vec<PrimaryView>,
-    pub secondaries: Vec<SecondaryView>,
+    pub primaries: SmallVec<[PrimaryView; 1]>,
+    pub secondaries: SmallVec<[SecondaryView; 3]>,
 }
 
 impl ColonyView {
@@ -253,7 +254,7 @@ impl ViewCache {
                                 epoch: s.epoch,
                                 writable: s.writable,
                                 quorum: stamp.2,
-                                members: s.members.into(),
+                                members: SmallVec::from_slice(&s.members),
                                 slots,
                             },
                         ));
@@ -300,7 +301,7 @@ impl ClusterView {
                             epoch: s.epoch,
                             writable: s.writable,
                             quorum,
-                            members: s.members.into(),
+                            members: SmallVec::from_slice(&s.members),
                             slots,
                         });
                     }
@@ -393,6 +394,7 @@ impl ClusterView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smallvec::smallvec;
 
     const EPOCH: Epoch = Epoch { term: 4, by: 1 };
 
@@ -425,27 +427,27 @@ mod tests {
     fn population_weighs_each_copy_by_its_hosts_slots() {
         // An ordinary primary and a storage secondary: 1 + 2.
         let cv = ColonyView {
-            primaries: vec![primary(1, 1, &[(9, true)])],
-            secondaries: vec![follower(9, 2)],
+            primaries: smallvec![primary(1, 1, &[(9, true)])],
+            secondaries: smallvec![follower(9, 2)],
         };
         assert_eq!(cv.population(), 3);
         assert!(cv.healthy(3));
         // The storage node alone, as primary: 2.
         let alone = ColonyView {
-            primaries: vec![primary(9, 2, &[])],
-            secondaries: vec![],
+            primaries: smallvec![primary(9, 2, &[])],
+            secondaries: smallvec![],
         };
         assert_eq!(alone.population(), 2);
         assert!(alone.healthy(2) && !alone.healthy(3));
         // A storage member still syncing, or following someone else, does not count.
         let syncing = ColonyView {
-            primaries: vec![primary(1, 1, &[(9, false), (2, true)])],
-            secondaries: vec![follower(9, 2), follower(2, 1)],
+            primaries: smallvec![primary(1, 1, &[(9, false), (2, true)])],
+            secondaries: smallvec![follower(9, 2), follower(2, 1)],
         };
         assert_eq!(syncing.population(), 2);
         let astray = ColonyView {
-            primaries: vec![primary(1, 1, &[(9, true)])],
-            secondaries: vec![SecondaryView {
+            primaries: smallvec![primary(1, 1, &[(9, true)])],
+            secondaries: smallvec![SecondaryView {
                 primary: 5,
                 ..follower(9, 2)
             }],
@@ -455,8 +457,8 @@ mod tests {
         // A member its primary counts in sync that holds no data yet does not count
         // either (storage-two seed 1045 at 78e7475 passed as healthy with one).
         let empty = ColonyView {
-            primaries: vec![primary(1, 1, &[(9, true), (2, true)])],
-            secondaries: vec![
+            primaries: smallvec![primary(1, 1, &[(9, true), (2, true)])],
+            secondaries: smallvec![
                 follower(9, 2),
                 SecondaryView {
                     synced: false,
