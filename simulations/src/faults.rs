@@ -235,7 +235,7 @@ pub fn plan(w: &mut World) {
 
 impl World {
     pub(crate) fn schedule(&mut self, at: Time, a: Action) {
-        self.agenda.push(at, Item::Fault(a));
+        self.agenda.push(at, Item::Fault(Box::new(a)));
     }
 
     /// A host by id if it runs, or a random running one.

@@ -15,7 +15,7 @@
 //! there directly, so it keeps its place ahead of them.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 /// Virtual time in milliseconds.
 pub type Time = u64;
@@ -45,17 +45,28 @@ impl Ord for Key {
     }
 }
 
+/// No slot: the end of a bucket's list.
+const NIL: u32 = u32::MAX;
+
+/// A pending item and the next one in its bucket.
+struct Entry<T> {
+    item: Option<T>,
+    next: u32,
+}
+
 /// A deterministic time-ordered queue.
 pub struct Agenda<T> {
     /// The wheel's first millisecond: nothing earlier is pending, and every pending item
     /// due before `cursor + WHEEL_MS` is in its bucket.
     cursor: Time,
-    buckets: Vec<VecDeque<u32>>,
+    /// Each bucket a list threaded through the slab (first, last), so a pop touches
+    /// the item's own entry only.
+    buckets: Vec<(u32, u32)>,
     /// Bit `i` set when bucket `i` is not empty.
     occupied: [u64; WORDS],
     in_wheel: usize,
     later: BinaryHeap<Key>,
-    items: Vec<Option<T>>,
+    entries: Vec<Entry<T>>,
     free: Vec<u32>,
     seq: u64,
 }
@@ -64,11 +75,11 @@ impl<T> Default for Agenda<T> {
     fn default() -> Self {
         Agenda {
             cursor: 0,
-            buckets: (0..WHEEL_MS).map(|_| VecDeque::new()).collect(),
+            buckets: vec![(NIL, NIL); WHEEL_MS as usize],
             occupied: [0; WORDS],
             in_wheel: 0,
             later: BinaryHeap::new(),
-            items: Vec::new(),
+            entries: Vec::new(),
             free: Vec::new(),
             seq: 0,
         }
@@ -82,14 +93,18 @@ impl<T> Agenda<T> {
         debug_assert!(at >= self.cursor, "an item scheduled in the past");
         let at = at.max(self.cursor);
         self.seq += 1;
+        let entry = Entry {
+            item: Some(item),
+            next: NIL,
+        };
         let slot = match self.free.pop() {
             Some(i) => {
-                self.items[i as usize] = Some(item);
+                self.entries[i as usize] = entry;
                 i
             }
             None => {
-                self.items.push(Some(item));
-                (self.items.len() - 1) as u32
+                self.entries.push(entry);
+                (self.entries.len() - 1) as u32
             }
         };
         if at < self.cursor + WHEEL_MS {
@@ -105,7 +120,14 @@ impl<T> Agenda<T> {
 
     fn put_in_bucket(&mut self, at: Time, slot: u32) {
         let b = (at % WHEEL_MS) as usize;
-        self.buckets[b].push_back(slot);
+        self.entries[slot as usize].next = NIL;
+        let (first, last) = &mut self.buckets[b];
+        if *last == NIL {
+            *first = slot;
+        } else {
+            self.entries[*last as usize].next = slot;
+        }
+        *last = slot;
         self.occupied[b / 64] |= 1 << (b % 64);
         self.in_wheel += 1;
     }
@@ -157,14 +179,17 @@ impl<T> Agenda<T> {
             self.advance(at);
         }
         let b = (at % WHEEL_MS) as usize;
-        let slot = self.buckets[b].pop_front()?;
-        if self.buckets[b].is_empty() {
+        let slot = self.buckets[b].0;
+        let entry = &mut self.entries[slot as usize];
+        let (item, next) = (entry.item.take(), entry.next);
+        self.buckets[b].0 = next;
+        if next == NIL {
+            self.buckets[b].1 = NIL;
             self.occupied[b / 64] &= !(1 << (b % 64));
         }
         self.in_wheel -= 1;
         self.free.push(slot);
-        let item = self.items[slot as usize].take()?;
-        Some((at, item))
+        Some((at, item?))
     }
 
     pub fn len(&self) -> usize {

@@ -73,7 +73,8 @@ pub(crate) enum Item {
         gen: u32,
         timer: Timer,
     },
-    Fault(Action),
+    /// Boxed: faults are rare, and every pending item is as large as the largest.
+    Fault(Box<Action>),
     ClientOp,
     LoadReport,
     Check,
@@ -214,7 +215,8 @@ impl World {
             let info = layout::host_info(&sc.cluster, i + 1, None, None);
             w.hosts.push(HostSlot::new(info));
             let at = u64::from(i) * sc.cluster.start_stagger_ms;
-            w.agenda.push(at, Item::Fault(Action::Boot(i + 1)));
+            w.agenda
+                .push(at, Item::Fault(Box::new(Action::Boot(i + 1))));
         }
         let c = &sc.cluster;
         let loggers = (0..c.loggers).map(|i| layout::logger_info(c, c.hosts + i + 1, i));
@@ -222,7 +224,8 @@ impl World {
             (0..c.storage).map(|i| layout::storage_info(c, c.hosts + c.loggers + i + 1, i));
         for info in loggers.chain(storage) {
             let at = u64::from(info.id - 1) * c.start_stagger_ms;
-            w.agenda.push(at, Item::Fault(Action::Boot(info.id)));
+            w.agenda
+                .push(at, Item::Fault(Box::new(Action::Boot(info.id))));
             w.hosts.push(HostSlot::new(info));
         }
         faults::plan(&mut w);
@@ -306,7 +309,7 @@ impl World {
                     self.step(host, Input::Timer(timer));
                 }
             }
-            Item::Fault(a) => self.apply(a),
+            Item::Fault(a) => self.apply(*a),
             Item::ClientOp => self.client_op(),
             Item::LoadReport => self.load_report(),
             Item::Check => self.on_check(),
