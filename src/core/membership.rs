@@ -416,6 +416,8 @@ type FocaInstance = Foca<HostIdentity, PostcardCodec, ChaCha8Rng, NoCustomBroadc
 struct Sink<'a> {
     me: HostId,
     out: &'a mut MembershipOut,
+    /// Periodic gossip timers, held for [`Membership::settle_gossip`].
+    gossip: &'a mut Vec<(u64, Timer<HostIdentity>)>,
     raw: &'a mut Vec<OwnedNotification<HostIdentity>>,
     /// Members foca suspected itself (a probe of ours failed): it asked for the timer
     /// that declares the suspect down.
@@ -437,6 +439,10 @@ impl Runtime<HostIdentity> for Sink<'_> {
     fn submit_after(&mut self, event: Timer<HostIdentity>, after: Duration) {
         if let Timer::ChangeSuspectToDown { member_id, .. } = &event {
             self.suspected.push(member_id.host);
+        }
+        if let Timer::PeriodicGossip(_) = &event {
+            self.gossip.push((duration_ms(after), event));
+            return;
         }
         self.out
             .timers
@@ -526,6 +532,13 @@ pub struct Membership {
     /// Hosts whose suspicion may have changed in the current call (see
     /// [`Self::report_suspicions`]).
     touched: Vec<HostId>,
+    /// The time of the current step (ms), as [`Self::set_now`] was last told.
+    now: u64,
+    /// Foca's periodic gossip timers asked for in the current call: `(after, timer)`.
+    gossip_asked: Vec<(u64, Timer<HostIdentity>)>,
+    /// Gossip timers held back while foca has nothing to gossip: `(due, period,
+    /// timer)`. See [`Self::settle_gossip`].
+    parked_gossip: Vec<(u64, u64, Timer<HostIdentity>)>,
 }
 
 impl fmt::Debug for Membership {
@@ -561,7 +574,21 @@ impl Membership {
             raw: Vec::new(),
             suspects: BTreeSet::new(),
             touched: Vec::new(),
+            now: 0,
+            gossip_asked: Vec::new(),
+            parked_gossip: Vec::new(),
         }
+    }
+
+    /// The time of the step about to run (ms, the owner's clock). Only the phase of
+    /// held-back gossip timers depends on it ([`Self::settle_gossip`]).
+    pub fn set_now(&mut self, now: u64) {
+        self.now = now;
+    }
+
+    /// How many gossip timers are held back (for tests and stats).
+    pub fn parked_gossip(&self) -> usize {
+        self.parked_gossip.len()
     }
 
     pub fn identity(&self) -> HostIdentity {
@@ -929,12 +956,53 @@ impl Membership {
         let mut sink = Sink {
             me: self.foca.identity().host,
             out,
+            gossip: &mut self.gossip_asked,
             raw: &mut self.raw,
             suspected: &mut self.touched,
         };
         let result = call(&mut self.foca, &mut sink);
+        self.settle_gossip(out);
         self.translate(out);
         result
+    }
+
+    /// Foca's periodic gossip timer fires every gossip period and sends only when it
+    /// has updates to spread; a thousand hosts of a quiet cluster woke a thousand times
+    /// a second to find nothing to say (a third of their membership timers). A gossip
+    /// timer foca asks for while it has nothing to spread is held back here, with the
+    /// time it was due; once foca has updates again, it is scheduled for the first
+    /// instant of its period not yet past, when it would have fired anyway (and done
+    /// nothing at each instant in between, except ask for itself again). Stale ones
+    /// (after a rejoin) are ignored by foca as before.
+    fn settle_gossip(&mut self, out: &mut MembershipOut) {
+        let idle = self.foca.updates_backlog() == 0 && self.foca.custom_broadcast_backlog() == 0;
+        for (after, timer) in self.gossip_asked.drain(..) {
+            if idle {
+                self.parked_gossip
+                    .push((self.now.saturating_add(after), after.max(1), timer));
+            } else {
+                out.timers
+                    .push((after, MembershipTimer(TimerKind::Foca(timer))));
+            }
+        }
+        if idle || self.parked_gossip.is_empty() {
+            return;
+        }
+        let now = self.now;
+        for (due, period, timer) in self.parked_gossip.drain(..) {
+            let after = if now <= due {
+                due - now
+            } else {
+                let rem = (now - due) % period;
+                if rem == 0 {
+                    0
+                } else {
+                    period - rem
+                }
+            };
+            out.timers
+                .push((after, MembershipTimer(TimerKind::Foca(timer))));
+        }
     }
 
     fn translate(&mut self, out: &mut MembershipOut) {
@@ -1165,6 +1233,7 @@ mod tests {
             let generation = self.nodes.get(&host).map_or(0, |n| n.generation + 1);
             let seed = self.seed ^ (u64::from(host) << 32) ^ u64::from(generation);
             let mut m = Membership::new(HostIdentity::new(host, incarnation), &self.cfg, seed);
+            m.set_now(self.now);
             if let Some(n) = hint {
                 m.set_cluster_size_hint(n);
             }
@@ -1241,6 +1310,7 @@ mod tests {
             }
             let mut out = MembershipOut::default();
             let node = self.nodes.get_mut(&target).unwrap();
+            node.m.set_now(self.now);
             match event.payload {
                 Payload::Data { from, bytes } => {
                     if self.cut.contains(&from)
@@ -1350,6 +1420,49 @@ mod tests {
             sim.boot(host, 0, None);
         }
         sim
+    }
+
+    /// Gossip timers pending in the harness's queue (foca's periodic gossip).
+    fn pending_gossip(sim: &Sim) -> usize {
+        sim.events
+            .values()
+            .filter(|e| {
+                matches!(
+                    &e.payload,
+                    Payload::Timer(MembershipTimer(TimerKind::Foca(Timer::PeriodicGossip(_))))
+                )
+            })
+            .count()
+    }
+
+    /// A quiet cluster holds its gossip timers back (foca would wake every host each
+    /// gossip period to find nothing to say); news brings them back on every host
+    /// that has some to spread, the news reaches everyone, and they are held back
+    /// again once it is spread.
+    #[test]
+    fn gossip_timers_wait_for_news() {
+        let mut sim = cluster(8, MembershipConfig::default(), 3);
+        sim.run_until_cond(10_000, Sim::converged)
+            .expect("8 members converge");
+        let quiet = |s: &Sim| {
+            pending_gossip(s) == 0 && s.hosts().iter().all(|h| s.m(*h).parked_gossip() == 1)
+        };
+        let t = sim.now;
+        sim.run_until_cond(t + 30_000, quiet)
+            .expect("once the joins are spread, no gossip timer is pending");
+        sim.kill(7);
+        let t = sim.now;
+        sim.run_until_cond(t + 20_000, |s| pending_gossip(s) > 0)
+            .expect("the suspicion of the killed host re-arms gossip");
+        let all_know =
+            |s: &Sim| (0..7).all(|h| !s.m(h).live_members().contains(&7)) && pending_gossip(s) == 0;
+        let t = sim.now;
+        sim.run_until_cond(t + 60_000, all_know)
+            .expect("the others learn of the death, then hold gossip back again");
+        for h in 0..7 {
+            assert_eq!(sim.m(h).parked_gossip(), 1, "host {h}");
+        }
+        sim.check_views();
     }
 
     #[test]

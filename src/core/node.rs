@@ -778,6 +778,7 @@ impl Node {
         if self.state == NodeState::Left {
             return;
         }
+        self.membership.set_now(now);
         match input {
             Input::Start { seeds } => self.start(now, seeds, out),
             Input::Message { from, msg } => self.on_message(now, from, msg, out),
@@ -1831,6 +1832,11 @@ impl Node {
             return;
         }
         let expect = self.cfg.expect_hosts.unwrap_or(1) as usize;
+        // The layout's hosts are this one and live members: not enough of those, no
+        // need to build the list (which sorts every host's names) at each record.
+        if self.membership.live().len() + 1 < expect {
+            return;
+        }
         if self.layout_hosts().len() >= expect {
             self.form(now, out);
         }

@@ -797,8 +797,10 @@ pub fn initial_layout(hosts: &[LayoutHost], colonies: u32, replicas: u32) -> Ini
             // The best host among the `span` positions from `start`: fewest box-mates,
             // then zone-mates, then replicas held, then the nearest.
             let scan = |span: usize, best: &mut Option<(LayoutRank, usize)>| {
+                let mut at = start % h_count;
                 for t in 0..span {
-                    let i = order[(start + t) % h_count];
+                    let i = order[at];
+                    at = if at + 1 == h_count { 0 } else { at + 1 };
                     if room[i] == 0 || set.contains(&i) {
                         continue;
                     }
