@@ -57,6 +57,11 @@
 //! - While we have no active member, the seeds are announced to again every probe period.
 //! - Packets are checked whole before foca sees them, and must come from the host they
 //!   name and be addressed to us.
+//! - Foca's periodic gossip timer is held back while foca has nothing to spread, and
+//!   scheduled again for the instant of its period it would have fired at once it has
+//!   (`Membership::settle_gossip`; the owner passes the step's time with
+//!   [`Membership::set_now`]): a quiet cluster does not wake every host each gossip
+//!   period for nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
