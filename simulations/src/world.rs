@@ -571,6 +571,7 @@ impl World {
             &live,
             colonies,
             &|a, b| self.net.connected(a, b),
+            !self.net.partitioned(),
             &mut self.view_cache,
         );
         let target = self.checker.target(&live, colonies);
@@ -1012,31 +1013,48 @@ mod tests {
         );
     }
 
-    /// The checks' view, rebuilt from the hosts whose replicas changed, is the view read
-    /// from every replica, at every check of a run with kills and restarts.
+    /// The checks' view, rebuilt from the hosts whose replicas changed (only the
+    /// colonies they hold or held), is the view read from every replica, at every
+    /// check: through kills and restarts, partitions and their healing, joins and
+    /// leaves, and a whole-cluster shutdown.
     #[test]
     fn the_rebuilt_view_is_the_view_read_afresh() {
-        let sc = Scenario::find("random-kills").expect("scenario");
-        let mut w = World::new(&sc, 3, RunOptions::default());
-        let colonies = sc.cluster.colonies;
-        let mut view = ClusterView::default();
-        let mut cache = ViewCache::default();
-        let (mut t, mut fewer) = (0, false);
-        while t < ms(sc.duration_s) && w.failure().is_none() {
-            t += 1_000;
-            w.run_until(t);
-            let live = live_hosts(&w.hosts);
-            fewer |= live.len() < sc.cluster.hosts as usize;
-            let reach = |a, b| w.net.connected(a, b);
-            view.rebuild(&live, colonies, &reach, &mut cache);
-            assert_eq!(
-                view,
-                ClusterView::build(&live, colonies, &reach),
-                "at {t} ms"
-            );
+        let mut kinds = (false, false, false);
+        for (name, seed) in [
+            ("random-kills", 3),
+            ("partial-partition", 1),
+            ("split-brain", 2),
+            ("join-leave", 1),
+            ("rolling-restart", 4),
+        ] {
+            let sc = Scenario::find(name).expect("scenario");
+            let mut w = World::new(&sc, seed, RunOptions::default());
+            let colonies = sc.cluster.colonies;
+            let mut view = ClusterView::default();
+            let mut cache = ViewCache::default();
+            let mut t = 0;
+            while t < ms(sc.duration_s) && w.failure().is_none() {
+                t += 1_000;
+                w.run_until(t);
+                let live = live_hosts(&w.hosts);
+                kinds.0 |= live.len() < sc.cluster.hosts as usize;
+                kinds.1 |= w.net.partitioned();
+                kinds.2 |= live.len() > sc.cluster.hosts as usize;
+                let reach = |a, b| w.net.connected(a, b);
+                view.rebuild(&live, colonies, &reach, !w.net.partitioned(), &mut cache);
+                assert_eq!(
+                    view,
+                    ClusterView::build(&live, colonies, &reach),
+                    "{name} seed {seed} at {t} ms"
+                );
+            }
+            assert!(w.failure().is_none(), "{name}");
+            assert!(view.colonies.iter().all(|c| c.leader().is_some()), "{name}");
         }
-        assert!(w.failure().is_none());
-        assert!(fewer, "a host was killed");
-        assert!(view.colonies.iter().all(|c| c.leader().is_some()));
+        assert_eq!(
+            kinds,
+            (true, true, true),
+            "fewer hosts, a partition, more hosts"
+        );
     }
 }
