@@ -10,9 +10,13 @@
 use crate::queue::Time;
 use crate::scenario::NetworkSpec;
 use colony::core::types::HostId;
+use hashbrown::HashMap;
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The least size at which the in-flight links are pruned.
+const PRUNE_MIN: usize = 1024;
 
 /// One side of a cut: these hosts cannot talk to the rest, or to the hosts of `only`
 /// (or, one-way, cannot send to them).
@@ -53,8 +57,15 @@ pub struct NetStats {
 /// The network between simulated hosts.
 pub struct Network {
     spec: NetworkSpec,
-    /// Last delivery time per directed link: `last[from][to]` (host ids are small).
-    last: Vec<Vec<Time>>,
+    /// The last delivery time of each directed link `(from, to)` that could still hold
+    /// a new message back: a link whose last delivery is no later than the earliest a
+    /// message sent now can arrive (`now + latency_ms[0]`) constrains nothing, and is
+    /// dropped whenever the map has doubled since it was last pruned. It holds the
+    /// links used in the last few milliseconds (a few thousand at most), where a dense
+    /// matrix of a thousand hosts' links was 8 MB and missed the cache on most sends.
+    in_flight: HashMap<(HostId, HostId), Time>,
+    /// The size at which `in_flight` is pruned next.
+    prune_at: usize,
     /// Messages sent per kind, by the address of the kind's name (a `&'static str`
     /// from [`colony::core::messages::Msg::kind`]): no string compared per message.
     /// Folded into [`NetStats::by_kind`] by [`Network::stats`].
@@ -68,7 +79,8 @@ impl Network {
     pub fn new(spec: NetworkSpec) -> Self {
         Network {
             spec,
-            last: Vec::new(),
+            in_flight: HashMap::new(),
+            prune_at: PRUNE_MIN,
             kinds: Vec::new(),
             partitions: Vec::new(),
             slow: BTreeMap::new(),
@@ -103,10 +115,15 @@ impl Network {
         let latency = rng.random_range(lo..=hi)
             + self.slow.get(&from).copied().unwrap_or(0)
             + self.slow.get(&to).copied().unwrap_or(0);
-        let row = grown(&mut self.last, from as usize, Vec::new);
-        let last = grown(row, to as usize, || 0);
+        let last = self.in_flight.entry((from, to)).or_insert(0);
         let at = (now + latency).max(*last);
         *last = at;
+        if self.in_flight.len() >= self.prune_at {
+            // Sends come in time order: nothing sent from now on arrives before this.
+            let earliest = now + lo;
+            self.in_flight.retain(|_, last| *last > earliest);
+            self.prune_at = (2 * self.in_flight.len()).max(PRUNE_MIN);
+        }
         Some(at)
     }
 
@@ -184,14 +201,6 @@ impl Network {
     }
 }
 
-/// `v[i]`, grown with `fill` as needed.
-fn grown<T>(v: &mut Vec<T>, i: usize, fill: impl FnMut() -> T) -> &mut T {
-    if i >= v.len() {
-        v.resize_with(i + 1, fill);
-    }
-    &mut v[i]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +219,44 @@ mod tests {
             assert!(at >= last && at > now);
             last = at;
         }
+    }
+
+    /// Busy links among a few hosts (a message on each every few milliseconds, so
+    /// later ones are held back behind earlier ones) amid thousands of links used
+    /// once (so the map is pruned again and again), latencies of 1..40 ms: every
+    /// arrival time is that of a dense per-link matrix.
+    #[test]
+    fn pruned_links_give_the_arrivals_of_a_full_matrix() {
+        let spec = NetworkSpec {
+            latency_ms: [1, 40],
+            ..NetworkSpec::default()
+        };
+        let mut net = Network::new(spec.clone());
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut reference_rng = ChaCha8Rng::seed_from_u64(11);
+        let mut dense = vec![vec![0u64; 400]; 400];
+        let mut pick = ChaCha8Rng::seed_from_u64(5);
+        let (mut prunes, mut held_back) = (0, 0);
+        for now in 0..20_000u64 {
+            for k in 0..6 {
+                let hosts = if k % 2 == 0 { 6 } else { 400 };
+                let from = pick.random_range(0..hosts);
+                let to = pick.random_range(0..hosts);
+                let before = net.in_flight.len();
+                let at = net.send(now, from, to, "dir", &mut rng).unwrap();
+                prunes += usize::from(net.in_flight.len() < before);
+                let [lo, hi] = spec.latency_ms;
+                let drawn = now + reference_rng.random_range(lo..=hi);
+                let want = drawn.max(dense[from as usize][to as usize]);
+                held_back += usize::from(want > drawn);
+                dense[from as usize][to as usize] = want;
+                assert_eq!(at, want, "{from}->{to} at {now}");
+            }
+        }
+        assert!(
+            prunes > 10 && held_back > 1_000,
+            "{prunes} prunes, {held_back} held back"
+        );
     }
 
     #[test]
