@@ -381,9 +381,10 @@ impl ClusterView {
         cache: &mut ViewCache,
     ) {
         let whole = !calm || !cache.calm || self.colonies.len() != colonies as usize;
+        cache.holders.resize_with(colonies as usize, SmallVec::new);
         let mut changed = Vec::new();
-        // Hosts gone since the last rebuild: their colonies change, and their read is
-        // forgotten (a host that comes back is read again).
+        // Hosts gone since the last rebuild: their colonies change, they hold them no
+        // more, and their read is forgotten (a host that comes back is read again).
         let mut now_live = Vec::with_capacity(live.len());
         now_live.extend(live.iter().map(LiveHost::id));
         for gone in cache
@@ -392,24 +393,25 @@ impl ClusterView {
             .filter(|h| now_live.binary_search(h).is_err())
         {
             if let Some(read) = cache.hosts.remove(gone) {
-                changed.extend(read.colonies());
+                for c in read.colonies() {
+                    if let Some(hs) = cache.holders.get_mut(c as usize) {
+                        hs.retain(|x| x != gone);
+                    }
+                    changed.push(c);
+                }
             }
         }
         cache.live = now_live;
-        // Read the live hosts; keep the holders of each colony in step.
-        let mut moved = Vec::new();
+        // Read the live hosts; each read again adds the colonies of its old read and
+        // of its new one to `changed` (`refreshed` keeps where).
         let mut refreshed = Vec::new();
         for h in live {
-            moved.clear();
-            cache.read(h, &mut moved);
-            if moved.is_empty() {
-                continue;
+            let from = changed.len();
+            cache.read(h, &mut changed);
+            if changed.len() > from {
+                refreshed.push((h.id(), from..changed.len()));
             }
-            // The colonies of its old read and of its new one.
-            refreshed.push((h.id(), moved.clone()));
-            changed.extend_from_slice(&moved);
         }
-        cache.holders.resize_with(colonies as usize, SmallVec::new);
         if whole {
             for hs in &mut cache.holders {
                 hs.clear();
@@ -428,26 +430,21 @@ impl ClusterView {
             }
             changed = (0..colonies).collect();
         } else {
-            for (h, touched) in &refreshed {
-                for c in touched {
-                    if let Some(hs) = cache.holders.get_mut(*c as usize) {
-                        hs.retain(|x| x != h);
+            // Keep the holders of each colony in step with the new reads.
+            for (h, touched) in refreshed {
+                for &c in &changed[touched] {
+                    if let Some(hs) = cache.holders.get_mut(c as usize) {
+                        hs.retain(|x| *x != h);
                     }
                 }
-                if let Some(read) = cache.hosts.get(h) {
+                if let Some(read) = cache.hosts.get(&h) {
                     for c in read.colonies() {
                         if let Some(hs) = cache.holders.get_mut(c as usize) {
-                            if let Err(at) = hs.binary_search(h) {
-                                hs.insert(at, *h);
+                            if let Err(at) = hs.binary_search(&h) {
+                                hs.insert(at, h);
                             }
                         }
                     }
-                }
-            }
-            // Holders that are no longer live (their read was forgotten above).
-            for c in &changed {
-                if let Some(hs) = cache.holders.get_mut(*c as usize) {
-                    hs.retain(|x| cache.hosts.contains_key(x));
                 }
             }
             changed.sort_unstable();
