@@ -15,6 +15,7 @@ use super::types::{mix64, ColonyId, Epoch, HostId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::ops::Deref;
+use std::sync::Arc;
 
 /// Where one colony lives, as announced by its primary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +168,18 @@ impl Stamped for DirEntry {
     }
     fn stamp(&self) -> (u64, u64, u64) {
         (self.epoch.term, u64::from(self.epoch.by), self.version)
+    }
+}
+
+/// A shared entry: the directory holds colony entries as `Arc`s, so the copies of one
+/// announcement that reach every host (and, in the simulator, the thousand directories
+/// of one process) are one value, not ten million.
+impl<V: Stamped> Stamped for Arc<V> {
+    fn key(&self) -> u32 {
+        (**self).key()
+    }
+    fn stamp(&self) -> (u64, u64, u64) {
+        (**self).stamp()
     }
 }
 
@@ -380,13 +393,14 @@ impl<V: Stamped> LwwTable<V> {
 /// A host's view of the whole cluster.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Directory {
-    pub colonies: LwwTable<DirEntry>,
+    /// Shared entries: one announcement is one allocation, whichever hosts hold it.
+    pub colonies: LwwTable<Arc<DirEntry>>,
     pub hosts: LwwTable<HostRecord>,
 }
 
 impl Directory {
     pub fn entry(&self, colony: ColonyId) -> Option<&DirEntry> {
-        self.colonies.get(colony)
+        self.colonies.get(colony).map(|e| &**e)
     }
 
     pub fn primary_of(&self, colony: ColonyId) -> Option<HostId> {

@@ -455,13 +455,13 @@ mod tests {
         let mut s = LogSink::default();
         let mut dir = Directory::default();
         for (colony, primary) in [(0, 1), (1, 1), (2, 2), (3, 4)] {
-            dir.colonies.merge(DirEntry {
+            dir.colonies.merge(std::sync::Arc::new(DirEntry {
                 colony,
                 epoch: Epoch::genesis(primary),
                 version: 1,
                 primary,
                 secondaries: Default::default(),
-            });
+            }));
         }
         let mut out = SinkOut::default();
         s.on_entries(1_000, 1, 1, vec![m(1)], &mut out);

@@ -7,10 +7,11 @@
 
 use super::cell::{Cell, Command, Key, Op, Reply};
 use super::directory::{DirEntry, HostRecord, KeyStamp};
-use super::placement::LayoutHost;
+use super::formation::SharedLayout;
 use super::types::{ColonyId, Epoch, HostId, Seq, Tick, Version};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A client request id, unique on the host where the client is connected.
 pub type ReqId = u64;
@@ -64,7 +65,7 @@ pub enum Msg {
     /// A host's record changed (load, state): pushed to every live host.
     HostRecord(HostRecord),
     /// A colony's placement changed: pushed by its primary to every host.
-    Dir(DirEntry),
+    Dir(Arc<DirEntry>),
     /// Anti-entropy, sent every `anti_entropy_ms` to one random peer: the roots of the
     /// directory and the host table ([`super::directory::LwwTable::root`]). A peer
     /// whose roots differ answers with its [`Msg::Digest`]; a converged pair (almost
@@ -89,7 +90,7 @@ pub enum Msg {
     /// Anti-entropy: the entries the sender holds newer, and the keys it wants (those
     /// the receiver holds newer); answered with those entries when it wants any.
     DigestEntries {
-        dir: Vec<DirEntry>,
+        dir: Vec<Arc<DirEntry>>,
         hosts: Vec<HostRecord>,
         want_dir: Vec<u32>,
         want_hosts: Vec<u32>,
@@ -97,8 +98,9 @@ pub enum Msg {
     /// The founder of a cluster formed together (`NodeConfig::expect_hosts`) -> every
     /// live host: the hosts of the initial layout. Each receiver computes the same
     /// layout ([`crate::core::placement::initial_layout`]), fills its directory with it
-    /// and creates the replicas it gives to this incarnation of the receiver.
-    Formation { hosts: Vec<LayoutHost> },
+    /// and creates the replicas it gives to this incarnation of the receiver (computed
+    /// once per process: [`SharedLayout`]).
+    Formation { hosts: SharedLayout },
     /// A client command routed to the primary of `colony`.
     Forward {
         to: ReplyTo,

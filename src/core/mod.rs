@@ -14,6 +14,7 @@
 //! - [`placement`]: repulsion, attraction, hysteresis, feasibility.
 //! - [`membership`]: SWIM (foca) with incarnations, suspicion and the undead.
 //! - [`directory`]: every host's table of where every colony lives, with anti-entropy.
+//! - [`formation`]: the initial layout a founder sends, computed once per process.
 //! - [`tail`]: a replica's bounded tail of recent mutations.
 //! - [`colony`]: one replica of one colony: replication, cloning, promotion, migration.
 //! - [`logsink`]: a logging node's position in every colony's history, gaps and resyncs.
@@ -25,6 +26,7 @@ pub mod cell_store;
 pub mod colony;
 pub mod directory;
 pub mod events;
+pub mod formation;
 pub mod logsink;
 pub mod membership;
 pub mod messages;

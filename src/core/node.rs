@@ -13,6 +13,7 @@ use super::cell_store::{CellStore, ValueLogError, ValueStorage};
 use super::colony::{ColonyConfig, ColonyReplica, ColonyTimer, Effects, Env};
 use super::directory::{DirEntry, Directory, HostRecord, Stamped};
 use super::events::{Event, EventKind};
+use super::formation::SharedLayout;
 use super::logsink::{LogAppend, LogSink, LogSinkConfig, SinkOut};
 use super::membership::{
     HostIdentity, Membership, MembershipConfig, MembershipOut, MembershipTimer, Notice,
@@ -27,6 +28,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 /// Everything a node needs to know about the cluster's rules and timings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -837,7 +839,7 @@ impl Node {
                 let r = ColonyReplica::genesis(c, me, Epoch::genesis(me));
                 let entry = r.dir_entry(me);
                 if self.hold(now, r, out) {
-                    self.dir.colonies.merge(entry);
+                    self.dir.colonies.merge(Arc::new(entry));
                 }
             }
         }
@@ -1615,7 +1617,7 @@ impl Node {
         }
     }
 
-    fn merge_entry(&mut self, e: DirEntry, out: &mut Out) {
+    fn merge_entry(&mut self, e: Arc<DirEntry>, out: &mut Out) {
         let me = self.info.id;
         let colony = e.colony;
         let (epoch, primary) = (e.epoch, e.primary);
@@ -1745,6 +1747,7 @@ impl Node {
     /// secondary that membership does not show alive yet (a newcomer being cloned to)
     /// is told too.
     fn announce(&mut self, entry: DirEntry, out: &mut Out) {
+        let entry = Arc::new(entry);
         self.dir.colonies.merge(entry.clone());
         let live = self.membership.live();
         let me = self.info.id;
@@ -1897,7 +1900,7 @@ impl Node {
     /// The founder lays the colonies out over the hosts it sees and tells every live
     /// host.
     fn form(&mut self, now: Tick, out: &mut Out) {
-        let hosts = self.layout_hosts();
+        let hosts = SharedLayout::new(self.layout_hosts());
         for &h in self.membership.live() {
             out.sends.push((
                 h,
@@ -1913,7 +1916,7 @@ impl Node {
     /// to this incarnation. A host the layout names but that is a later incarnation
     /// holds nothing: it disowns the colonies it would lead (their secondaries elect)
     /// and answers its primaries' greeting with `Gone`.
-    fn on_formation(&mut self, now: Tick, hosts: &[placement::LayoutHost], out: &mut Out) {
+    fn on_formation(&mut self, now: Tick, layout: &SharedLayout, out: &mut Out) {
         // A second founder (misconfigured: two hosts started without seeds) takes the
         // first layout it hears of rather than making its own.
         let (deferred, gone) = match std::mem::replace(&mut self.forming, Forming::Done) {
@@ -1925,30 +1928,22 @@ impl Node {
         let incarnation = self.incarnation();
         let member = self.sink.is_none()
             && self.state == NodeState::Active
-            && hosts
+            && layout
+                .hosts()
                 .iter()
                 .any(|h| h.id == me && h.incarnation == incarnation);
-        let layout = placement::initial_layout(hosts, self.cfg.colonies, self.cfg.colony.replicas);
+        let entries = layout.entries(self.cfg.colonies, self.cfg.colony.replicas);
         self.settle_until = now + self.cfg.formation_settle_ms;
-        let mut set: Vec<HostId> = Vec::with_capacity(layout.population as usize);
+        let mut set: Vec<HostId> = Vec::new();
         let mut led = Vec::new();
-        for c in 0..layout.colonies() {
+        for entry in entries.iter() {
+            let (c, primary) = (entry.colony, entry.primary);
             set.clear();
-            set.extend(layout.set(c));
-            let Some(&primary) = set.first() else {
-                continue;
-            };
-            let entry = DirEntry {
-                colony: c,
-                epoch: Epoch::genesis(primary),
-                version: 1,
-                primary,
-                secondaries: set[1..].into(),
-            };
+            set.extend(entry.holders());
             // An entry already newer here (a colony whose first primary died and was
             // replaced before this host heard of the layout) stands.
             let current = self.dir.entry(c).is_none_or(|e| e.stamp() <= entry.stamp());
-            self.dir.colonies.merge(entry);
+            self.dir.colonies.merge(entry.clone());
             if !current || !set.contains(&me) {
                 continue;
             }
@@ -3989,7 +3984,7 @@ mod tests {
             out.clear();
             if layout_arrives {
                 let msg = Msg::Formation {
-                    hosts: layout_hosts.clone(),
+                    hosts: SharedLayout::new(layout_hosts.clone()),
                 };
                 n.handle(12, Input::Message { from: 1, msg }, &mut out);
                 assert!(n.replica(colony).is_some());
