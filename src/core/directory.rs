@@ -171,9 +171,9 @@ impl Stamped for DirEntry {
     }
 }
 
-/// A shared entry: the directory holds colony entries as `Arc`s, so the copies of one
-/// announcement that reach every host (and, in the simulator, the thousand directories
-/// of one process) are one value, not ten million.
+/// A shared entry: the directory holds colony entries and host records as `Arc`s, so
+/// the copies of one announcement that reach every host (and, in the simulator, the
+/// thousand directories of one process) are one value, not ten million.
 impl<V: Stamped> Stamped for Arc<V> {
     fn key(&self) -> u32 {
         (**self).key()
@@ -395,7 +395,8 @@ impl<V: Stamped> LwwTable<V> {
 pub struct Directory {
     /// Shared entries: one announcement is one allocation, whichever hosts hold it.
     pub colonies: LwwTable<Arc<DirEntry>>,
-    pub hosts: LwwTable<HostRecord>,
+    /// Shared records, likewise.
+    pub hosts: LwwTable<Arc<HostRecord>>,
 }
 
 impl Directory {

@@ -63,7 +63,7 @@ pub enum Msg {
     /// A SWIM packet (foca's own encoding).
     Swim(Vec<u8>),
     /// A host's record changed (load, state): pushed to every live host.
-    HostRecord(HostRecord),
+    HostRecord(Arc<HostRecord>),
     /// A colony's placement changed: pushed by its primary to every host.
     Dir(Arc<DirEntry>),
     /// Anti-entropy, sent every `anti_entropy_ms` to one random peer: the roots of the
@@ -91,7 +91,7 @@ pub enum Msg {
     /// the receiver holds newer); answered with those entries when it wants any.
     DigestEntries {
         dir: Vec<Arc<DirEntry>>,
-        hosts: Vec<HostRecord>,
+        hosts: Vec<Arc<HostRecord>>,
         want_dir: Vec<u32>,
         want_hosts: Vec<u32>,
     },

@@ -1594,7 +1594,7 @@ impl Node {
         }
     }
 
-    fn merge_record(&mut self, rec: HostRecord) {
+    fn merge_record(&mut self, rec: Arc<HostRecord>) {
         let h = rec.view.info.id;
         if h == self.info.id {
             return;
@@ -1808,11 +1808,11 @@ impl Node {
         self.published_at = now;
         let view = self.my_view();
         self.record_version += 1;
-        let rec = HostRecord {
+        let rec = Arc::new(HostRecord {
             view: view.clone(),
             incarnation: self.membership.identity().incarnation,
             version: self.record_version,
-        };
+        });
         self.dir.hosts.merge(rec.clone());
         self.topo.upsert_ref(&view);
         // To every live host, like a directory entry (see `announce`): a record pushed
