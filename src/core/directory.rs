@@ -151,7 +151,8 @@ impl DirEntry {
 /// What one host says about itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HostRecord {
-    pub view: HostView,
+    /// Shared with the topologies that hold this host (see [`super::topology`]).
+    pub view: Arc<HostView>,
     pub incarnation: u32,
     pub version: u64,
 }

@@ -1266,7 +1266,7 @@ impl Node {
                     self.voters_gen += 1;
                 }
                 if let Some(rec) = self.dir.hosts.get(h) {
-                    self.topo.upsert_ref(&rec.view);
+                    self.topo.upsert_shared(&rec.view);
                 }
                 if let Some(mine) = self.dir.hosts.get(me) {
                     out.sends.push((h, Msg::HostRecord(mine.clone())));
@@ -1608,7 +1608,7 @@ impl Node {
         }
         if let Some(rec) = self.dir.hosts.get(h) {
             let logger = rec.view.info.role == HostRole::Logger;
-            self.topo.upsert_ref(&rec.view);
+            self.topo.upsert_shared(&rec.view);
             // Only a logger's record changes who the loggers are (deaths and joins come
             // through membership): no scan of the host table for every record.
             if logger || self.loggers.contains(&h) {
@@ -1809,12 +1809,12 @@ impl Node {
         let view = self.my_view();
         self.record_version += 1;
         let rec = Arc::new(HostRecord {
-            view: view.clone(),
+            view: Arc::new(view.clone()),
             incarnation: self.membership.identity().incarnation,
             version: self.record_version,
         });
         self.dir.hosts.merge(rec.clone());
-        self.topo.upsert_ref(&view);
+        self.topo.upsert_shared(&rec.view);
         // To every live host, like a directory entry (see `announce`): a record pushed
         // to three peers reached the rest through anti-entropy, seconds later, and
         // placement decided on stale loads in the meantime. On the scale benchmark

@@ -24,9 +24,9 @@
 //! Everything is ordered by [`HostId`] (`BTreeMap`s, sorts with id tie-breaks), so no
 //! hash order can leak into a placement decision.
 
-use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 use petgraph::Direction;
@@ -101,7 +101,9 @@ enum Place {
 
 #[derive(Clone, Debug)]
 struct Entry {
-    view: HostView,
+    /// Shared with the host record it came from: every host of a cluster holds every
+    /// host's view, and a record pushed to all of them is one value.
+    view: Arc<HostView>,
     /// The host's node in the graph.
     node: NodeIndex,
     /// Its box's and its zone's nodes (cached: [`Topology::distance`] is called for
@@ -331,27 +333,23 @@ impl Topology {
     /// Adds a host or replaces its view. A new incarnation may stand on another box or
     /// in another zone: the host is then moved in the tree.
     pub fn upsert(&mut self, view: HostView) {
-        self.upsert_cow(Cow::Owned(view));
+        self.upsert_shared(&Arc::new(view));
     }
 
-    /// [`Topology::upsert`] from a borrowed view: a host already known on the same box
-    /// is updated in place, without copying its names.
-    pub fn upsert_ref(&mut self, view: &HostView) {
-        self.upsert_cow(Cow::Borrowed(view));
-    }
-
-    fn upsert_cow(&mut self, view: Cow<HostView>) {
+    /// [`Topology::upsert`] of a shared view (a host record's): the topology keeps the
+    /// `Arc`, not a copy.
+    pub fn upsert_shared(&mut self, view: &Arc<HostView>) {
         let id = view.info.id;
         if let Some(&slot) = self.index.get(id) {
             let entry = self.entries[slot as usize].as_mut().expect("indexed");
             let old = &entry.view;
-            if *old == *view {
+            if Arc::ptr_eq(old, view) || *old == *view {
                 return;
             }
             self.generation += 1;
             let moved = old.info.zone != view.info.zone || old.info.box_name != view.info.box_name;
             if !moved {
-                peak_change(&mut self.peak, Some(old), Some(&view));
+                peak_change(&mut self.peak, Some(old), Some(view));
                 let shape_changed = old.info.capacity != view.info.capacity
                     || old.info.role != view.info.role
                     || old.state != view.state;
@@ -359,7 +357,7 @@ impl Topology {
                 if shape_changed {
                     self.shape += 1;
                     if let Some(f) = &mut self.feasible {
-                        f.change(Some(old), Some(&view));
+                        f.change(Some(old), Some(view));
                     }
                 }
                 if old.info.role != view.info.role {
@@ -367,15 +365,7 @@ impl Topology {
                     self.special = self.special + usize::from(is != HostRole::Normal)
                         - usize::from(was != HostRole::Normal);
                 }
-                // The names are equal: everything else is copied.
-                let new = &mut entry.view;
-                new.info.capacity = view.info.capacity;
-                new.info.role = view.info.role;
-                new.load = view.load;
-                new.replicas = view.replicas;
-                new.primaries = view.primaries;
-                new.state = view.state;
-                debug_assert!(*new == *view);
+                entry.view = view.clone();
                 if rank_changed {
                     self.note_pending(id);
                 }
@@ -383,7 +373,7 @@ impl Topology {
             }
             self.remove(id);
         }
-        let view = view.into_owned();
+        let view = view.clone();
         self.generation += 1;
         self.shape += 1;
         peak_change(&mut self.peak, None, Some(&view));
@@ -440,7 +430,7 @@ impl Topology {
     }
 
     pub fn get(&self, host: HostId) -> Option<&HostView> {
-        self.entry(host).map(|e| &e.view)
+        self.entry(host).map(|e| &*e.view)
     }
 
     /// Keep the sums of [`feasible_share`] for these parameters up to date from now on,
@@ -490,7 +480,7 @@ impl Topology {
         self.hosts
             .values()
             .filter_map(|&slot| self.entries[slot as usize].as_ref())
-            .map(|e| &e.view)
+            .map(|e| &*e.view)
     }
 
     /// All host ids, ascending.
@@ -512,7 +502,7 @@ impl Topology {
         let entry = self.entry(host);
         Spot {
             host,
-            view: entry.map(|e| &e.view),
+            view: entry.map(|e| &*e.view),
             nodes: entry.map(|e| (e.node, e.box_node, e.zone_node)),
         }
     }
