@@ -11,7 +11,8 @@
 //! Empty boxes and zones are pruned when their last host goes.
 //!
 //! Next to the tree, the topology keeps each host's [`HostView`] (its last reported load,
-//! replica count and state) and a ranking of all hosts by placement attraction, best
+//! replica count and state; shared with the host record it came from, not copied) and a
+//! ranking of all hosts by placement attraction, best
 //! first. The ranking is a cache: [`Topology::upsert`] and [`Topology::remove`] only note
 //! which hosts changed, and [`Topology::refresh`] (called by [`Topology::ranked`], which
 //! is why that takes `&mut self`) brings it up to date on the next read — by re-placing
