@@ -430,7 +430,8 @@ pub struct Node {
     rng: ChaCha8Rng,
     load: Load,
     record_version: u64,
-    published: Option<HostView>,
+    /// The view of the last record published (shared with it).
+    published: Option<Arc<HostView>>,
     /// When `published` was.
     published_at: Tick,
     state: NodeState,
@@ -1806,15 +1807,15 @@ impl Node {
             return;
         }
         self.published_at = now;
-        let view = self.my_view();
+        let view = Arc::new(self.my_view());
         self.record_version += 1;
         let rec = Arc::new(HostRecord {
-            view: Arc::new(view.clone()),
+            view: view.clone(),
             incarnation: self.membership.identity().incarnation,
             version: self.record_version,
         });
         self.dir.hosts.merge(rec.clone());
-        self.topo.upsert_shared(&rec.view);
+        self.topo.upsert_shared(&view);
         // To every live host, like a directory entry (see `announce`): a record pushed
         // to three peers reached the rest through anti-entropy, seconds later, and
         // placement decided on stale loads in the meantime. On the scale benchmark
