@@ -242,6 +242,20 @@ pub struct ViewCache {
 }
 
 impl ViewCache {
+    /// Lists `h` among the holders of every colony its last read holds.
+    fn add_holder(&mut self, h: HostId) {
+        let Some(read) = self.hosts.get(&h) else {
+            return;
+        };
+        for c in read.colonies() {
+            if let Some(hs) = self.holders.get_mut(c as usize) {
+                if let Err(at) = hs.binary_search(&h) {
+                    hs.insert(at, h);
+                }
+            }
+        }
+    }
+
     /// `h`'s replicas, read again if they changed since the last read; when they did,
     /// the colonies of the old read and of the new one are added to `changed`.
     fn read(&mut self, h: &LiveHost, changed: &mut Vec<ColonyId>) -> &HostRead {
@@ -417,16 +431,7 @@ impl ClusterView {
                 hs.clear();
             }
             for h in live {
-                if let Some(read) = cache.hosts.get(&h.id()) {
-                    for c in read.colonies() {
-                        if let Some(hs) = cache.holders.get_mut(c as usize) {
-                            hs.push(h.id());
-                        }
-                    }
-                }
-            }
-            for hs in &mut cache.holders {
-                hs.sort_unstable();
+                cache.add_holder(h.id());
             }
             changed = (0..colonies).collect();
         } else {
@@ -437,15 +442,7 @@ impl ClusterView {
                         hs.retain(|x| *x != h);
                     }
                 }
-                if let Some(read) = cache.hosts.get(&h) {
-                    for c in read.colonies() {
-                        if let Some(hs) = cache.holders.get_mut(c as usize) {
-                            if let Err(at) = hs.binary_search(&h) {
-                                hs.insert(at, h);
-                            }
-                        }
-                    }
-                }
+                cache.add_holder(h);
             }
             changed.sort_unstable();
             changed.dedup();
